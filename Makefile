@@ -1,0 +1,37 @@
+# The two commands a newcomer runs: `make demo` and `make test`. Each does its own set-up.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STORE  ?= chdb://$(CURDIR)/.driftline/demo
+CALLS  ?= 30000
+SEED   ?= 7
+
+.PHONY: demo test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.demo-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[embedded]'
+	touch $@
+
+$(VENV)/.test-installed: pyproject.toml scripts/system-deps.sh | $(BIN)/python
+	bash scripts/system-deps.sh
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+## make demo: simulate an LLM app with an injected incident into the embedded store, then report.
+demo: $(VENV)/.demo-installed
+	$(BIN)/driftline demo --store '$(STORE)' --calls $(CALLS) --seed $(SEED) --fresh
+
+## make test: the whole suite, against the real embedded ClickHouse engine.
+test: $(VENV)/.test-installed
+	$(BIN)/python -m pytest
+
+## make bench: every benchmark in bench/, each printing ratios against its baseline.
+bench: $(VENV)/.test-installed
+	for b in bench/bench_*.py; do $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .driftline build dist *.egg-info

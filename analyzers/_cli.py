@@ -1,0 +1,41 @@
+"""The `driftline` command: thin wrappers that parse, call the library, and format.
+
+Each command group lives in its own `_cmd_*.py` module and is registered here.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from ._cmd_annotate import annotate_command
+from ._cmd_db import db
+from ._cmd_demo import demo
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="driftline")
+@click.option("-v", "--verbose", is_flag=True, help="Log what driftline does (to stderr).")
+def cli(verbose: bool) -> None:
+    """driftline: what changed, when, and how much of the damage it explains.
+
+    Observability and incident tooling for LLM applications on ClickHouse.
+
+    \b
+    Example:
+      driftline db migrate                 # create the embedded store in ./.driftline
+      driftline demo --calls 20000         # simulate an incident into it
+      driftline db status --store http://127.0.0.1:8123/default
+    """
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+cli.add_command(db)
+cli.add_command(annotate_command)
+cli.add_command(demo)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="driftline")

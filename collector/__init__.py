@@ -1,0 +1,43 @@
+"""driftline.collector: data in. Instrumentation hooks, the store, its schema.
+
+Importing this package is cheap: nothing heavy (pandas, chdb, jinja2, the ClickHouse driver)
+is imported until a function that needs it runs.
+"""
+
+from __future__ import annotations
+
+from ._annotate import annotate
+from ._calls import LLMCall, llm_call
+from ._context import ReleaseContextProcessor, current_release, record_confidence, release, tag_retrieval
+from ._errors import AnalysisError, ConfigError, DriftlineError, NoDataError, SchemaError, StoreError, StoreUnavailable
+from ._exporter import StoreSpanExporter
+from ._instrument import Instrumentation, instrument
+from ._migrate import migrate, pending
+from ._scores import record_score
+from ._store import Store, connect
+
+__all__ = [
+    "AnalysisError",
+    "ConfigError",
+    "DriftlineError",
+    "Instrumentation",
+    "LLMCall",
+    "NoDataError",
+    "ReleaseContextProcessor",
+    "SchemaError",
+    "Store",
+    "StoreError",
+    "StoreSpanExporter",
+    "StoreUnavailable",
+    "annotate",
+    "connect",
+    "current_release",
+    "instrument",
+    "llm_call",
+    "migrate",
+    "pending",
+    "record_confidence",
+    "record_score",
+    "release",
+    "tag_retrieval",
+]

@@ -1,0 +1,195 @@
+"""The call wrapper and stream recorder: what no instrumentation records on its own.
+
+`llm_call(...)` opens a GenAI client span named per the conventions (`{operation} {model}`).
+Inside it, `call.stream(chunks)` wraps the provider's stream and measures time to first chunk,
+time per output token and the longest stall between chunks; a consumer that stops iterating
+early marks the call cancelled, and the provider's billed output tokens (when reported) give
+the tokens generated after the cancel. `call.response(...)` records what the provider returned.
+An exception leaving the block marks the span as an error with `error.type`.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Iterable, Iterator
+from types import TracebackType
+from typing import Any, TypeVar
+
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from . import _names as n
+
+__all__ = ["LLMCall", "llm_call"]
+
+T = TypeVar("T")
+
+_TRACER_NAME = "driftline"
+
+
+@functools.cache
+def _version() -> str:
+    from importlib.metadata import version
+
+    return version("driftline")
+
+
+def _tracer() -> trace.Tracer:
+    return trace.get_tracer(_TRACER_NAME, _version())
+
+
+class LLMCall:
+    """One GenAI call in flight; use through `llm_call(...)`."""
+
+    def __init__(self, span: Span, *, stream: bool, clock: Callable[[], int], started: int) -> None:
+        self.span = span
+        self._clock = clock
+        self._stream = stream
+        self._first_chunk: int | None = None
+        self._last_chunk: int | None = None
+        self._longest_stall = 0
+        self._delivered = 0
+        self._cancelled = False
+        self._finished = False
+        self._output_tokens: int | None = None
+        self._started = started
+
+    def response(
+        self,
+        *,
+        model: str | None = None,
+        response_id: str | None = None,
+        fingerprint: str | None = None,
+        finish_reason: str | None = None,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+        cached_tokens: int | None = None,
+        reasoning_tokens: int | None = None,
+        cost: float | None = None,
+    ) -> None:
+        """Record what the provider returned; unknown values are simply left out."""
+        if output_tokens is not None:
+            self._output_tokens = output_tokens
+        if finish_reason is not None:
+            self._finished = True
+        values = {
+            n.GEN_AI_RESPONSE_MODEL: model, n.GEN_AI_RESPONSE_ID: response_id, n.OPENAI_RESPONSE_SYSTEM_FINGERPRINT: fingerprint,
+            n.GEN_AI_RESPONSE_FINISH_REASONS: [finish_reason] if finish_reason else None,
+            n.GEN_AI_USAGE_INPUT_TOKENS: input_tokens, n.GEN_AI_USAGE_OUTPUT_TOKENS: output_tokens,
+            n.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: cached_tokens, n.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: reasoning_tokens,
+            n.COST: cost,
+        }  # fmt: skip
+        self.span.set_attributes({k: v for k, v in values.items() if v is not None})
+
+    def validation(self, outcome: str) -> None:
+        """Record the structured-output validation outcome (ok, parse_error, schema_error, semantic_error)."""
+        if outcome not in n.VALIDATION_OUTCOMES:
+            raise ValueError(f"validation outcome must be one of {', '.join(n.VALIDATION_OUTCOMES)}, not {outcome!r}")
+        self.span.set_attribute(n.VALIDATION_OUTCOME, outcome)
+
+    def failed(self, *, error_type: str, http_status: int | None = None, message: str = "") -> None:
+        """Record a provider error that did not raise (an error response the app handled)."""
+        self.span.set_attribute(n.ERROR_TYPE, error_type)
+        if http_status is not None:
+            self.span.set_attribute(n.HTTP_RESPONSE_STATUS_CODE, http_status)
+        self.span.set_status(Status(StatusCode.ERROR, message or error_type))
+
+    def stream(self, chunks: Iterable[T], *, tokens: Callable[[T], int] = lambda _: 1) -> Iterator[T]:
+        """Pass the provider's chunks through, timing them; stopping early counts as a cancel.
+
+        `tokens(chunk)` says how many output tokens a chunk carries (default one per chunk).
+        """
+        self._stream = True
+        completed = False
+        try:
+            for chunk in chunks:
+                self._on_chunk(tokens(chunk))
+                yield chunk
+            completed = True
+        finally:
+            if not completed:
+                self._cancelled = True
+
+    def _on_chunk(self, count: int) -> None:
+        now = self._clock()
+        if self._first_chunk is None:
+            self._first_chunk = now
+        elif self._last_chunk is not None:
+            self._longest_stall = max(self._longest_stall, now - self._last_chunk)
+        self._last_chunk = now
+        self._delivered += count
+
+    def cancel(self) -> None:
+        """Mark the stream cancelled (the user went away) when iteration cannot show it."""
+        self._cancelled = True
+
+    def _finish_stream(self) -> None:
+        attrs: dict[str, Any] = {n.GEN_AI_REQUEST_STREAM: True, n.STREAM_TOKENS_DELIVERED: self._delivered}
+        if self._first_chunk is not None:
+            attrs[n.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = (self._first_chunk - self._started) / 1e9
+            attrs[n.STREAM_LONGEST_STALL] = self._longest_stall / 1e9
+            if self._delivered > 1 and self._last_chunk is not None:
+                attrs[n.STREAM_TIME_PER_OUTPUT_TOKEN] = (self._last_chunk - self._first_chunk) / 1e9 / (self._delivered - 1)
+        if self._cancelled:
+            attrs[n.STREAM_CANCELLED] = True
+            attrs[n.GEN_AI_AGENT_INVOCATION_END_REASON] = "interrupted"
+            if self._output_tokens is not None:
+                attrs[n.STREAM_TOKENS_AFTER_CANCEL] = max(self._output_tokens - self._delivered, 0)
+        self.span.set_attributes(attrs)
+
+
+class llm_call:  # noqa: N801  (a context manager read as a verb)
+    """`with llm_call(provider=..., model=...) as call:` wraps one GenAI request in a span."""
+
+    def __init__(
+        self,
+        *,
+        provider: str,
+        model: str,
+        operation: str = "chat",
+        stream: bool = False,
+        server_address: str | None = None,
+        conversation_id: str | None = None,
+        attributes: dict[str, Any] | None = None,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        """`clock` (nanoseconds since the epoch) times the span and its chunks; simulations pass their own."""
+        self._attributes: dict[str, Any] = {
+            n.GEN_AI_OPERATION_NAME: operation,
+            n.GEN_AI_PROVIDER_NAME: provider,
+            n.GEN_AI_REQUEST_MODEL: model,
+            n.GEN_AI_REQUEST_STREAM: stream,
+        }
+        if server_address:
+            self._attributes[n.SERVER_ADDRESS] = server_address
+        if conversation_id:
+            self._attributes[n.GEN_AI_CONVERSATION_ID] = conversation_id
+        self._attributes.update(attributes or {})
+        self._name = f"{operation} {model}"
+        self._stream = stream
+        self._clock = clock
+        self._scope: Any = None
+        self._call: LLMCall | None = None
+
+    def __enter__(self) -> LLMCall:
+        started = self._clock()
+        span = _tracer().start_span(self._name, kind=SpanKind.CLIENT, attributes=self._attributes, start_time=started)
+        self._scope = trace.use_span(span, end_on_exit=False)
+        self._scope.__enter__()
+        self._call = LLMCall(span, stream=self._stream, clock=self._clock, started=started)
+        return self._call
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        call = self._call
+        assert call is not None and self._scope is not None
+        if call._stream:
+            call._finish_stream()
+        if exc is not None:
+            call.span.set_attribute(n.ERROR_TYPE, f"{type(exc).__module__}.{type(exc).__qualname__}".removeprefix("builtins."))
+            status = getattr(exc, "status_code", None)
+            if isinstance(status, int):
+                call.span.set_attribute(n.HTTP_RESPONSE_STATUS_CODE, status)
+            call.span.set_status(Status(StatusCode.ERROR, str(exc)[:1024]))
+        self._scope.__exit__(None, None, None)
+        call.span.end(end_time=self._clock())

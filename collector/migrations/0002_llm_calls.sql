@@ -1,0 +1,61 @@
+-- Typed GenAI calls, filled from otel_traces by a materialized view whichever path wrote the spans.
+CREATE TABLE IF NOT EXISTS llm_calls (
+    time DateTime64(9) CODEC(Delta(8), ZSTD(1)),
+    trace_id String CODEC(ZSTD(1)),
+    span_id String CODEC(ZSTD(1)),
+    parent_span_id String CODEC(ZSTD(1)),
+    service LowCardinality(String),
+    span_name LowCardinality(String),
+    service_version LowCardinality(Nullable(String)),
+    environment LowCardinality(Nullable(String)),
+    route LowCardinality(Nullable(String)),
+    tenant LowCardinality(Nullable(String)),
+    operation LowCardinality(Nullable(String)),
+    provider LowCardinality(Nullable(String)),
+    request_model LowCardinality(Nullable(String)),
+    response_model LowCardinality(Nullable(String)),
+    system_fingerprint LowCardinality(Nullable(String)),
+    response_id Nullable(String) CODEC(ZSTD(1)),
+    conversation_id Nullable(String) CODEC(ZSTD(1)),
+    server_address LowCardinality(Nullable(String)),
+    prompt_name LowCardinality(Nullable(String)),
+    prompt_version LowCardinality(Nullable(String)),
+    index_name LowCardinality(Nullable(String)),
+    index_version LowCardinality(Nullable(String)),
+    embedding_model LowCardinality(Nullable(String)),
+    retrieved_documents Nullable(UInt32),
+    confidence_mean Nullable(Float64),
+    confidence_min Nullable(Float64),
+    confidence_low_words Nullable(UInt32),
+    confidence_engine LowCardinality(Nullable(String)),
+    input_tokens Nullable(UInt64),
+    output_tokens Nullable(UInt64),
+    total_tokens Nullable(UInt64),
+    cached_tokens Nullable(UInt64),
+    reasoning_tokens Nullable(UInt64),
+    duration_s Float64,
+    ttft_s Nullable(Float64),
+    time_per_output_token_s Nullable(Float64),
+    longest_stall_s Nullable(Float64),
+    stream Nullable(Bool),
+    finish_reason LowCardinality(Nullable(String)),
+    cancelled Bool,
+    tokens_delivered Nullable(UInt64),
+    tokens_after_cancel Nullable(UInt64),
+    status LowCardinality(String),
+    error_type LowCardinality(Nullable(String)),
+    http_status Nullable(UInt16),
+    rate_limited Bool,
+    cost_usd Nullable(Float64),
+    validation LowCardinality(Nullable(String)),
+    INDEX idx_trace_id trace_id TYPE bloom_filter(0.001) GRANULARITY 1
+) ENGINE = MergeTree()
+PARTITION BY toDate(time)
+ORDER BY (service, toStartOfHour(time), time)
+{ttl: toDateTime(time)}
+SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1;
+
+-- Existing spans (an OTel Collector may have written them before driftline came) are copied once.
+INSERT INTO llm_calls SELECT * FROM ({include: llm_calls_select}) WHERE (SELECT count() FROM llm_calls) = 0;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS llm_calls_mv TO llm_calls AS {include: llm_calls_select};
