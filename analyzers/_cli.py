@@ -11,7 +11,7 @@ import click
 
 from ._cmd_annotate import annotate_command
 from ._cmd_db import db
-from ._cmd_demo import demo
+
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -29,11 +29,14 @@ def cli(verbose: bool) -> None:
       driftline db status --store http://127.0.0.1:8123/default
     """
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not verbose:  # driver retries and transport noise; the error line says what matters
+        for name in ("urllib3.connectionpool", "clickhouse_connect"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 cli.add_command(db)
 cli.add_command(annotate_command)
-cli.add_command(demo)
+
 
 
 def main() -> None:

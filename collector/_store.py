@@ -115,6 +115,22 @@ def _wrapped(sql: str) -> Iterator[None]:
         raise StoreError(_first_line(exc), code=exc.code, name=exc.name) from exc
 
 
+_ERRNO = re.compile(r"\[Errno -?\d+\] ([^\"')(]+)")
+_HTTP_STATUS = re.compile(r"HTTP (?:status|response)? ?code:? ?(\d{3})", re.I)
+
+
+def _transport_reason(exc: BaseException) -> str:
+    """The short human reason inside a driver's transport error (connection refused, 401, ...)."""
+    text = str(exc)
+    errno = _ERRNO.search(text)
+    if errno:
+        return errno.group(1).strip().lower()
+    status = _HTTP_STATUS.search(text)
+    if status:
+        return f"HTTP {status.group(1)}" + (" (check the user and password)" if status.group(1) in ("401", "403") else "")
+    return _first_line(exc)[:200]
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -278,8 +294,8 @@ def _connect_server(url: str, connect_timeout: float) -> Store:
     except Error as exc:
         where = f"{parts.hostname}:{parts.port or (8443 if parts.scheme == 'https' else 8123)}"
         raise StoreUnavailable(
-            f"cannot reach ClickHouse at {where} ({_first_line(exc)}); is the server (or `driftline serve`) running? "
-            "Check --store / DRIFTLINE_STORE",
+            f"cannot reach ClickHouse at {where}: {_transport_reason(exc)}. "
+            "Is the server (or `driftline serve`) running? Check --store / DRIFTLINE_STORE",
             code=exc.code,
             name=exc.name,
         ) from None

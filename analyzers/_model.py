@@ -1,0 +1,125 @@
+"""The results analyzers hand to the CLI, the report and the JSON output.
+
+Plain frozen dataclasses: detection gives Regressions, attribution gives Suspects, the timeline
+gives TimelineEvents. Each result cites what it rests on (`evidence`: the query name and its
+parameters, or exemplar trace ids), so a post-mortem built from them cannot drift from the data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+__all__ = ["Attribution", "Evidence", "Filters", "Regression", "Suspect", "TimelineEvent", "Window"]
+
+Direction = Literal["up", "down"]
+
+
+@dataclass(frozen=True)
+class Window:
+    """A half-open time range [start, end), timezone-aware."""
+
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("window times must be timezone-aware")
+        if self.end <= self.start:
+            raise ValueError(f"window end {self.end.isoformat()} is not after its start {self.start.isoformat()}")
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which calls an analysis looks at; None means all."""
+
+    service: str | None = None
+    route: str | None = None
+    tenant: str | None = None
+    environment: str | None = None
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What a finding rests on: the named query with its bound parameters, and exemplar traces."""
+
+    query: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+    trace_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Regression:
+    """A signal that left its baseline: when, how far, how sure."""
+
+    signal: str
+    started_at: datetime
+    baseline: float
+    current: float
+    direction: Direction
+    relative_change: float
+    confidence: float
+    calls: int
+    evidence: Evidence
+    ended_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Suspect:
+    """A dimension value (or pair) that explains part of a regression."""
+
+    dimensions: tuple[str, ...]
+    values: tuple[str, ...]
+    explained_share: float
+    effect: Literal["worse", "mix", "better"]
+    baseline_value: float | None
+    current_value: float | None
+    baseline_calls: int
+    current_calls: int
+    first_seen: datetime | None
+    aligned_change: str | None
+    evidence: Evidence
+
+    @property
+    def label(self) -> str:
+        """`response_model=gpt-4o-2024-11-20` or `prompt_version=v8 & route=/chat`."""
+        return " & ".join(f"{d}={v}" for d, v in zip(self.dimensions, self.values))
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """Ranked suspects for one regressed signal between a baseline and an incident window."""
+
+    signal: str
+    baseline: Window
+    incident: Window
+    baseline_value: float
+    incident_value: float
+    suspects: tuple[Suspect, ...]
+
+
+@dataclass(frozen=True)
+class TimelineEvent:
+    """One line of the post-mortem timeline."""
+
+    time: datetime
+    kind: Literal["change", "first_seen", "change_point", "burst", "recovered"]
+    summary: str
+    evidence: Evidence
+    flags: tuple[str, ...] = ()
+
+
+def as_dict(result: Any) -> dict[str, Any]:
+    """A result as JSON-ready data (datetimes as ISO 8601 strings)."""
+
+    def convert(value: Any) -> Any:
+        if isinstance(value, datetime):
+            return value.isoformat()
+        if isinstance(value, dict):
+            return {k: convert(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [convert(v) for v in value]
+        return value
+
+    return convert(asdict(result))  # type: ignore[no-any-return]

@@ -1,0 +1,68 @@
+"""Shared fixtures: a real embedded ClickHouse engine, clean env and tracer globals per test.
+
+chDB runs one engine directory per process, so the whole session shares one engine and each
+test gets its own ClickHouse database in it (`chdb:///dir?database=t_…`). Tests that need a
+store of their own directory run driftline in a subprocess.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.util._once import Once
+
+from driftline.collector import Store, connect, migrate
+
+
+@pytest.fixture(autouse=True)
+def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Strip the variables driftline and the OTel SDK read, so tests see only what they set."""
+    for name in list(os.environ):
+        if name.startswith(("DRIFTLINE_", "OTEL_")):
+            monkeypatch.delenv(name)
+
+
+def reset_tracing() -> None:
+    """Forget the global TracerProvider so the next instrument() starts from nothing."""
+    trace._TRACER_PROVIDER_SET_ONCE = Once()  # type: ignore[attr-defined]
+    trace._TRACER_PROVIDER = None  # type: ignore[attr-defined]
+
+
+@pytest.fixture(autouse=True)
+def tracing_globals() -> Iterator[None]:
+    """Every test starts and ends without a global TracerProvider."""
+    reset_tracing()
+    yield
+    provider = trace.get_tracer_provider()
+    shutdown = getattr(provider, "shutdown", None)
+    if shutdown is not None:
+        shutdown()
+    reset_tracing()
+
+
+@pytest.fixture(scope="session")
+def engine_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The one chDB engine directory this test process uses."""
+    return tmp_path_factory.mktemp("engine")
+
+
+@pytest.fixture
+def store_url(engine_dir: Path) -> str:
+    """A URL naming a fresh, empty database in the session's engine."""
+    return f"chdb://{engine_dir}?database=t_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    """A migrated store in a fresh database; dropped after the test."""
+    opened = connect(store_url)
+    migrate(opened)
+    yield opened
+    database = opened.client.database
+    opened.command(f"DROP DATABASE IF EXISTS {database}")
+    opened.close()
