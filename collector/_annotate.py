@@ -45,7 +45,6 @@ def annotate(
     """Record that something changed (now, or `at` a past moment) as a change annotation."""
     attrs = change_attributes(kind, target, version, description, author)
     when = int(at.timestamp() * 1e9) if at else time.time_ns()
-    tracer = tracer_provider.get_tracer("driftline") if tracer_provider else _tracer()
-    span = tracer.start_span(n.CHANGE_SPAN, kind=SpanKind.INTERNAL, attributes=attrs, start_time=when,
+    span = _tracer(tracer_provider).start_span(n.CHANGE_SPAN, kind=SpanKind.INTERNAL, attributes=attrs, start_time=when,
                              context=trace.set_span_in_context(trace.INVALID_SPAN))  # fmt: skip
     span.end(end_time=when)

@@ -35,8 +35,9 @@ def _version() -> str:
     return version("driftline")
 
 
-def _tracer() -> trace.Tracer:
-    return trace.get_tracer(_TRACER_NAME, _version())
+def _tracer(provider: trace.TracerProvider | None = None) -> trace.Tracer:
+    """driftline's tracer from `provider`, else from the global provider."""
+    return trace.get_tracer(_TRACER_NAME, _version(), tracer_provider=provider)
 
 
 class LLMCall:
@@ -153,8 +154,13 @@ class llm_call:  # noqa: N801  (a context manager read as a verb)
         conversation_id: str | None = None,
         attributes: dict[str, Any] | None = None,
         clock: Callable[[], int] = time.time_ns,
+        tracer_provider: trace.TracerProvider | None = None,
     ) -> None:
-        """`clock` (nanoseconds since the epoch) times the span and its chunks; simulations pass their own."""
+        """`clock` (ns since the epoch) times the span and its chunks; simulations pass their own.
+
+        `tracer_provider` defaults to the global one (set by `instrument()`).
+        """
+        self._provider = tracer_provider
         self._attributes: dict[str, Any] = {
             n.GEN_AI_OPERATION_NAME: operation,
             n.GEN_AI_PROVIDER_NAME: provider,
@@ -174,7 +180,7 @@ class llm_call:  # noqa: N801  (a context manager read as a verb)
 
     def __enter__(self) -> LLMCall:
         started = self._clock()
-        span = _tracer().start_span(self._name, kind=SpanKind.CLIENT, attributes=self._attributes, start_time=started)
+        span = _tracer(self._provider).start_span(self._name, kind=SpanKind.CLIENT, attributes=self._attributes, start_time=started)
         self._scope = trace.use_span(span, end_on_exit=False)
         self._scope.__enter__()
         self._call = LLMCall(span, stream=self._stream, clock=self._clock, started=started)

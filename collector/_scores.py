@@ -53,6 +53,7 @@ def record_score(
     trace_id: str | None = None,
     span_id: str | None = None,
     clock: Callable[[], int] = time.time_ns,
+    tracer_provider: trace.TracerProvider | None = None,
 ) -> None:
     """Record an evaluation of the current GenAI span, or of a past one named by its ids."""
     attrs = _event_attributes(name, value, label, explanation)
@@ -67,6 +68,6 @@ def record_score(
     judged = SpanContext(_parse_id(trace_id, 32, "trace_id"), _parse_id(span_id, 16, "span_id"), is_remote=True,
                          trace_flags=TraceFlags(TraceFlags.SAMPLED))  # fmt: skip
     now = clock()
-    span = _tracer().start_span(n.SCORE_SPAN, links=[Link(judged)], start_time=now, context=trace.set_span_in_context(trace.INVALID_SPAN))
+    span = _tracer(tracer_provider).start_span(n.SCORE_SPAN, links=[Link(judged)], start_time=now, context=trace.set_span_in_context(trace.INVALID_SPAN))
     span.add_event(n.EVENT_EVALUATION_RESULT, attrs, timestamp=now)
     span.end(end_time=now)
