@@ -14,9 +14,12 @@ from pathlib import Path
 
 import pytest
 from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.util._once import Once
 
-from driftline.collector import Store, connect, migrate
+from driftline.collector import ReleaseContextProcessor, Store, StoreSpanExporter, connect, migrate
 
 
 @pytest.fixture(autouse=True)
@@ -66,3 +69,13 @@ def store(store_url: str) -> Iterator[Store]:
     database = opened.client.database
     opened.command(f"DROP DATABASE IF EXISTS {database}")
     opened.close()
+
+
+@pytest.fixture
+def traced(store: Store) -> TracerProvider:
+    """A TracerProvider (not global) that stamps the release context and writes each span into
+    `store` as it ends, through the real StoreSpanExporter: read the tables right after."""
+    provider = TracerProvider(resource=Resource.create({"service.name": "test-svc", "service.version": "9.9.9"}))
+    provider.add_span_processor(ReleaseContextProcessor())
+    provider.add_span_processor(SimpleSpanProcessor(StoreSpanExporter(store)))
+    return provider
