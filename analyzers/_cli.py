@@ -11,6 +11,7 @@ import click
 
 from ._cmd_annotate import annotate_command
 from ._cmd_db import db
+from ._cmd_runbook import runbook
 
 
 
@@ -36,6 +37,7 @@ def cli(verbose: bool) -> None:
 
 cli.add_command(db)
 cli.add_command(annotate_command)
+cli.add_command(runbook)
 
 
 

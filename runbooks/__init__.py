@@ -1,0 +1,1 @@
+"""On-call runbooks (Markdown), shipped as package data; read them with `driftline runbook`."""

@@ -1,0 +1,57 @@
+"""Runbooks ship with the package, each covers its failure mode, and the CLI shows them."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from click.testing import CliRunner
+
+from driftline.analyzers import _runbooks
+from driftline.analyzers._cli import cli
+
+SECTIONS = ("Symptoms", "Dashboard", "Run", "Decide", "Mitigate", "Verify recovery", "Record for the post-mortem")
+FAILURE_MODES = (
+    "quality-regression", "ttft-regression", "provider-outage-429", "cancellation-tax", "streaming-stalls",
+    "asr-ocr-confidence", "structured-output-failures", "cost-spike", "db-pool-exhaustion",
+)  # fmt: skip
+
+
+def test_runbooks_cover_every_failure_mode() -> None:
+    assert set(FAILURE_MODES) <= set(_runbooks.names())
+
+
+@pytest.mark.parametrize("name", FAILURE_MODES)
+def test_runbook_has_every_section_and_a_command(name: str) -> None:
+    book = _runbooks.get(name)
+    headings = re.findall(r"^## (.+)$", book.text, flags=re.M)
+    assert list(SECTIONS) == headings
+    assert _runbooks.commands(book), f"{name} runs no driftline command"
+    assert "| risk |" in book.text, f"{name} gives mitigations without their risks"
+
+
+def test_runbook_cross_references_resolve() -> None:
+    for book in _runbooks.runbooks():
+        for ref in re.findall(r"see `([a-z0-9-]+)`", book.text):
+            assert _runbooks.get(ref).name == ref
+
+
+def test_runbook_list_names_every_runbook() -> None:
+    result = CliRunner().invoke(cli, ["runbook", "list"])
+    assert result.exit_code == 0
+    for name in _runbooks.names():
+        assert name in result.output
+
+
+def test_runbook_show_renders_headings_and_code_without_fences() -> None:
+    result = CliRunner().invoke(cli, ["runbook", "show", "cost-spike"])
+    assert result.exit_code == 0
+    assert "SYMPTOMS" in result.output
+    assert "```" not in result.output
+    assert "    driftline detect" in result.output
+
+
+def test_runbook_show_unknown_name_lists_the_valid_ones() -> None:
+    result = CliRunner().invoke(cli, ["runbook", "show", "no-such-thing"])
+    assert result.exit_code != 0
+    assert "quality-regression" in result.output
