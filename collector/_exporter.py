@@ -117,10 +117,16 @@ def write_spans(store: Store, spans: Sequence[ReadableSpan]) -> None:
 
 
 class StoreSpanExporter(SpanExporter):
-    """Exports SDK spans into the store's otel_traces table; owns the store it is given."""
+    """Exports SDK spans into the store's otel_traces table.
 
-    def __init__(self, store: Store) -> None:
+    It owns the store it is given and closes it at shutdown, unless `owns_store=False`: several
+    exporters (one per TracerProvider, e.g. one per simulated service) can then share one store,
+    which its opener closes after shutting them all down.
+    """
+
+    def __init__(self, store: Store, *, owns_store: bool = True) -> None:
         self._store = store
+        self._owns_store = owns_store
         self._lock = threading.Lock()
         self._seen_errors: set[str] = set()
         self._shutdown = False
@@ -145,8 +151,9 @@ class StoreSpanExporter(SpanExporter):
     def shutdown(self) -> None:
         if not self._shutdown:
             self._shutdown = True
-            with self._lock:
-                self._store.close()
+            if self._owns_store:
+                with self._lock:
+                    self._store.close()
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         return True
