@@ -18,12 +18,13 @@ from importlib import resources
 from ._errors import ConfigError, SchemaError
 from ._store import Store
 
-__all__ = ["Migration", "applied", "migrate", "migrations", "pending"]
+__all__ = ["Migration", "applied", "migrate", "migrations", "pending", "reset"]
 
 MIGRATIONS_TABLE = "driftline_migrations"
 _FILE = re.compile(r"^(\d{4})_(\w+)\.sql$")
 _INCLUDE = re.compile(r"\{include:\s*(\w+)\}")
 _TTL = re.compile(r"\{ttl:\s*([^}]+)\}")
+_CREATES = re.compile(r"^CREATE\s+(?:MATERIALIZED\s+VIEW|VIEW|TABLE)\s+IF\s+NOT\s+EXISTS\s+(\w+)", re.I | re.M)
 
 
 @dataclass(frozen=True)
@@ -109,3 +110,15 @@ def migrate(store: Store, *, ttl_days: int = 0) -> list[Migration]:
         store.insert(MIGRATIONS_TABLE, [[migration.version], [migration.name], [datetime.now(timezone.utc)]], ["version", "name", "applied_at"])
         done.append(migration)
     return done
+
+
+def reset(store: Store, *, ttl_days: int = 0) -> list[Migration]:
+    """Empty the store: drop every table and view driftline's migrations create, then migrate.
+
+    Only driftline's own objects go (their names come from the migration files); other tables in
+    the database and the data directory itself are left alone.
+    """
+    created = [name for migration in migrations() for name in _CREATES.findall(migration.text)]
+    for name in [*reversed(created), MIGRATIONS_TABLE]:  # views before the tables they write to
+        store.command(f"DROP TABLE IF EXISTS {name} SYNC")
+    return migrate(store, ttl_days=ttl_days)
