@@ -8,6 +8,7 @@ by the SDK's BatchSpanProcessor and flushed at exit.
 
 from __future__ import annotations
 
+import atexit
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -115,4 +116,8 @@ def instrument(
     ]
     for processor in processors:
         provider.add_span_processor(processor)
-    return Instrumentation(provider, processors, created)
+    handle = Instrumentation(provider, processors, created)
+    # Flush at exit before the embedded engine's own exit hooks close it: atexit runs last
+    # registered first, and the store (opened above) registered its hooks before this line.
+    atexit.register(handle.shutdown)
+    return handle
