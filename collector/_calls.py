@@ -52,7 +52,7 @@ class LLMCall:
         self._longest_stall = 0
         self._delivered = 0
         self._cancelled = False
-        self._finished = False
+        self._open_streams = 0
         self._output_tokens: int | None = None
         self._started = started
 
@@ -72,8 +72,6 @@ class LLMCall:
         """Record what the provider returned; unknown values are simply left out."""
         if output_tokens is not None:
             self._output_tokens = output_tokens
-        if finish_reason is not None:
-            self._finished = True
         values = {
             n.GEN_AI_RESPONSE_MODEL: model, n.GEN_AI_RESPONSE_ID: response_id, n.OPENAI_RESPONSE_SYSTEM_FINGERPRINT: fingerprint,
             n.GEN_AI_RESPONSE_FINISH_REASONS: [finish_reason] if finish_reason else None,
@@ -99,18 +97,23 @@ class LLMCall:
     def stream(self, chunks: Iterable[T], *, tokens: Callable[[T], int] = lambda _: 1) -> Iterator[T]:
         """Pass the provider's chunks through, timing them; stopping early counts as a cancel.
 
-        `tokens(chunk)` says how many output tokens a chunk carries (default one per chunk).
+        `tokens(chunk)` says how many output tokens a chunk carries (default one per chunk). A
+        stream not read to its end when the call's block exits (the consumer broke out, or kept
+        the iterator and left) counts as cancelled; one the provider failed counts as an error.
         """
         self._stream = True
-        completed = False
+        self._open_streams += 1
+        return self._relay(chunks, tokens)
+
+    def _relay(self, chunks: Iterable[T], tokens: Callable[[T], int]) -> Iterator[T]:
         try:
             for chunk in chunks:
                 self._on_chunk(tokens(chunk))
                 yield chunk
-            completed = True
-        finally:
-            if not completed:
-                self._cancelled = True
+        except Exception:
+            self._open_streams -= 1
+            raise
+        self._open_streams -= 1
 
     def _on_chunk(self, count: int) -> None:
         now = self._clock()
@@ -132,8 +135,9 @@ class LLMCall:
             attrs[n.STREAM_LONGEST_STALL] = self._longest_stall / 1e9
             if self._delivered > 1 and self._last_chunk is not None:
                 attrs[n.STREAM_TIME_PER_OUTPUT_TOKEN] = (self._last_chunk - self._first_chunk) / 1e9 / (self._delivered - 1)
-        if self._cancelled:
-            attrs[n.STREAM_CANCELLED] = True
+        cancelled = self._cancelled or self._open_streams > 0
+        attrs[n.STREAM_CANCELLED] = cancelled  # explicit, so a full stream without a finish reason is not a cancel
+        if cancelled:
             attrs[n.GEN_AI_AGENT_INVOCATION_END_REASON] = "interrupted"
             if self._output_tokens is not None:
                 attrs[n.STREAM_TOKENS_AFTER_CANCEL] = max(self._output_tokens - self._delivered, 0)

@@ -70,9 +70,9 @@ SELECT
     toFloat64OrNull(SpanAttributes['driftline.stream.longest_stall']) AS longest_stall_s,
     stream_any AS stream,
     if(finish_reason_any = 'tool_call', 'tool_calls', finish_reason_any) AS finish_reason,
-    SpanAttributes['driftline.stream.cancelled'] = 'true'
-        OR SpanAttributes['gen_ai.agent.invocation.end_reason'] = 'interrupted'
-        OR (ifNull(stream_any, false) AND finish_reason_any IS NULL AND StatusCode != 'Error') AS cancelled,
+    multiIf(SpanAttributes['driftline.stream.cancelled'] != '', SpanAttributes['driftline.stream.cancelled'] = 'true',
+            SpanAttributes['gen_ai.agent.invocation.end_reason'] = 'interrupted', true,
+            ifNull(stream_any, false) AND finish_reason_any IS NULL AND StatusCode != 'Error') AS cancelled,
     toUInt64OrNull(SpanAttributes['driftline.stream.tokens_delivered']) AS tokens_delivered,
     toUInt64OrNull(SpanAttributes['driftline.stream.tokens_after_cancel']) AS tokens_after_cancel,
     StatusCode AS status,
