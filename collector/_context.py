@@ -125,6 +125,8 @@ def record_confidence(
         scores = list(words)
         if not scores:
             raise ValueError("record_confidence(words=...) needs at least one word confidence")
+        if not all(0.0 <= s <= 1.0 for s in scores):
+            raise ValueError(f"word confidence must be within 0..1, got {max(scores, key=lambda s: abs(s - 0.5))}")
         mean, minimum = sum(scores) / len(scores), min(scores)
         low_words = sum(1 for s in scores if s < threshold)
     for label, value in (("mean", mean), ("minimum", minimum)):
@@ -136,8 +138,12 @@ def record_confidence(
     })  # fmt: skip
 
 
-def _is_genai(attributes: Mapping[str, Any]) -> bool:
-    return any(key in attributes for key in n.GENAI_MARKERS) or attributes.get(n.OI_SPAN_KIND) == "LLM"
+def _is_genai(attributes: Mapping[str, Any], name: str = "") -> bool:
+    """A GenAI span by its attributes, or by a `{operation} {model}` name (OpenLIT and others
+    start their spans bare and set the attributes only after the response)."""
+    if any(key in attributes for key in n.GENAI_MARKERS) or attributes.get(n.OI_SPAN_KIND) == "LLM":
+        return True
+    return name.partition(" ")[0] in n.GENAI_OPERATIONS
 
 
 class ReleaseContextProcessor(SpanProcessor):
@@ -149,7 +155,7 @@ class ReleaseContextProcessor(SpanProcessor):
             return
         try:
             attributes = span.attributes or {}
-            if _is_genai(attributes):
+            if _is_genai(attributes, span.name):
                 span.set_attributes({k: v for k, v in ambient.items() if k not in attributes})
         except Exception:  # a processor must not break the app's span
             return

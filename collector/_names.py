@@ -175,3 +175,7 @@ RELEASE_CONTEXT_KEYS: Final = (GEN_AI_PROMPT_NAME, GEN_AI_PROMPT_VERSION, INDEX_
 """The ambient attributes the release-context processor stamps onto GenAI spans."""
 GENAI_MARKERS: Final = (GEN_AI_OPERATION_NAME, GEN_AI_PROVIDER_NAME, GEN_AI_SYSTEM, GEN_AI_REQUEST_MODEL, OI_MODEL_NAME)
 """Any of these on a span makes it a GenAI span."""
+GENAI_OPERATIONS: Final = frozenset({
+    "chat", "text_completion", "generate_content", "embeddings", "execute_tool", "create_agent", "invoke_agent",
+})  # fmt: skip
+"""otel gen_ai.operation.name values; a span named `{operation} {model}` is a GenAI span."""
