@@ -7,7 +7,7 @@ An annotation is a `driftline.change` span, so it travels whatever way the app's
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
@@ -16,6 +16,14 @@ from . import _names as n
 from ._calls import _tracer
 
 __all__ = ["annotate"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _nanos(at: datetime) -> int:
+    """Exact ns since the epoch (float seconds lose the microseconds); naive times are UTC."""
+    aware = at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+    return (aware - _EPOCH) // timedelta(microseconds=1) * 1000
 
 
 def change_attributes(kind: str, target: str, version: str | None, description: str, author: str | None) -> dict[str, str]:
@@ -42,9 +50,9 @@ def annotate(
     at: datetime | None = None,
     tracer_provider: trace.TracerProvider | None = None,
 ) -> None:
-    """Record that something changed (now, or `at` a past moment) as a change annotation."""
+    """Record that something changed (now, or `at` a past moment; naive means UTC) as a change annotation."""
     attrs = change_attributes(kind, target, version, description, author)
-    when = int(at.timestamp() * 1e9) if at else time.time_ns()
+    when = _nanos(at) if at else time.time_ns()
     span = _tracer(tracer_provider).start_span(n.CHANGE_SPAN, kind=SpanKind.INTERNAL, attributes=attrs, start_time=when,
                              context=trace.set_span_in_context(trace.INVALID_SPAN))  # fmt: skip
     span.end(end_time=when)
