@@ -7,9 +7,12 @@ store of their own directory run driftline in a subprocess.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
+import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -79,3 +82,41 @@ def traced(store: Store) -> TracerProvider:
     provider.add_span_processor(ReleaseContextProcessor())
     provider.add_span_processor(SimpleSpanProcessor(StoreSpanExporter(store)))
     return provider
+
+
+_HOLDER = """
+import sys
+from driftline.collector import connect
+from driftline.collector._store import announce_endpoint
+store = connect(sys.argv[1])
+if len(sys.argv) > 2:
+    announce_endpoint(store, sys.argv[2])
+print("ready", flush=True)
+sys.stdin.read()  # hold the directory until the test closes our stdin
+"""
+
+
+@contextlib.contextmanager
+def holding(url: str, endpoint: str | None = None) -> Iterator[subprocess.Popen[str]]:
+    """Another process that has the embedded store at `url` open, until the block ends."""
+    argv = [sys.executable, "-c", _HOLDER, url, *([endpoint] if endpoint else [])]
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready", proc.stderr and proc.stderr.read()
+        yield proc
+    finally:
+        proc.communicate(timeout=60)
+
+
+@pytest.fixture
+def held_store(tmp_path: Path) -> Iterator[tuple[str, int]]:
+    """(url, pid): an embedded store directory held open by another process."""
+    url = f"chdb://{tmp_path / 'held'}"
+    with holding(url) as proc:
+        yield url, proc.pid
+
+
+@pytest.fixture
+def hold() -> Callable[..., contextlib.AbstractContextManager[subprocess.Popen[str]]]:
+    """`with hold(url, endpoint=None) as proc:` another process holds that embedded store."""
+    return holding
