@@ -1,0 +1,160 @@
+"""The schema: otel_traces as the OTel Collector's ClickHouse exporter makes it; typed tables filled
+by materialized views whichever writer came first; migrations versioned, idempotent, repairable."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from driftline.collector import ConfigError, Store, connect, migrate, pending
+from driftline.collector._exporter import OTEL_TRACES_COLUMNS
+from driftline.collector._migrate import MIGRATIONS_TABLE, latest_version, migrations
+
+# The contrib exporter's traces table (exporter/clickhouseexporter/internal/sqltemplates/traces_table.sql),
+# as (column, type) in table order; the Grafana ClickHouse plugin's trace view reads these names.
+COLLECTOR_OTEL_TRACES = [
+    ("Timestamp", "DateTime64(9)"), ("TraceId", "String"), ("SpanId", "String"), ("ParentSpanId", "String"),
+    ("TraceState", "String"), ("SpanName", "LowCardinality(String)"), ("SpanKind", "LowCardinality(String)"),
+    ("ServiceName", "LowCardinality(String)"), ("ResourceAttributes", "Map(LowCardinality(String), String)"),
+    ("ScopeName", "String"), ("ScopeVersion", "String"), ("SpanAttributes", "Map(LowCardinality(String), String)"),
+    ("Duration", "UInt64"), ("StatusCode", "LowCardinality(String)"), ("StatusMessage", "String"),
+    ("Events.Timestamp", "Array(DateTime64(9))"), ("Events.Name", "Array(LowCardinality(String))"),
+    ("Events.Attributes", "Array(Map(LowCardinality(String), String))"), ("Links.TraceId", "Array(String)"),
+    ("Links.SpanId", "Array(String)"), ("Links.TraceState", "Array(String)"),
+    ("Links.Attributes", "Array(Map(LowCardinality(String), String))"),
+    ("ResourceAttributeItems", "Array(String)"), ("SpanAttributeItems", "Array(String)"),
+]  # fmt: skip
+COLLECTOR_TRACE_ID_TS = [
+    ("TraceId", "String"), ("Start", "SimpleAggregateFunction(min, DateTime)"), ("End", "SimpleAggregateFunction(max, DateTime)"),
+]  # fmt: skip
+
+
+def columns(store: Store, table: str) -> list[tuple[str, str]]:
+    rows = store.rows("SELECT name, type FROM system.columns WHERE database = currentDatabase() AND table = {t:String} ORDER BY position", {"t": table})
+    return [(str(n), str(t)) for n, t in rows]
+
+
+def keys(store: Store, table: str) -> tuple[str, str, str]:
+    rows = store.rows("SELECT partition_key, primary_key, sorting_key FROM system.tables WHERE database = currentDatabase() AND name = {t:String}", {"t": table})
+    return rows[0]
+
+
+def test_otel_traces_matches_the_collector_exporter_column_for_column(store: Store) -> None:
+    assert columns(store, "otel_traces") == COLLECTOR_OTEL_TRACES
+    assert keys(store, "otel_traces") == (
+        "toDate(Timestamp)", "ServiceName, SpanName, toDateTime(Timestamp)", "ServiceName, SpanName, toDateTime(Timestamp), Timestamp",
+    )  # fmt: skip
+    assert columns(store, "otel_traces_trace_id_ts") == COLLECTOR_TRACE_ID_TS
+    assert keys(store, "otel_traces_trace_id_ts") == ("toStartOfWeek(Start)", "(TraceId)", "(TraceId)")
+    assert store.table_exists("otel_traces_trace_id_ts_mv")
+
+
+def test_exporter_inserts_the_collector_column_list() -> None:
+    assert list(OTEL_TRACES_COLUMNS) == [name for name, _ in COLLECTOR_OTEL_TRACES[:-2]]
+
+
+# --- a store an OTel Collector wrote before driftline came ------------------------------------
+
+T0 = 1_790_000_000_000_000_000
+
+
+def collector_rows(first: int, count: int, *, service: str = "checkout") -> list[list[Any]]:
+    """Rows as the Collector writes them: every attribute value already a string."""
+    rows = []
+    for i in range(first, first + count):
+        genai = i % 4 != 3  # every fourth span is a plain HTTP span
+        attrs = {"gen_ai.operation.name": "chat", "gen_ai.system": "openai", "gen_ai.request.model": "gpt-4o",
+                 "gen_ai.response.model": "gpt-4o-2024-08-06" if i < 6 else "gpt-4o-2024-11-20",
+                 "gen_ai.usage.input_tokens": str(100 + i), "gen_ai.usage.output_tokens": "20"} if genai else {"http.request.method": "GET"}  # fmt: skip
+        events = ([T0 + i * 10**9 + 5], ["gen_ai.evaluation.result"], [{"gen_ai.evaluation.name": "relevance", "gen_ai.evaluation.score.value": "0.5"}]) if genai else ([], [], [])  # fmt: skip
+        rows.append([
+            T0 + i * 10**9, f"{i + 1:032x}", f"{i + 1:016x}", "", "", "chat gpt-4o" if genai else "GET /", "Client", service,
+            {"service.name": service, "service.version": "2.0.0"}, "io.opentelemetry.collector", "0.119.0", attrs,
+            1_500_000_000, "Ok", "", *events, [], [], [], [],
+        ])  # fmt: skip
+    return rows
+
+
+def insert_as_collector(store: Store, rows: list[list[Any]]) -> None:
+    store.insert("otel_traces", [list(col) for col in zip(*rows)], OTEL_TRACES_COLUMNS)
+
+
+@pytest.fixture
+def collector_store(store_url: str) -> Iterator[Store]:
+    """A database holding only what the Collector creates and writes (its tables, 8 spans)."""
+    opened = connect(store_url)
+    for statement in migrations()[0].statements(ttl_days=0):  # the Collector's own three statements
+        opened.command(statement)
+    insert_as_collector(opened, collector_rows(0, 8))
+    yield opened
+    opened.command(f"DROP DATABASE IF EXISTS {opened.client.database}")
+    opened.close()
+
+
+def counts(store: Store) -> dict[str, int]:
+    tables = ("otel_traces", "llm_calls", "llm_scores", "changes", "first_seen", "otel_traces_trace_id_ts")
+    return {t: int(store.rows(f"SELECT count() FROM {t}")[0][0]) for t in tables}
+
+
+def test_migrate_on_collector_written_store_backfills_each_genai_span_exactly_once(collector_store: Store) -> None:
+    assert [m.version for m in migrate(collector_store)] == list(range(1, latest_version() + 1))
+    genai_ids = sorted(f"{i + 1:016x}" for i in range(8) if i % 4 != 3)
+    assert [r[0] for r in collector_store.rows("SELECT span_id FROM llm_calls ORDER BY span_id")] == genai_ids
+    assert collector_store.rows("SELECT count(), uniqExact(span_id) FROM llm_scores") == [(6, 6)]
+    assert collector_store.rows("SELECT sum(input_tokens), any(service_version) FROM llm_calls") == [(sum(100 + i for i in range(8) if i % 4 != 3), "2.0.0")]
+    first = collector_store.rows("SELECT value, calls FROM first_seen FINAL WHERE dimension = 'response_model' ORDER BY value")
+    assert first == [("gpt-4o-2024-08-06", 5), ("gpt-4o-2024-11-20", 1)]
+
+
+def test_migrate_twice_changes_nothing(collector_store: Store) -> None:
+    migrate(collector_store)
+    before = counts(collector_store), collector_store.rows(f"SELECT version, name FROM {MIGRATIONS_TABLE} ORDER BY version")
+    assert migrate(collector_store) == []
+    assert pending(collector_store) == []
+    assert (counts(collector_store), collector_store.rows(f"SELECT version, name FROM {MIGRATIONS_TABLE} ORDER BY version")) == before
+
+
+def test_spans_written_after_migrate_flow_through_the_views_once(collector_store: Store) -> None:
+    migrate(collector_store)
+    before = counts(collector_store)
+    insert_as_collector(collector_store, collector_rows(8, 4))
+    after = counts(collector_store)
+    assert (after["otel_traces"] - before["otel_traces"], after["llm_calls"] - before["llm_calls"], after["llm_scores"] - before["llm_scores"]) == (4, 3, 3)
+
+
+def test_migrate_rerun_after_a_crash_before_recording_does_not_duplicate(collector_store: Store) -> None:
+    migrate(collector_store)
+    before = counts(collector_store)
+    # A crash after 0002/0003 ran but before they were recorded: only 0001 is on record.
+    collector_store.command(f"TRUNCATE TABLE {MIGRATIONS_TABLE}")
+    collector_store.insert(MIGRATIONS_TABLE, [[1], ["otel_traces"], [datetime(2026, 1, 1)]], ["version", "name", "applied_at"])
+    assert [m.version for m in migrate(collector_store)] == list(range(2, latest_version() + 1))
+    assert counts(collector_store) == before
+
+
+def test_pending_never_writes(store_url: str) -> None:
+    with connect(store_url) as fresh:
+        assert [m.version for m in pending(fresh)] == list(range(1, latest_version() + 1))
+        assert fresh.rows("SELECT count() FROM system.tables WHERE database = currentDatabase()") == [(0,)]
+        fresh.command(f"DROP DATABASE IF EXISTS {fresh.client.database}")
+
+
+def test_migrate_with_ttl_days_sets_retention_on_raw_and_typed_tables(store_url: str) -> None:
+    with connect(store_url) as fresh:
+        migrate(fresh, ttl_days=30)
+        ddl = dict(fresh.rows("SELECT name, create_table_query FROM system.tables WHERE database = currentDatabase()"))
+        for table in ("otel_traces", "llm_calls", "llm_scores"):
+            assert "TTL" in ddl[table] and "toIntervalDay(30)" in ddl[table], table
+        fresh.command(f"DROP DATABASE IF EXISTS {fresh.client.database}")
+
+
+def test_migrate_rejects_negative_ttl(store: Store) -> None:
+    with pytest.raises(ConfigError, match="ttl_days"):
+        migrate(store, ttl_days=-1)
+
+
+def test_migrations_are_numbered_without_gaps() -> None:
+    assert [m.version for m in migrations()] == list(range(1, len(migrations()) + 1))
