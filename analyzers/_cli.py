@@ -10,6 +10,7 @@ import logging
 import click
 
 from ._cmd_annotate import annotate_command
+from ._cmd_dashboards import dashboards
 from ._cmd_db import db
 from ._cmd_runbook import runbook
 
@@ -37,6 +38,7 @@ def cli(verbose: bool) -> None:
 
 cli.add_command(db)
 cli.add_command(annotate_command)
+cli.add_command(dashboards)
 cli.add_command(runbook)
 
 
