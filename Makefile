@@ -13,11 +13,11 @@ $(BIN)/python:
 	$(BIN)/pip install -q --upgrade pip
 
 $(VENV)/.demo-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[embedded]'
+	$(BIN)/pip install -q -e '.[embedded,report]'
 	touch $@
 
 $(VENV)/.test-installed: pyproject.toml scripts/system-deps.sh | $(BIN)/python
-	bash scripts/system-deps.sh
+	bash scripts/system-deps.sh chromium
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 

@@ -20,6 +20,8 @@ EXIT_OTHER = 1
 EXIT_USAGE = 2
 EXIT_STORE = 3
 EXIT_NO_DATA = 4
+EXIT_REGRESSION = 5
+"""`incident report --fail-on-regression` found a regression (the report is still written)."""
 
 _EXIT_CODES: tuple[tuple[type[DriftlineError], int], ...] = (
     (ConfigError, EXIT_STORE),

@@ -15,6 +15,8 @@ DRIFTLINE_STORE: Final = "DRIFTLINE_STORE"
 """Store URL: chdb:///path/to/dir or http(s)://user:pass@host:8123/db."""
 DRIFTLINE_DATA_DIR: Final = "DRIFTLINE_DATA_DIR"
 """Where the default embedded store lives when DRIFTLINE_STORE is unset (default ./.driftline)."""
+DRIFTLINE_GRAFANA_URL: Final = "DRIFTLINE_GRAFANA_URL"
+"""URL template opening a trace in Grafana (Explore), with {trace_id} where the id goes; used by incident reports."""
 DRIFTLINE_EXPORT_BATCH: Final = "DRIFTLINE_EXPORT_BATCH"
 """Maximum spans per insert of the direct store exporter (default 2048)."""
 
