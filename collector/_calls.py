@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import functools
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator
+from contextvars import Token
 from types import TracebackType
 from typing import Any, TypeVar
 
-from opentelemetry import trace
+from opentelemetry import context, trace
+from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from . import _names as n
+from ._context import current_release
 
 __all__ = ["LLMCall", "llm_call"]
 
@@ -35,9 +39,19 @@ def _version() -> str:
     return version("driftline")
 
 
+_tracers: weakref.WeakKeyDictionary[trace.TracerProvider, trace.Tracer] = weakref.WeakKeyDictionary()
+
+
 def _tracer(provider: trace.TracerProvider | None = None) -> trace.Tracer:
-    """driftline's tracer from `provider`, else from the global provider."""
-    return trace.get_tracer(_TRACER_NAME, _version(), tracer_provider=provider)
+    """driftline's tracer from `provider`, else from the global provider.
+
+    Cached per provider: asking the SDK for a tracer costs about as much as making a span.
+    """
+    source = provider or trace.get_tracer_provider()
+    tracer = _tracers.get(source)
+    if tracer is None:
+        tracer = _tracers[source] = source.get_tracer(_TRACER_NAME, _version())
+    return tracer
 
 
 class LLMCall:
@@ -179,20 +193,21 @@ class llm_call:  # noqa: N801  (a context manager read as a verb)
         self._name = f"{operation} {model}"
         self._stream = stream
         self._clock = clock
-        self._scope: Any = None
+        self._token: Token[Context] | None = None
         self._call: LLMCall | None = None
 
     def __enter__(self) -> LLMCall:
         started = self._clock()
-        span = _tracer(self._provider).start_span(self._name, kind=SpanKind.CLIENT, attributes=self._attributes, start_time=started)
-        self._scope = trace.use_span(span, end_on_exit=False)
-        self._scope.__enter__()
+        ambient = current_release()  # stamped here at once, so the processor has nothing left to add
+        attributes = {**ambient, **self._attributes} if ambient else self._attributes
+        span = _tracer(self._provider).start_span(self._name, kind=SpanKind.CLIENT, attributes=attributes, start_time=started)
+        self._token = context.attach(trace.set_span_in_context(span))  # use_span without its generator's cost
         self._call = LLMCall(span, stream=self._stream, clock=self._clock, started=started)
         return self._call
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         call = self._call
-        assert call is not None and self._scope is not None
+        assert call is not None and self._token is not None
         if call._stream:
             call._finish_stream()
         if exc is not None:
@@ -201,5 +216,5 @@ class llm_call:  # noqa: N801  (a context manager read as a verb)
             if isinstance(status, int):
                 call.span.set_attribute(n.HTTP_RESPONSE_STATUS_CODE, status)
             call.span.set_status(Status(StatusCode.ERROR, str(exc)[:1024]))
-        self._scope.__exit__(None, None, None)
+        context.detach(self._token)
         call.span.end(end_time=self._clock())

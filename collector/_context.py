@@ -155,8 +155,9 @@ class ReleaseContextProcessor(SpanProcessor):
             return
         try:
             attributes = span.attributes or {}
-            if _is_genai(attributes, span.name):
-                span.set_attributes({k: v for k, v in ambient.items() if k not in attributes})
+            missing = {k: v for k, v in ambient.items() if k not in attributes}
+            if missing and _is_genai(attributes, span.name):
+                span.set_attributes(missing)
         except Exception:  # a processor must not break the app's span
             return
 
