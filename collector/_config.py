@@ -19,6 +19,8 @@ DRIFTLINE_GRAFANA_URL: Final = "DRIFTLINE_GRAFANA_URL"
 """URL template opening a trace in Grafana (Explore), with {trace_id} where the id goes; used by incident reports."""
 DRIFTLINE_EXPORT_BATCH: Final = "DRIFTLINE_EXPORT_BATCH"
 """Maximum spans per insert of the direct store exporter (default 2048)."""
+DRIFTLINE_SERVE_TOKEN: Final = "DRIFTLINE_SERVE_TOKEN"
+"""Bearer token `driftline serve` requires (same as --token; --token-file keeps it out of `ps`)."""
 
 _log = logging.getLogger("driftline")
 

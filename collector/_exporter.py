@@ -53,15 +53,26 @@ def attribute_string(value: Any) -> str:
     if isinstance(value, bytes):
         return base64.b64encode(value).decode("ascii")
     if isinstance(value, Sequence):
-        return json.dumps(list(value), separators=(",", ":"), ensure_ascii=False)
+        return json.dumps(list(value), separators=(",", ":"), ensure_ascii=False, default=_json_bytes)
+    if isinstance(value, Mapping):  # OTLP kvlist values (the receiver's decoder)
+        return json.dumps(dict(value), separators=(",", ":"), ensure_ascii=False, default=_json_bytes)
     return str(value)
+
+
+def _json_bytes(value: Any) -> str:
+    """Bytes inside arrays and maps, base64 as pcommon's AsRaw/JSON gives them."""
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    raise TypeError(f"cannot stringify {type(value).__name__}")
 
 
 def attribute_map(attributes: Mapping[str, Any] | None) -> dict[str, str]:
     """An attribute mapping as the Map(LowCardinality(String), String) the tables hold."""
     if not attributes:
         return {}
-    return {k: v if type(v) is str else attribute_string(v) for k, v in attributes.items()}
+    copy = getattr(attributes, "copy", None)  # the SDK's read-only views copy to a plain dict at C speed;
+    plain = copy() if copy else attributes  # iterating them as a Mapping costs more than the insert
+    return {k: v if type(v) is str else attribute_string(v) for k, v in plain.items()}
 
 
 def _hex_trace(value: int) -> str:

@@ -185,7 +185,13 @@ def _connect_embedded(url: str) -> Store:
     except OSError as exc:
         raise ConfigError(f"cannot create the store directory {data_dir}: {exc.strerror}") from None
     database = embedded_database(url)
-    lock = _lock_dir(data_dir)
+    try:
+        lock = _lock_dir(data_dir)
+    except StoreUnavailable as held:
+        endpoint = held_by_endpoint(url)
+        if endpoint is None:
+            raise
+        return _connect_through_serve(endpoint, held)
     try:
         client = clickhouse_connect.get_client(dsn=f"chdb://{data_dir}")
         if database:
@@ -282,6 +288,17 @@ def held_by_endpoint(url: str) -> str | None:
         return None
     endpoint = _read_holder(lock_path.read_text(encoding="utf-8")).get("endpoint")
     return str(endpoint) if endpoint else None
+
+
+def _connect_through_serve(endpoint: str, held: StoreUnavailable) -> Store:
+    """The embedded store is held by `driftline serve`: read through its query endpoint instead."""
+    try:
+        return _connect_server(endpoint, 5.0)
+    except StoreUnavailable as exc:
+        raise StoreUnavailable(
+            f"{held}; connecting there failed: {exc}. If serve runs with --token, "
+            f"put the token in the URL: {endpoint.replace('http://', 'http://default:TOKEN@', 1)}"
+        ) from None
 
 
 def _connect_server(url: str, connect_timeout: float) -> Store:

@@ -1,0 +1,240 @@
+"""The receiver's core: accept a batch into the spool, and a writer that moves the spool into the store.
+
+Receivers (HTTP, gRPC) call `Ingester.accept` once a body parsed; it returns only when the batch
+is durable in the spool, so an acknowledgement never covers data that only lived in memory.
+One writer thread reads the spool in order, decodes to columns, inserts columnar with an
+insert-deduplication token per group (`<spool id>:<signal>:<first>-<last>`), then releases the
+group. When the store is down or slow, batches wait in the spool (bounded by bytes; past the
+limit `accept` raises `Overloaded`) and go in, in order, once it answers again.
+
+Fault drills: with `fault_file` set, the writer treats the store as unreachable while that
+file exists. It sits on the real insert path, so an outage can be rehearsed (and tested)
+without stopping a ClickHouse server.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import IntEnum
+from pathlib import Path
+from typing import Any, Final
+
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from ._errors import DriftlineError, StoreError, StoreUnavailable
+from ._otlp_decode import MAX_VALUE_CHARS, BadPayload, Columns, logs_to_columns, parse_request, traces_to_columns
+from ._serve_metrics import ServeMetrics
+from ._spool import Record, Spool, SpoolError, SpoolFull
+from ._store import Store, connect
+
+__all__ = ["IngestLimits", "Ingester", "Overloaded", "Signal", "Unavailable"]
+
+_log = logging.getLogger("driftline.serve.ingest")
+
+_DEDUP_SETTINGS: Final = {"insert_deduplicate": 1, "deduplicate_blocks_in_dependent_materialized_views": 1}
+
+
+class Signal(IntEnum):
+    """What a spooled batch holds (the spool record's kind byte)."""
+
+    TRACES = 1
+    LOGS = 2
+
+
+class Overloaded(Exception):
+    """The spool is full: answer 503 / UNAVAILABLE with Retry-After."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Unavailable(Exception):
+    """The spool cannot make data durable (disk error, shutting down): answer 503 / UNAVAILABLE."""
+
+
+@dataclass(frozen=True)
+class IngestLimits:
+    """Bounds of the pipeline; all byte sizes."""
+
+    spool_bytes: int = 1 << 30
+    batch_bytes: int = 16 << 20
+    linger_seconds: float = 0.2
+    max_value_chars: int = MAX_VALUE_CHARS
+    retry_after_seconds: int = 2
+
+
+_REQUEST: Final[dict[Signal, type[Any]]] = {Signal.TRACES: ExportTraceServiceRequest, Signal.LOGS: ExportLogsServiceRequest}
+
+
+def _parse(record: Record) -> Any:
+    cls = _REQUEST[Signal(record.kind)]
+    return parse_request(record.payload, cls, json_body=False)[0]
+
+
+def _columns(signal: Signal, requests: list[Any], limit: int) -> Columns:
+    to_columns: Callable[..., Columns] = traces_to_columns if signal is Signal.TRACES else logs_to_columns
+    return to_columns(requests, limit=limit)
+
+
+class Ingester:
+    """Owns the spool, the store connection and the writer thread."""
+
+    def __init__(self, store_url: str, spool_dir: Path, *, limits: IngestLimits, metrics: ServeMetrics,
+                 fault_file: Path | None = None, store: Store | None = None) -> None:  # fmt: skip
+        self.store_url = store_url
+        self.limits = limits
+        self.metrics = metrics
+        self.fault_file = fault_file
+        self.spool = Spool(spool_dir, max_bytes=limits.spool_bytes)
+        self._store = store
+        self._store_error: str | None = None
+        self._writer_failure: str | None = None
+        self._stop = threading.Event()
+        self._writer = threading.Thread(target=self._run, name="driftline-writer", daemon=True)
+        self._replay_until = self.spool.durable_seq
+        metrics.gauge("queue_items", "items acknowledged but not yet in the store", lambda: self.spool.backlog_items)
+        metrics.gauge("spool_bytes", "bytes of the spool backlog", lambda: self.spool.backlog_bytes)
+        metrics.gauge("spool_limit_bytes", "backlog size past which requests get 503", lambda: self.spool.max_bytes)
+        metrics.gauge("store_up", "1 when the last insert (or connect) succeeded", lambda: 0 if self._store_error else 1)
+
+    def start(self) -> None:
+        if self.spool.backlog_items:
+            _log.info("replaying spool backlog", extra={"items": self.spool.backlog_items, "bytes": self.spool.backlog_bytes})
+        self._writer.start()
+
+    # --- receivers' side ------------------------------------------------------------------------
+
+    def accept(self, signal: Signal, payload: bytes, items: int) -> None:
+        """Make a parsed batch durable; raises Overloaded (spool full) or Unavailable."""
+        self.metrics.add("received", items)
+        try:
+            self.spool.append(int(signal), payload, items)
+        except SpoolFull as exc:
+            self.metrics.reject("spool_full", signal.name.lower(), items)
+            raise Overloaded(str(exc), self.limits.retry_after_seconds) from None
+        except SpoolError as exc:
+            self.metrics.reject("spool_error", signal.name.lower(), items)
+            raise Unavailable(str(exc)) from None
+        self.metrics.add("spooled", items)
+
+    def health(self) -> dict[str, Any]:
+        """What /healthz reports: ok while the store answers, degraded while batches wait."""
+        return {
+            "status": "failing" if self._writer_failure else "degraded" if self._store_error else "ok",
+            "store": self._store_error or "ok",
+            "backlog_items": self.spool.backlog_items,
+            "backlog_bytes": self.spool.backlog_bytes,
+            "spool_limit_bytes": self.spool.max_bytes,
+        }
+
+    def drain(self, timeout: float) -> bool:
+        """Stop appending, let the writer store the backlog (up to timeout); True if empty."""
+        self.spool.close()
+        self._stop.set()
+        self._writer.join(timeout)
+        drained = self.spool.backlog_items == 0
+        if self._store is not None and not self._writer.is_alive():
+            self._store.close()
+        return drained
+
+    # --- the writer -------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self._write_loop()
+        except Exception as exc:  # a bug, not an outage: say so loudly; the spool keeps the data
+            _log.exception("writer stopped")
+            self._store_error = self._writer_failure = f"writer stopped: {type(exc).__name__}: {exc}"
+
+    def _write_loop(self) -> None:
+        if self.spool.intent:
+            first, last = self.spool.intent
+            self._store_group(self.spool.read_range(first, last))
+        cursor = self.spool.stored_seq
+        while True:
+            if self.spool.backlog_bytes < self.limits.batch_bytes and not self._stop.is_set():
+                self._stop.wait(self.limits.linger_seconds)  # let a group build up: fewer, larger parts
+            records = self.spool.read(cursor, max_bytes=self.limits.batch_bytes)
+            if not records:
+                if self._stop.is_set():
+                    return
+                self.spool.wait_for_data(cursor, timeout=1.0)
+                continue
+            if not self._store_group(records):
+                return
+            cursor = records[-1].seq
+
+    def _store_group(self, records: list[Record]) -> bool:
+        """Insert a group until it is in (True) or shutdown gives up on it (False: it stays spooled)."""
+        if not records:
+            return True
+        self.spool.begin(records[0].seq, records[-1].seq)
+        delay = 0.1
+        while True:
+            try:
+                self._insert(records)
+                break
+            except DriftlineError as exc:
+                self._note_failure(exc)
+            if self._stop.wait(delay) and self.spool.backlog_items and self._store_error:
+                return False  # shutting down while the store is away: the spool keeps the batch
+            delay = min(delay * 2, 5.0)
+        if self._store_error is not None:
+            _log.info("store is back", extra={"store": self.store_url})
+            self._replay_until = max(self._replay_until, self.spool.durable_seq)
+            self._store_error = None
+        items = sum(r.items for r in records)
+        self.spool.release(records)
+        self.metrics.add("stored", items)
+        self.metrics.add("replayed", sum(r.items for r in records if r.seq <= self._replay_until))
+        return True
+
+    def _insert(self, records: list[Record]) -> None:
+        store = self._connected()
+        first, last = records[0].seq, records[-1].seq
+        for signal in Signal:
+            requests = []
+            for record in records:
+                if record.kind == signal:
+                    try:
+                        requests.append(_parse(record))
+                    except BadPayload as exc:  # validated before spooling: only a damaged spool gets here
+                        _log.error("skipping an unreadable spool record", extra={"seq": record.seq, "error": str(exc)})
+                        self.metrics.reject("spool_corrupt", signal.name.lower(), record.items)
+            if not requests:
+                continue
+            cols = _columns(signal, requests, self.limits.max_value_chars)
+            self.metrics.add("truncated_values", cols.truncated)
+            token = f"{self.spool.spool_id}:{signal.name.lower()}:{first}-{last}"
+            started = time.perf_counter()
+            self._check_fault()
+            store.insert(cols.table, cols.data, cols.names, settings={**_DEDUP_SETTINGS, "insert_deduplication_token": token})
+            self.metrics.observe_insert(time.perf_counter() - started)
+
+    def _connected(self) -> Store:
+        self._check_fault()
+        if self._store is None:
+            self._store = connect(self.store_url)
+        return self._store
+
+    def _check_fault(self) -> None:
+        if self.fault_file is not None and self.fault_file.exists():
+            raise StoreUnavailable(f"store unreachable: fault drill ({self.fault_file} exists)")
+
+    def _note_failure(self, exc: DriftlineError) -> None:
+        message = str(exc)
+        if message != self._store_error:
+            _log.warning("store insert failed; batches wait in the spool", extra={"error": message})
+        self._store_error = message
+        self.metrics.add("insert_failures")
+        if isinstance(exc, StoreError) and not isinstance(exc, StoreUnavailable) and self._store is not None:
+            return  # the store answered (e.g. schema): keep the connection, retry later
+        if self._store is not None and not self._store.capabilities.embedded:
+            self._store.close()
+            self._store = None

@@ -1,0 +1,221 @@
+"""OTLP/HTTP receiver: POST /v1/traces, /v1/logs, /v1/metrics; GET /healthz and /metrics.
+
+The standard library's ThreadingHTTPServer is enough here: OTLP clients send few, large
+requests, so per-request overhead is noise next to decoding (see bench/bench_serve.py).
+
+Outcomes, per the OTLP/HTTP specification:
+    200  accepted (durable in the spool); body is the Export*ServiceResponse, with a partial
+         success for refused metrics
+    400  malformed protobuf or JSON (the reason is in the google.rpc.Status body)
+    401  --token set and no matching `Authorization: Bearer` header
+    404  unknown path          405  wrong method          411  no length and not chunked
+    413  body over --max-body, or decompressing past --max-decoded (stopped there: no bombs)
+    415  content type other than application/x-protobuf / application/json, or unknown encoding
+    429  too many requests in flight (Retry-After)
+    503  spool full or failing (Retry-After)
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import threading
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Final
+
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from google.rpc import status_pb2
+
+from ._ingest import Ingester, Overloaded, Unavailable
+from ._otlp_decode import BadPayload
+from ._otlp_service import ENDPOINTS, export
+
+__all__ = ["HttpLimits", "OtlpHttpServer", "TooLarge", "bearer_ok", "read_body"]
+
+_log = logging.getLogger("driftline.serve.http")
+
+_PROTOBUF: Final = "application/x-protobuf"
+_JSON: Final = "application/json"
+_GRPC_CODE: Final = {400: 3, 401: 16, 404: 5, 405: 12, 411: 3, 413: 8, 415: 3, 429: 8, 503: 14}
+
+
+@dataclass(frozen=True)
+class HttpLimits:
+    """Size and concurrency bounds of the HTTP receiver, in bytes and requests."""
+
+    max_body: int = 16 << 20
+    max_decoded: int = 64 << 20
+    max_in_flight: int = 8
+    retry_after_seconds: int = 2
+
+
+class TooLarge(ValueError):
+    """The body (or what it decompresses to) is over its limit."""
+
+
+def bearer_ok(header: str | None, token: str | None) -> bool:
+    """Whether an Authorization header carries the token (constant-time comparison)."""
+    if token is None:
+        return True
+    scheme, _, value = (header or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), token.encode())
+
+
+def read_body(rfile: Any, headers: Any, limit: int) -> bytes:
+    """The request body, Content-Length or chunked; raises TooLarge past `limit` bytes."""
+    if "chunked" in (headers.get("Transfer-Encoding") or "").lower():
+        return _read_chunked(rfile, limit)
+    length = int(headers.get("Content-Length") or 0)
+    if length > limit:
+        raise TooLarge(f"body of {length} bytes is over the limit of {limit}")
+    return rfile.read(length) if length else b""
+
+
+def _read_chunked(rfile: Any, limit: int) -> bytes:
+    parts: list[bytes] = []
+    total = 0
+    while True:
+        line = rfile.readline(1024)
+        size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+        if size == 0:
+            while rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                pass  # trailers
+            return b"".join(parts)
+        total += size
+        if total > limit:
+            raise TooLarge(f"chunked body is over the limit of {limit} bytes")
+        parts.append(rfile.read(size))
+        rfile.readline(1024)
+
+
+def decode_content(body: bytes, encoding: str, limit: int) -> bytes:
+    """Undo gzip/deflate, stopping as soon as the output passes `limit` (decompression bombs)."""
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        if len(body) > limit:
+            raise TooLarge(f"body is over the limit of {limit} bytes")
+        return body
+    if encoding not in ("gzip", "deflate", "x-gzip"):
+        raise ValueError(f"unsupported Content-Encoding {encoding!r}: use gzip, deflate or none")
+    inflater = zlib.decompressobj(wbits=47)  # 32 + 15: gzip or zlib header, detected
+    try:
+        out = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise BadPayload(f"cannot decompress the {encoding} body: {exc}") from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise TooLarge(f"body decompresses past the limit of {limit} bytes")
+    return out
+
+
+class OtlpHttpServer(ThreadingHTTPServer):
+    """The OTLP/HTTP listener; one thread per connection, bounded work in flight."""
+
+    daemon_threads = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], ingester: Ingester, *, token: str | None, limits: HttpLimits,
+                 health: Callable[[], dict[str, Any]]) -> None:  # fmt: skip
+        self.ingester = ingester
+        self.token = token
+        self.limits = limits
+        self.health = health
+        self.in_flight = threading.BoundedSemaphore(limits.max_in_flight)
+        super().__init__(address, _Handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: OtlpHttpServer
+    server_version = "driftline"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - BaseHTTPRequestHandler's name
+        _log.debug(format, *args)
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        if self.path == "/healthz":
+            health = self.server.health()
+            self._send(200 if health["status"] != "failing" else 503, json.dumps(health).encode(), _JSON)
+        elif self.path == "/metrics":
+            if not bearer_ok(self.headers.get("Authorization"), self.server.token):
+                return self._fail(401, "missing or wrong bearer token", json_body=True, close=False)
+            self._send(200, self.server.ingester.metrics.render().encode(), "text/plain; version=0.0.4")
+        else:
+            self._fail(404, f"no such path {self.path!r}", json_body=True, close=False)
+
+    def do_POST(self) -> None:  # noqa: N802
+        path = self.path.split("?", 1)[0]
+        endpoint = ENDPOINTS.get(path[len("/v1/"):]) if path.startswith("/v1/") else None
+        content_type = (self.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+        json_body = content_type == _JSON
+        signal = endpoint.name if endpoint else "unknown"
+        if endpoint is None:
+            return self._refuse(404, "not_found", signal, f"no such path {path!r}: use /v1/traces, /v1/logs or /v1/metrics", json_body)
+        if not bearer_ok(self.headers.get("Authorization"), self.server.token):
+            return self._refuse(401, "unauthorized", signal, "missing or wrong bearer token", json_body)
+        if content_type not in (_PROTOBUF, _JSON):
+            return self._refuse(415, "unsupported_media_type", signal, f"unsupported Content-Type {content_type!r}: use {_PROTOBUF} or {_JSON}", json_body)
+        if not self.server.in_flight.acquire(blocking=False):
+            return self._refuse(429, "too_many_requests", signal, "too many requests in flight; retry later", json_body)
+        try:
+            self._export(endpoint, json_body)
+        finally:
+            self.server.in_flight.release()
+
+    def _export(self, endpoint: Any, json_body: bool) -> None:
+        limits, signal = self.server.limits, endpoint.name
+        if "Content-Length" not in self.headers and "chunked" not in (self.headers.get("Transfer-Encoding") or "").lower():
+            return self._refuse(411, "length_required", signal, "send Content-Length or a chunked body", json_body)
+        try:
+            raw = read_body(self.rfile, self.headers, limits.max_body)
+            body = decode_content(raw, self.headers.get("Content-Encoding") or "", limits.max_decoded)
+            response = export(self.server.ingester, endpoint, body, json_body=json_body)
+        except TooLarge as exc:
+            return self._refuse(413, "too_large", signal, str(exc), json_body)
+        except BadPayload as exc:
+            return self._refuse(400, "bad_payload", signal, str(exc), json_body, close=False)
+        except ValueError as exc:  # unknown Content-Encoding, malformed chunk sizes
+            return self._refuse(415 if "Content-Encoding" in str(exc) else 400, "bad_request", signal, str(exc), json_body)
+        except Overloaded as exc:
+            return self._refuse(503, "spool_full", signal, str(exc), json_body, close=False, retry_after=exc.retry_after)
+        except Unavailable as exc:
+            return self._refuse(503, "unavailable", signal, str(exc), json_body, close=False, retry_after=limits.retry_after_seconds)
+        self._send(200, _encode(response, json_body), _JSON if json_body else _PROTOBUF)
+
+    def _refuse(self, status: int, reason: str, signal: str, message: str, json_body: bool, *, close: bool = True,
+                retry_after: int | None = None) -> None:  # fmt: skip
+        """Count and answer a refusal. Bodies not read yet mean the connection must close."""
+        if reason not in ("spool_full", "unavailable"):  # those are counted per item by the ingester
+            self.server.ingester.metrics.reject(reason, signal)
+        if status == 429:
+            retry_after = self.server.limits.retry_after_seconds
+        self._fail(status, message, json_body=json_body, close=close, retry_after=retry_after)
+
+    def _fail(self, status: int, message: str, *, json_body: bool, close: bool, retry_after: int | None = None) -> None:
+        body = _encode(status_pb2.Status(code=_GRPC_CODE.get(status, 2), message=message), json_body)
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+        if status == 401:
+            headers["WWW-Authenticate"] = 'Bearer realm="driftline"'
+        self.close_connection = close or self.close_connection
+        self._send(status, body, _JSON if json_body else _PROTOBUF, headers)
+
+    def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def _encode(message: Message, json_body: bool) -> bytes:
+    if json_body:
+        return json_format.MessageToJson(message, indent=None).encode()
+    return message.SerializeToString()

@@ -1,0 +1,314 @@
+"""The receiver's write-ahead spool: acknowledged batches survive store outages and `kill -9`.
+
+Every accepted batch is appended here and fsynced before the receiver answers (group commit:
+one fsync covers every batch that arrived while the previous one ran). The writer reads the
+spool in order, inserts, and then advances a checkpoint; a batch leaves the spool only after
+the store has it. Before each insert the writer records its *intent* (which records, in which
+group) so a restart replays exactly that group again, with the same deduplication token.
+
+Layout of the spool directory:
+    spool.id                 random id of this spool, part of every deduplication token
+    checkpoint.json          {"seq": last stored, "intent": [first, last] or null}
+    seg-<first seq>.log      records: header (magic, kind, seq, items, length, crc32) + payload
+
+A torn tail (a crash mid-write) is cut off at start: those batches were never acknowledged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import struct
+import threading
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Final
+
+__all__ = ["Record", "Spool", "SpoolError", "SpoolFull"]
+
+_log = logging.getLogger("driftline.serve.spool")
+
+_HEADER: Final = struct.Struct("<4sBQIII")
+_MAGIC: Final = b"DLSP"
+_SEGMENT: Final = "seg-{:020d}.log"
+
+
+class SpoolError(Exception):
+    """The spool could not make a batch durable (disk full, I/O error)."""
+
+
+class SpoolFull(SpoolError):
+    """The backlog is at its byte limit; the client should retry later."""
+
+
+@dataclass(frozen=True)
+class Record:
+    """One acknowledged batch: its kind (a small int the caller defines), order and payload."""
+
+    kind: int
+    seq: int
+    items: int
+    payload: bytes
+
+    @property
+    def size(self) -> int:
+        return _HEADER.size + len(self.payload)
+
+
+class Spool:
+    """Append (durably, in order), read in order, and release what the store has."""
+
+    def __init__(self, directory: Path, *, max_bytes: int, segment_bytes: int = 64 << 20) -> None:
+        self.directory = directory
+        self.max_bytes = max_bytes
+        self.segment_bytes = segment_bytes
+        directory.mkdir(parents=True, exist_ok=True)
+        self.spool_id = self._spool_id()
+        self.stored_seq, self.intent = self._read_checkpoint()
+        self._cond = threading.Condition()
+        self._pending: list[Record] = []
+        self._closed = False
+        self._failure: str | None = None
+        self._segments = self._recover()
+        self.backlog_bytes, self.backlog_items, last_seq = self._scan_backlog()
+        self.durable_seq = self._next_seq = max(last_seq, self.stored_seq)
+        self._next_seq += 1
+        self._file: IO[bytes] | None = None
+        self._file_size = 0
+        self._cursor: tuple[Path | None, int, int] = (None, 0, -1)
+        self._flusher = threading.Thread(target=self._flush_loop, name="driftline-spool-flush", daemon=True)
+        self._flusher.start()
+
+    # --- appending (receiver threads) -------------------------------------------------------
+
+    def append(self, kind: int, payload: bytes, items: int) -> int:
+        """Add a batch and return once it is on disk (fsynced); raises SpoolFull/SpoolError."""
+        with self._cond:
+            if self._closed:
+                raise SpoolError("the spool is closed (shutting down)")
+            if self._failure:
+                raise SpoolError(self._failure)
+            size = _HEADER.size + len(payload)
+            if self.backlog_bytes + size > self.max_bytes and self.backlog_bytes > 0:
+                raise SpoolFull(f"spool backlog at its limit ({self.backlog_bytes} of {self.max_bytes} bytes)")
+            record = Record(kind, self._next_seq, items, payload)
+            self._next_seq += 1
+            self.backlog_bytes += size
+            self.backlog_items += items
+            self._pending.append(record)
+            self._cond.notify_all()
+            while self.durable_seq < record.seq:
+                if self._failure:
+                    raise SpoolError(self._failure)
+                self._cond.wait()
+            return record.seq
+
+    def _flush_loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._closed:
+                    self._cond.wait()
+                batch, self._pending = self._pending, []
+                if not batch and self._closed:
+                    return
+            try:
+                self._write(batch)
+            except OSError as exc:
+                with self._cond:
+                    self._failure = f"cannot write the spool in {self.directory}: {exc.strerror or exc}"
+                    self._cond.notify_all()
+                _log.error("spool write failed", extra={"error": str(exc)})
+                return
+            with self._cond:
+                self.durable_seq = batch[-1].seq
+                self._cond.notify_all()
+
+    def _write(self, batch: list[Record]) -> None:
+        """Write a group of records and fsync once (rotating segments at segment_bytes)."""
+        chunks: list[bytes] = []
+        for record in batch:
+            if self._file is None or self._file_size >= self.segment_bytes:
+                self._flush_chunks(chunks)
+                chunks = []
+                self._rotate(record.seq)
+            header = _HEADER.pack(_MAGIC, record.kind, record.seq, record.items, len(record.payload), zlib.crc32(record.payload))
+            chunks += (header, record.payload)
+            self._file_size += record.size
+        self._flush_chunks(chunks)
+
+    def _flush_chunks(self, chunks: list[bytes]) -> None:
+        if self._file is not None and chunks:
+            self._file.write(b"".join(chunks))
+            self._file.flush()
+            os.fsync(self._file.fileno())
+
+    def _rotate(self, first_seq: int) -> None:
+        if self._file is not None:
+            self._file.close()
+        path = self.directory / _SEGMENT.format(first_seq)
+        self._file = open(path, "ab")
+        self._file_size = 0
+        with self._cond:
+            self._segments.append(path)
+        _fsync_dir(self.directory)
+
+    # --- reading and releasing (the writer thread) -------------------------------------------
+
+    def read(self, after_seq: int, *, max_bytes: int) -> list[Record]:
+        """Durable records with seq > after_seq, in order, up to about max_bytes."""
+        out: list[Record] = []
+        total = 0
+        for record in self._records(after_seq):
+            out.append(record)
+            total += record.size
+            if total >= max_bytes:
+                break
+        return out
+
+    def read_range(self, first: int, last: int) -> list[Record]:
+        """Exactly the records first..last (a recorded intent being replayed)."""
+        out: list[Record] = []
+        for record in self._records(first - 1):
+            if record.seq > last:
+                break
+            out.append(record)
+        return out
+
+    def _records(self, after_seq: int) -> Iterator[Record]:
+        """Durable records past after_seq; resumes from where the last read stopped."""
+        with self._cond:
+            segments, durable = list(self._segments), self.durable_seq
+        start_path, start_offset = self._cursor[:2] if self._cursor[2] == after_seq else (None, 0)
+        for index, path in enumerate(segments):
+            if start_path is not None and path != start_path and _first_seq(path) < _first_seq(start_path):
+                continue
+            if start_path is None and index + 1 < len(segments) and _first_seq(segments[index + 1]) <= after_seq + 1:
+                continue  # wholly before the cursor
+            offset = start_offset if path == start_path else 0
+            for record, end in _read_segment(path, offset):
+                if record.seq > durable:
+                    return
+                if record.seq > after_seq:
+                    self._cursor = (path, end, record.seq)
+                    yield record
+
+    def wait_for_data(self, after_seq: int, timeout: float) -> bool:
+        """Block until a record past after_seq is durable (or timeout); True if there is one."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self.durable_seq > after_seq or self._closed, timeout) and self.durable_seq > after_seq
+
+    def begin(self, first: int, last: int) -> None:
+        """Record the group about to be inserted, so a restart replays exactly this group."""
+        self.intent = (first, last)
+        self._write_checkpoint()
+
+    def release(self, records: list[Record]) -> None:
+        """The store has these records: advance the checkpoint and delete spent segments."""
+        if not records:
+            return
+        self.stored_seq, self.intent = records[-1].seq, None
+        self._write_checkpoint()
+        with self._cond:
+            self.backlog_bytes -= sum(r.size for r in records)
+            self.backlog_items -= sum(r.items for r in records)
+            while len(self._segments) > 1 and _first_seq(self._segments[1]) <= self.stored_seq + 1:
+                self._segments.pop(0).unlink(missing_ok=True)
+
+    def close(self) -> None:
+        """Stop the flusher after it wrote what it has; further appends fail."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._flusher.join()
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    # --- start-up ------------------------------------------------------------------------------
+
+    def _spool_id(self) -> str:
+        path = self.directory / "spool.id"
+        if not path.exists():
+            _atomic_write(path, secrets.token_hex(8))
+        return path.read_text(encoding="ascii").strip()
+
+    def _read_checkpoint(self) -> tuple[int, tuple[int, int] | None]:
+        path = self.directory / "checkpoint.json"
+        if not path.exists():
+            return 0, None
+        data = json.loads(path.read_text(encoding="utf-8"))
+        intent = data.get("intent")
+        return int(data["seq"]), (int(intent[0]), int(intent[1])) if intent else None
+
+    def _write_checkpoint(self) -> None:
+        _atomic_write(self.directory / "checkpoint.json", json.dumps({"seq": self.stored_seq, "intent": self.intent}))
+
+    def _recover(self) -> list[Path]:
+        """Segments in order, with a torn tail of the last one cut off."""
+        segments = sorted(self.directory.glob("seg-*.log"), key=_first_seq)
+        if segments:
+            last = segments[-1]
+            valid = max((end for _, end in _read_segment(last)), default=0)
+            if valid < last.stat().st_size:
+                _log.warning("spool: cutting a torn tail", extra={"segment": last.name, "bytes": last.stat().st_size - valid})
+                with open(last, "r+b") as handle:
+                    handle.truncate(valid)
+                    os.fsync(handle.fileno())
+        return segments
+
+    def _scan_backlog(self) -> tuple[int, int, int]:
+        size = items = last = 0
+        for path in self._segments:
+            for record, _ in _read_segment(path):
+                last = record.seq
+                if record.seq > self.stored_seq:
+                    size += record.size
+                    items += record.items
+        return size, items, last
+
+
+def _first_seq(path: Path) -> int:
+    return int(path.stem.split("-", 1)[1])
+
+
+def _read_segment(path: Path, offset: int = 0) -> Iterator[tuple[Record, int]]:
+    """The whole, checksummed records of a segment from `offset`, each with the offset after it;
+    stops at the first torn or corrupt one."""
+    try:
+        handle = open(path, "rb")
+    except FileNotFoundError:
+        return
+    with handle:
+        handle.seek(offset)
+        while True:
+            header = handle.read(_HEADER.size)
+            if len(header) < _HEADER.size:
+                return
+            magic, kind, seq, items, length, crc = _HEADER.unpack(header)
+            payload = handle.read(length)
+            if magic != _MAGIC or len(payload) < length or zlib.crc32(payload) != crc:
+                return
+            offset += _HEADER.size + length
+            yield Record(kind, seq, items, payload), offset
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
