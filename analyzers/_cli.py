@@ -13,6 +13,7 @@ from ._cmd_annotate import annotate_command
 from ._cmd_dashboards import dashboards
 from ._cmd_db import db
 from ._cmd_runbook import runbook
+from ._cmd_serve import serve_command
 
 
 
@@ -40,6 +41,7 @@ cli.add_command(db)
 cli.add_command(annotate_command)
 cli.add_command(dashboards)
 cli.add_command(runbook)
+cli.add_command(serve_command)
 
 
 

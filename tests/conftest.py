@@ -14,6 +14,7 @@ import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from opentelemetry import trace
@@ -120,3 +121,24 @@ def held_store(tmp_path: Path) -> Iterator[tuple[str, int]]:
 def hold() -> Callable[..., contextlib.AbstractContextManager[subprocess.Popen[str]]]:
     """`with hold(url, endpoint=None) as proc:` another process holds that embedded store."""
     return holding
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    """Start real `driftline serve` subprocesses (tests/serve_process.py) on free ports; killed after the test."""
+    from serve_process import ServeProcess
+
+    started: list[ServeProcess] = []
+
+    def start(*extra: str, workdir: Path | None = None, token: str | None = None, store: str | None = None) -> ServeProcess:
+        where = workdir or tmp_path / f"serve{len(started)}"
+        where.mkdir(parents=True, exist_ok=True)
+        process = ServeProcess(where, *extra, token=token, store=store)
+        started.append(process)
+        return process.start()
+
+    yield start
+    for process in started:
+        if process.proc is not None:
+            process.proc.kill()
+            process.proc.wait(30)
