@@ -10,8 +10,10 @@ import logging
 import click
 
 from ._cmd_annotate import annotate_command
+from ._cmd_attribute import attribute_command
 from ._cmd_dashboards import dashboards
 from ._cmd_db import db
+from ._cmd_detect import detect_command
 from ._cmd_runbook import runbook
 from ._cmd_serve import serve_command
 
@@ -39,6 +41,8 @@ def cli(verbose: bool) -> None:
 
 cli.add_command(db)
 cli.add_command(annotate_command)
+cli.add_command(detect_command)
+cli.add_command(attribute_command)
 cli.add_command(dashboards)
 cli.add_command(runbook)
 cli.add_command(serve_command)

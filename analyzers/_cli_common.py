@@ -6,6 +6,7 @@ import functools
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 import click
@@ -13,6 +14,9 @@ import click
 from driftline.collector import _config
 from driftline.collector._errors import ConfigError, DriftlineError, NoDataError, StoreUnavailable
 from driftline.collector._store import Store, connect
+
+from ._model import Filters, Window
+from ._timeparse import parse_time
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -50,6 +54,37 @@ def store_option(func: F) -> F:
 def json_option(func: F) -> F:
     """--json: machine-readable output instead of a table."""
     return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(func)
+
+
+def scope_options(func: F | None = None, *, since: str = "2h") -> Any:
+    """--since/--until (relative or ISO 8601, UTC unless the time says its zone) and the four
+    filters --service/--route/--tenant/--environment; turn them into a Window and Filters with
+    `window_and_filters`. Use bare (`@scope_options`) or with another default (`@scope_options(since="24h")`).
+    """
+
+    def decorate(f: F) -> F:
+        options = [
+            click.option("--since", default=since, show_default=True, help="Window start: 2h, 90m, 1d (ago), or ISO 8601 (UTC if no zone)."),
+            click.option("--until", default="now", show_default=True, help="Window end: 'now', a duration ago, or ISO 8601."),
+            click.option("--service", help="Only calls of this service."),
+            click.option("--route", help="Only calls of this route."),
+            click.option("--tenant", help="Only calls of this tenant."),
+            click.option("--environment", help="Only calls of this deployment environment."),
+        ]  # fmt: skip
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return decorate if func is None else decorate(func)
+
+
+def window_and_filters(since: str, until: str, **filters: str | None) -> tuple[Window, Filters]:
+    """The window the options name (one `now` for both ends) and the filters; ValueError if empty."""
+    now = datetime.now(timezone.utc)
+    start, end = parse_time(since, now=now), parse_time(until, now=now)
+    if end <= start:
+        raise ValueError(f"empty window: --until {end:%Y-%m-%d %H:%M:%S} UTC is not after --since {start:%Y-%m-%d %H:%M:%S} UTC")
+    return Window(start, end), Filters(**filters)
 
 
 def handle_errors(func: F) -> F:

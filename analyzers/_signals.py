@@ -1,0 +1,261 @@
+"""Signals: what detection watches and attribution explains, each one SQL aggregate.
+
+A signal is defined per call as a numerator (`num`) over the calls that carry data for it
+(`den`, a condition): a rate (errors, 429s, validation failures, low-confidence input), a mean
+(cost, tokens after cancel, an evaluation score) or a percentile (latency, TTFT). Percentiles
+are computed as such per time bucket; for attribution they become the share of calls slower
+than the baseline's percentile, which adds up over segments the way a percentile does not.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, Literal
+
+from driftline.collector._errors import AnalysisError, NoDataError
+
+from ._model import Direction, Filters, Window
+from ._sql import quote_identifier, render
+
+if TYPE_CHECKING:
+    import pandas
+
+    from driftline.collector._store import Store
+
+__all__ = ["QUALITY_PREFIX", "Signal", "default_bucket", "get_signal", "signal_names", "signal_series"]
+
+QUALITY_PREFIX = "quality:"
+LOW_CONFIDENCE = 0.6
+"""ASR/OCR mean word confidence under which an input counts as low-confidence (as in record_confidence)."""
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One watched quantity; `num`/`den`/`column` are SQL over the call (or scored call) row."""
+
+    name: str
+    description: str
+    bad: Direction
+    num: str
+    den: str
+    source: Literal["calls", "scores"] = "calls"
+    quantile: float | None = None
+    column: str | None = None
+    evaluation: str | None = None
+
+    @property
+    def value_sql(self) -> str:
+        """The bucket aggregate: a percentile, or sum(num) over the calls with data."""
+        if self.quantile is not None:
+            return f"quantileTDigestIf({self.quantile})({self.column}, {self.den})"
+        return f"sumIf({self.num}, {self.den}) / nullIf(countIf({self.den}), 0)"
+
+    @property
+    def calls_sql(self) -> str:
+        return f"countIf({self.den})"
+
+    @property
+    def worst_sql(self) -> str:
+        """ORDER BY fragment putting the worst calls first (for exemplar trace ids)."""
+        key = self.column if self.quantile is not None else self.num
+        return f"{key} {'DESC' if self.bad == 'up' else 'ASC'}"
+
+    def is_bad(self, direction: Direction) -> bool:
+        return direction == self.bad
+
+
+def _percentiles(name: str, column: str, what: str) -> list[Signal]:
+    return [
+        Signal(f"{name}_p{q}", f"{q}th percentile of {what} (seconds)", "up", f"{column} > threshold", f"{column} IS NOT NULL",
+               quantile=q / 100, column=column)
+        for q in (50, 95, 99)
+    ]  # fmt: skip
+
+
+_CALL_SIGNALS: tuple[Signal, ...] = (
+    Signal("error_rate", "share of calls that failed", "up", "status = 'Error'", "1"),
+    Signal("rate_limit_rate", "share of calls rate-limited (HTTP 429)", "up", "rate_limited", "1"),
+    *_percentiles("latency", "duration_s", "call duration"),
+    *_percentiles("ttft", "ttft_s", "time to first token"),
+    Signal("cost_per_call", "mean cost per call (USD)", "up", "cost_usd", "cost_usd IS NOT NULL"),
+    Signal("cancellation_tax", "tokens generated after the caller cancelled, per call", "up",
+           "ifNull(tokens_after_cancel, 0)", "1"),  # fmt: skip
+    Signal("validation_failure_rate", "share of structured outputs that failed validation", "up",
+           "validation != 'ok'", "validation IS NOT NULL"),  # fmt: skip
+    Signal("low_confidence_share", f"share of ASR/OCR inputs with mean word confidence under {LOW_CONFIDENCE}", "up",
+           f"confidence_mean < {LOW_CONFIDENCE}", "confidence_mean IS NOT NULL"),  # fmt: skip
+)
+CALL_SIGNALS: dict[str, Signal] = {s.name: s for s in _CALL_SIGNALS}
+
+
+def quality_signal(evaluation: str) -> Signal:
+    """`quality:<evaluation>`: the mean score of that evaluation; down is bad."""
+    return Signal(f"{QUALITY_PREFIX}{evaluation}", f"mean {evaluation} score", "down", "score", "1",
+                  source="scores", evaluation=evaluation)  # fmt: skip
+
+
+def get_signal(name: str) -> Signal:
+    """The signal called `name`; AnalysisError listing the valid names otherwise."""
+    if name in CALL_SIGNALS:
+        return CALL_SIGNALS[name]
+    if name.startswith(QUALITY_PREFIX) and len(name) > len(QUALITY_PREFIX):
+        return quality_signal(name[len(QUALITY_PREFIX) :])
+    raise AnalysisError(f"unknown signal {name!r}: use one of {', '.join(CALL_SIGNALS)} or quality:<evaluation name>")
+
+
+# --- query building -----------------------------------------------------------------------------
+
+_FILTER_COLUMNS = ("service", "route", "tenant", "environment")
+"""Filters columns (fixed); their values are always bound."""
+
+
+def filter_sql(filters: Filters, *, only: tuple[str, ...] = _FILTER_COLUMNS) -> tuple[str, dict[str, Any]]:
+    """`AND col = {f_col:String}` for each filter given, and the bound values."""
+    parts, params = [], {}
+    for column in only:
+        value = getattr(filters, column)
+        if value is not None:
+            parts.append(f"\n  AND {quote_identifier(column)} = {{f_{column}:String}}")
+            params[f"f_{column}"] = value
+    return "".join(parts), params
+
+
+def source_sql(signal: Signal, *, with_dimensions: bool, filters: Filters) -> str:
+    """What the signal's rows come from: llm_calls, llm_scores, or scores joined to their calls."""
+    if signal.source == "calls":
+        return "llm_calls"
+    needs_calls = with_dimensions or any(getattr(filters, c) is not None for c in ("route", "tenant", "environment"))
+    if not needs_calls:
+        return "llm_scores"
+    evaluation = "" if signal.evaluation is None else " AND evaluation = {evaluation:String}"
+    return render("scored_calls", evaluation=evaluation)
+
+
+def scope_params(signal: Signal, lo: datetime, hi: datetime) -> dict[str, Any]:
+    """Parameters every source needs: its overall time range, and the evaluation for quality."""
+    params: dict[str, Any] = {"lo": _utc(lo), "hi": _utc(hi)}
+    if signal.evaluation is not None:
+        params["evaluation"] = signal.evaluation
+    return params
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(timezone.utc)
+
+
+def utc(value: datetime) -> datetime:
+    """A (naive, UTC) datetime from the store as timezone-aware UTC."""
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+_NICE_BUCKETS = (60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
+
+
+def default_bucket(window: Window, *, target: int = 150) -> timedelta:
+    """The smallest round bucket that cuts the window into at most `target` pieces."""
+    seconds = (window.end - window.start).total_seconds() / target
+    return timedelta(seconds=next((b for b in _NICE_BUCKETS if b >= seconds), _NICE_BUCKETS[-1]))
+
+
+def bucket_params(window: Window, bucket: timedelta) -> dict[str, Any]:
+    if bucket.total_seconds() < 1:
+        raise AnalysisError(f"bucket {bucket} is shorter than a second")
+    return {"bucket": int(bucket.total_seconds()), "start": _utc(window.start), "end": _utc(window.end)}
+
+
+# --- public functions -----------------------------------------------------------------------------
+
+
+def signal_names(store: Store, window: Window, filters: Filters = Filters()) -> list[str]:
+    """The signals with data in the window: llm_calls signals, then one quality:<name> per evaluation."""
+    where, params = filter_sql(filters)
+    columns = "".join(f",\n       {s.calls_sql} AS {quote_identifier(s.name)}" for s in _CALL_SIGNALS)
+    params |= {"start": _utc(window.start), "end": _utc(window.end)}
+    row = store.rows(render("present", columns=columns, filters=where), params)[0]
+    names = [s.name for s, count in zip(_CALL_SIGNALS, row[1:]) if count]
+    return names + [f"{QUALITY_PREFIX}{e}" for e in evaluations(store, window, filters)]
+
+
+def evaluations(store: Store, window: Window, filters: Filters) -> list[str]:
+    """The evaluation names with scores in the window."""
+    sql, params = _all_scores_query("evaluations", window, filters)
+    return [str(r[0]) for r in store.rows(sql, params)]
+
+
+_ALL_SCORES = Signal(f"{QUALITY_PREFIX}*", "every evaluation", "down", "score", "1", source="scores")
+
+
+def _all_scores_query(name: str, window: Window, filters: Filters) -> tuple[str, dict[str, Any]]:
+    """A query over the scores of every evaluation (llm_scores alone unless a filter needs the calls)."""
+    where, params = filter_sql(filters, only=filter_columns(_ALL_SCORES, filters))
+    sql = render(name, source=source_sql(_ALL_SCORES, with_dimensions=False, filters=filters), filters=where)
+    return sql, params | {"start": _utc(window.start), "end": _utc(window.end)} | scope_params(_ALL_SCORES, window.start, window.end)
+
+
+def quality_series(store: Store, window: Window, bucket: timedelta, filters: Filters) -> dict[str, pandas.DataFrame]:
+    """Every quality:<evaluation> signal per bucket, in one query."""
+    sql, params = _all_scores_query("quality_by_bucket", window, filters)
+    rows = store.rows(sql, params | bucket_params(window, bucket))
+    grid = full_grid(window, bucket)
+    by_evaluation: dict[str, dict[datetime, tuple[float, int]]] = {}
+    for when, evaluation, value, calls in rows:
+        by_evaluation.setdefault(str(evaluation), {})[utc(when)] = (_float(value), int(calls))
+    return {f"{QUALITY_PREFIX}{e}": _frame(grid, values) for e, values in by_evaluation.items()}
+
+
+def _frame(grid: list[datetime], values: dict[datetime, tuple[float, int]]) -> pandas.DataFrame:
+    import pandas as pd
+
+    return pd.DataFrame({
+        "time": pd.to_datetime(grid, utc=True),
+        "value": [values.get(t, (math.nan, 0))[0] for t in grid],
+        "calls": [values.get(t, (math.nan, 0))[1] for t in grid],
+    })  # fmt: skip
+
+
+def filter_columns(signal: Signal, filters: Filters) -> tuple[str, ...]:
+    """The filters the signal's source can apply: llm_scores alone knows only the service."""
+    return ("service",) if source_sql(signal, with_dimensions=False, filters=filters) == "llm_scores" else _FILTER_COLUMNS
+
+
+def signal_series(store: Store, signal: str, window: Window, *, bucket: timedelta | None = None,
+                  filters: Filters = Filters()) -> pandas.DataFrame:  # fmt: skip
+    """The signal per time bucket, in ONE query: columns time (UTC bucket start), value
+    (float, NaN where no call had data), calls (int). Every bucket of the window is present.
+
+    NoDataError if no call in the window carries the signal.
+    """
+    spec = get_signal(signal)
+    bucket = bucket or default_bucket(window)
+    frame = query_series(store, [spec], window, bucket, filters)[spec.name]
+    if int(frame["calls"].sum()) == 0:
+        raise NoDataError(f"no data for {signal} between {window.start.isoformat()} and {window.end.isoformat()}")
+    return frame
+
+
+def query_series(store: Store, specs: list[Signal], window: Window, bucket: timedelta,
+                 filters: Filters) -> dict[str, pandas.DataFrame]:  # fmt: skip
+    """Several signals of one source per bucket in one query, as {name: frame}."""
+    params = bucket_params(window, bucket)
+    source = source_sql(specs[0], with_dimensions=False, filters=filters)
+    where, fparams = filter_sql(filters, only=filter_columns(specs[0], filters))
+    columns = "".join(f",\n       {s.value_sql} AS v{i}, {s.calls_sql} AS c{i}" for i, s in enumerate(specs))
+    sql = render("by_bucket", columns=columns, source=source, filters=where)
+    rows = store.rows(sql, params | fparams | scope_params(specs[0], window.start, window.end))
+    grid = full_grid(window, bucket)
+    return {spec.name: _frame(grid, {utc(r[0]): (_float(r[1 + 2 * i]), int(r[2 + 2 * i])) for r in rows})
+            for i, spec in enumerate(specs)}  # fmt: skip
+
+
+def full_grid(window: Window, bucket: timedelta) -> list[datetime]:
+    """Every bucket start of the window, aligned as toStartOfInterval aligns them (on the epoch)."""
+    step = int(bucket.total_seconds())
+    first = int(window.start.timestamp()) // step * step
+    end = window.end.timestamp()
+    return [datetime.fromtimestamp(t, timezone.utc) for t in range(first, int(math.ceil(end)), step) if t < end]
+
+
+def _float(value: Any) -> float:
+    return math.nan if value is None else float(value)
