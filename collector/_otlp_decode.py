@@ -151,7 +151,9 @@ def _replace_invalid_utf8(message: Message) -> None:
 
 
 def _is_repeated(field: Any) -> bool:
-    return bool(getattr(field, "is_repeated", field.label == field.LABEL_REPEATED))
+    if hasattr(field, "is_repeated"):  # protobuf >= 5.28; `label` is gone in 7
+        return bool(field.is_repeated)
+    return bool(field.label == field.LABEL_REPEATED)
 
 
 _STRING_FIELDS: dict[str, set[str]] = {}

@@ -49,6 +49,8 @@ _OUTSIDE_FUNCTIONS: Final = re.compile(
     r"python|iceberg|deltaLake|hudi|fileCluster|loop)\s*\(",
     re.IGNORECASE,
 )
+_STRINGS_AND_COMMENTS: Final = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|`(?:[^`\\]|\\.)*`|--[^\n]*|/\*.*?\*/", re.DOTALL)
+_MORE_STATEMENTS: Final = re.compile(r";\s*\S")
 _READONLY_CODE: Final = 164
 _MAX_QUERY: Final = 8 << 20
 
@@ -68,27 +70,39 @@ class QueryEndpoint(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, address: tuple[str, int], data_dir: Path, *, token: str | None, handles: int = 2) -> None:
-        import chdb
-
         self.token = token
+        self.data_dir = data_dir
         self._handles: queue.Queue[Any] = queue.Queue()
         for _ in range(handles):
-            handle = chdb.connect(str(data_dir))
-            handle.query("SET readonly = 2")
-            self._handles.put(handle)
+            self._handles.put(self._open())
         self._current_db: dict[int, str] = {}
         super().__init__(address, _QueryHandler)
 
+    def _open(self) -> Any:
+        import chdb
+
+        conn = chdb.connect(str(self.data_dir))
+        conn.query("SET readonly = 2")
+        return conn
+
     @contextmanager
     def handle(self) -> Iterator[Any]:
+        """A pooled handle; one that saw an error is replaced, so no state leaks to the next query."""
         conn = self._handles.get()
         try:
             yield conn
+        except Exception:
+            self._current_db.pop(id(conn), None)
+            conn.close()
+            conn = self._open()
+            raise
         finally:
             self._handles.put(conn)
 
     def run(self, sql: str, *, database: str | None, params: dict[str, str], settings: dict[str, str], fmt: str) -> bytes:
         """Run one read-only statement; raises QueryError the way ClickHouse would answer."""
+        if _MORE_STATEMENTS.search(_STRINGS_AND_COMMENTS.sub("''", sql)):
+            raise QueryError(62, 400, "Syntax error: multi-statements are not allowed")
         if _OUTSIDE_FUNCTIONS.search(sql):
             raise QueryError(_READONLY_CODE, 403, "driftline serve's query endpoint refuses table functions that read files, processes or the network")
         clause = ", ".join(f"{k} = '{_quote(v)}'" for k, v in settings.items())

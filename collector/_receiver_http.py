@@ -163,6 +163,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._refuse(429, "too_many_requests", signal, "too many requests in flight; retry later", json_body)
         try:
             self._export(endpoint, json_body)
+        except Exception:  # a bug must cost one request an answer, never the process or other clients
+            _log.exception("request failed", extra={"path": path})
+            self._refuse(500, "internal_error", signal, "internal error; see the server log", json_body)
         finally:
             self.server.in_flight.release()
 
