@@ -15,6 +15,7 @@ from ._cmd_dashboards import dashboards
 from ._cmd_db import db
 from ._cmd_detect import detect_command
 from ._cmd_demo import demo
+from ._cmd_incident import incident
 from ._cmd_runbook import runbook
 from ._cmd_serve import serve_command
 
@@ -44,6 +45,7 @@ cli.add_command(db)
 cli.add_command(annotate_command)
 cli.add_command(detect_command)
 cli.add_command(attribute_command)
+cli.add_command(incident)
 cli.add_command(dashboards)
 cli.add_command(demo)
 cli.add_command(runbook)

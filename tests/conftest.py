@@ -123,6 +123,62 @@ def hold() -> Callable[..., contextlib.AbstractContextManager[subprocess.Popen[s
     return holding
 
 
+@contextlib.contextmanager
+def _scenario_database(engine_dir: Path, scenario: Any) -> Iterator[Store]:
+    opened = connect(f"chdb://{engine_dir}?database=s_{uuid.uuid4().hex[:12]}")
+    migrate(opened)
+    scenario.write(opened)
+    try:
+        yield opened
+    finally:
+        opened.command(f"DROP DATABASE IF EXISTS {opened.client.database}")
+        opened.close()
+
+
+@pytest.fixture(scope="module")
+def silent_update_store(engine_dir: Path) -> Iterator[tuple[Store, Any]]:
+    """(store, scenario): the silent provider update of tests/incident_scenarios.py, written once per
+    module (the incident tests only read it). `scenario.marks['t0']` is when the provider switched."""
+    from incident_scenarios import silent_provider_update
+
+    scenario = silent_provider_update()
+    with _scenario_database(engine_dir, scenario) as opened:
+        yield opened, scenario
+
+
+@pytest.fixture(scope="module")
+def burst_store(engine_dir: Path) -> Iterator[tuple[Store, Any]]:
+    """(store, scenario): a 429 storm with a wave of cancellations (tests/incident_scenarios.py), once per module."""
+    from incident_scenarios import rate_limit_burst
+
+    scenario = rate_limit_burst()
+    with _scenario_database(engine_dir, scenario) as opened:
+        yield opened, scenario
+
+
+@pytest.fixture(scope="module")
+def costly_store(engine_dir: Path) -> Iterator[tuple[Store, Any]]:
+    """(store, scenario): a prompt version that triples the cost and gets half its streams cancelled, once per module."""
+    from incident_scenarios import costly_prompt
+
+    scenario = costly_prompt()
+    with _scenario_database(engine_dir, scenario) as opened:
+        yield opened, scenario
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    """A real headless Chromium (Debian's package, installed by `make test`) over the DevTools protocol."""
+    from browser import Chromium, find_chromium
+
+    executable = find_chromium()
+    if executable is None:
+        pytest.skip("chromium is not installed: run `bash scripts/system-deps.sh chromium`")
+    browser = Chromium(executable)
+    yield browser
+    browser.close()
+
+
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[Callable[..., Any]]:
     """Start real `driftline serve` subprocesses (tests/serve_process.py) on free ports; killed after the test."""

@@ -1,0 +1,378 @@
+"""The incident report: one run answers what broke, since when, for whom, what it cost, which
+change explains it, and what to do next.
+
+`incident_report()` assembles an `IncidentReport` from the analyzers (detect, attribute,
+signal_series), the timeline and a few aggregate queries; `_render` turns it into Markdown, HTML
+or JSON. The report holds data only, so every format says the same thing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from typing import Any
+
+from driftline.collector._errors import AnalysisError
+from driftline.collector._store import Store
+
+from . import _runbooks
+from ._attribute import DIMENSIONS, NONE, attribute
+from ._detect import detect
+from ._model import (
+    Attribution,
+    Evidence,
+    Filters,
+    Regression,
+    Suspect,
+    TimelineEvent,
+    Window,
+)
+from ._signals import (
+    bucket_params,
+    default_bucket,
+    filter_sql,
+    full_grid,
+    get_signal,
+    scope_params,
+    source_sql,
+    utc,
+)
+from ._sql import render
+from ._timeline import (
+    SILENT_PROVIDER_UPDATE,
+    require_data,
+    stamp,
+    timeline,
+    window_parameters,
+)
+
+__all__ = [
+    "DEFAULT_SLO",
+    "FINDING_TYPES",
+    "SCHEMA_VERSION",
+    "Chart",
+    "ChartLine",
+    "Finding",
+    "Impact",
+    "IncidentReport",
+    "Marker",
+    "RunbookLink",
+    "finding_type",
+    "incident_report",
+]
+
+SCHEMA_VERSION = 1
+"""Version of the report's JSON shape (docs/incident-report.md); bumped on any incompatible change."""
+
+DEFAULT_SLO = 0.995
+"""Success objective the error budget is measured against, unless the caller gives one."""
+
+FINDING_TYPES: tuple[tuple[str, str, str], ...] = (
+    ("quality:", "quality_regression", "quality-regression"),
+    ("error_rate", "provider_errors", "provider-outage-429"),
+    ("rate_limit_rate", "rate_limits", "provider-outage-429"),
+    ("ttft_", "ttft_regression", "ttft-regression"),
+    ("latency_", "latency_regression", "streaming-stalls"),
+    ("cost_per_call", "cost_spike", "cost-spike"),
+    ("cancellation_tax", "cancellation_tax", "cancellation-tax"),
+    ("validation_failure_rate", "structured_output_failures", "structured-output-failures"),
+    ("low_confidence_share", "low_input_confidence", "asr-ocr-confidence"),
+)
+"""(signal prefix, finding type, runbook name): the one place a finding is tied to its runbook."""
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class RunbookLink:
+    """Where the on-call engineer goes next for a finding."""
+
+    name: str
+    title: str
+    path: str
+    summary: str
+
+
+@dataclass(frozen=True)
+class ChartLine:
+    """One line of a chart: a segment's signal value per bucket (None where it had no calls)."""
+
+    name: str
+    values: tuple[float | None, ...]
+    calls: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Marker:
+    """A moment marked on a chart's time axis: the change point, the suspect's first appearance."""
+
+    time: datetime
+    label: str
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A regressed signal over the window, split by its top suspect, the change marked."""
+
+    signal: str
+    times: tuple[datetime, ...]
+    lines: tuple[ChartLine, ...]
+    markers: tuple[Marker, ...]
+    evidence: Evidence
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One regression with its ranked suspects, chart and runbook."""
+
+    type: str
+    regression: Regression
+    attribution: Attribution | None
+    runbook: RunbookLink | None
+    chart: Chart | None
+    note: str | None = None
+
+    @property
+    def top_suspect(self) -> Suspect | None:
+        """The suspect that explains most of the regression, if attribution found any."""
+        return self.attribution.suspects[0] if self.attribution and self.attribution.suspects else None
+
+
+@dataclass(frozen=True)
+class Impact:
+    """What the incident cost, over the incident period (first change point to the end)."""
+
+    period: Window
+    calls: int
+    affected_calls: int
+    affected_basis: str
+    tenants: tuple[str, ...]
+    failed_calls: int
+    slo: float
+    error_budget_burned: float
+    baseline_cost_per_call: float | None
+    incident_cost_per_call: float | None
+    extra_cost: float
+    cancellation_tax_tokens: int
+    cancellation_tax_cost: float
+    evidence: Evidence
+
+
+@dataclass(frozen=True)
+class IncidentReport:
+    """Everything the report says; render with `_render.render(report, format)`."""
+
+    generated_at: datetime
+    window: Window
+    filters: Filters
+    store: str
+    calls: int
+    summary: str
+    findings: tuple[Finding, ...]
+    timeline: tuple[TimelineEvent, ...]
+    impact: Impact | None
+    silent_updates: tuple[str, ...] = ()
+    """Labels (`response_model=…`) first seen in the window with no annotated model change."""
+    follow_ups: tuple[str, ...] = ()
+    schema_version: int = SCHEMA_VERSION
+    kind: str = field(default="driftline.incident_report")
+
+    @property
+    def regressed(self) -> bool:
+        """Whether anything regressed (what --fail-on-regression checks)."""
+        return bool(self.findings)
+
+
+def finding_type(signal: str) -> tuple[str, str | None]:
+    """(finding type, runbook name) for a regressed signal."""
+    for prefix, kind, runbook in FINDING_TYPES:
+        if signal.startswith(prefix):
+            return kind, runbook
+    return "regression", None
+
+
+def runbook_link(name: str | None) -> RunbookLink | None:
+    """The runbook as a link; None when none ships under that name."""
+    if name is None:
+        return None
+    try:
+        book = _runbooks.get(name)
+    except _runbooks.RunbookNotFound:
+        return None
+    return RunbookLink(book.name, book.title, book.path, book.summary)
+
+
+def incident_report(
+    store: Store,
+    window: Window,
+    *,
+    filters: Filters = Filters(),
+    slo: float = DEFAULT_SLO,
+    now: datetime | None = None,
+    progress: Progress | None = None,
+) -> IncidentReport:
+    """Detect, attribute, time-line and cost the incident in `window`; NoDataError if it is empty."""
+    say = progress or (lambda _: None)
+    now = now or datetime.now(timezone.utc)
+    say("checking the window")
+    calls = require_data(store, window, filters, now=now)
+    say("detecting regressions")
+    regressions = detect(store, window, filters=filters)
+    findings = []
+    for i, r in enumerate(regressions, 1):
+        say(f"attributing {r.signal} ({i}/{len(regressions)})")
+        findings.append(_finding(store, window, filters, r))
+    say("building the timeline")
+    events = timeline(store, window, filters=filters, regressions=regressions)
+    say("measuring the impact")
+    impact = measure_impact(store, window, filters, findings, slo=slo) if findings else None
+    silent = tuple(e.flags[0] for e in events if SILENT_PROVIDER_UPDATE in e.flags)
+    return IncidentReport(
+        generated_at=now,
+        window=window,
+        filters=filters,
+        store=store.url,
+        calls=calls,
+        summary=summary_line(window, filters, calls, findings, impact, silent),
+        findings=tuple(findings),
+        timeline=tuple(events),
+        impact=impact,
+        silent_updates=silent,
+        follow_ups=tuple(follow_ups(findings, silent)),
+    )
+
+
+def _finding(store: Store, window: Window, filters: Filters, r: Regression) -> Finding:
+    """Attribute one regression (baseline: the window before its change point) and chart it."""
+    kind, runbook = finding_type(r.signal)
+    incident = Window(r.started_at, r.ended_at or window.end)
+    attribution, note = None, None
+    if r.started_at <= window.start:
+        note = "The regression starts at the window's start, so there is no baseline to attribute it against: widen --since."
+    else:
+        try:
+            attribution = attribute(store, r.signal, baseline=Window(window.start, r.started_at), incident=incident, filters=filters)
+        except AnalysisError as exc:
+            note = f"Not attributed: {exc}"
+    top = attribution.suspects[0] if attribution and attribution.suspects else None
+    return Finding(kind, r, attribution, runbook_link(runbook), split_chart(store, window, filters, r, top), note)
+
+
+def measure_impact(store: Store, window: Window, filters: Filters, findings: Sequence[Finding], *, slo: float) -> Impact:
+    """Calls, tenants, failures and spend from the first change point to the incident's end."""
+    start = min(f.regression.started_at for f in findings)
+    ends = [f.regression.ended_at for f in findings]
+    period = Window(start, window.end if any(e is None for e in ends) else max(e for e in ends if e is not None))
+    suspects = [f.top_suspect for f in findings if f.top_suspect is not None]
+    segment, segment_params = segments_sql(suspects)
+    where, params = window_parameters(window, filters)
+    params |= segment_params | {"i_start": period.start, "i_end": period.end}
+    row = store.rows(render("incident_impact", filters=where, segment=segment), params)[0]
+    (calls, affected, tenants, failed, window_calls, base_cpc, inc_cpc, costed, tax_tokens, tax_cost) = row
+    budget = (1 - slo) * window_calls
+    extra = (inc_cpc - base_cpc) * costed if inc_cpc is not None and base_cpc is not None else 0.0
+    return Impact(
+        period=period,
+        calls=int(calls),
+        affected_calls=int(affected),
+        affected_basis="in the top suspects' segments" if suspects else "every call in scope during the incident",
+        tenants=tuple(tenants),
+        failed_calls=int(failed),
+        slo=slo,
+        error_budget_burned=failed / budget if budget else 0.0,
+        baseline_cost_per_call=base_cpc,
+        incident_cost_per_call=inc_cpc,
+        extra_cost=float(extra),
+        cancellation_tax_tokens=int(tax_tokens),
+        cancellation_tax_cost=float(tax_cost or 0.0),
+        evidence=Evidence("incident_impact", params),
+    )
+
+
+def summary_line(window: Window, filters: Filters, calls: int, findings: Sequence[Finding], impact: Impact | None,
+                 silent: Sequence[str]) -> str:  # fmt: skip
+    """One line for the incident channel: what regressed since when, the top suspect, the damage."""
+    scope = ", ".join(f"{v}" for v in vars(filters).values() if v is not None)
+    scope = f" on {scope}" if scope else ""
+    if not findings:
+        return f"driftline: no regression{scope} between {stamp(window.start)} and {stamp(window.end)} ({calls:,} calls)."
+    first = findings[0]
+    r = first.regression
+    text = f"driftline: {r.signal} {r.direction} {abs(r.relative_change):.0%}{scope} since {stamp(r.started_at)}"
+    text += f" ({r.baseline:.3g} → {r.current:.3g})"
+    top = first.top_suspect
+    if top is not None:
+        why = "possible silent provider update, " if top.label in silent else ""
+        text += f"; top suspect {top.label} ({why}explains {top.explained_share:.0%})"
+    if impact is not None:
+        text += f"; {impact.affected_calls:,} calls and {len(impact.tenants)} tenants affected"
+        if impact.extra_cost > 0 or impact.cancellation_tax_cost > 0:
+            text += f", extra cost ${impact.extra_cost:,.2f} (cancellation tax ${impact.cancellation_tax_cost:,.2f})"
+    more = len(findings) - 1
+    return text + (f"; {more} more regression{'s' if more > 1 else ''}." if more else ".")
+
+
+def follow_ups(findings: Sequence[Finding], silent: Sequence[str]) -> list[str]:
+    """Suggested action items; the humans decide, own and date them."""
+    items = []
+    for f in findings:
+        top = f.top_suspect
+        if top is not None and top.label in silent:
+            items.append(f"Confirm with the provider that {top.label} replaced the model behind the alias; pin a dated model version.")
+        elif top is not None:
+            items.append(f"Confirm {top.label} caused {f.regression.signal}; roll it back or fix forward.")
+        if f.runbook is not None:
+            items.append(f"Walk through the runbook {f.runbook.path} for {f.regression.signal}.")
+    if silent:
+        items.append("Annotate the provider change (`driftline annotate model …`) so the next report names it.")
+    return list(dict.fromkeys(items))
+
+
+def segments_sql(suspects: Sequence[Suspect]) -> tuple[str, dict[str, Any]]:
+    """`(dim = {s0_0:String} AND …) OR …` over allow-listed dimensions: any of the suspects' segments.
+
+    With no suspect the predicate is `1` (every call).
+    """
+    clauses, params = [], {}
+    for i, suspect in enumerate(suspects):
+        terms = []
+        for j, (dimension, val) in enumerate(zip(suspect.dimensions, suspect.values)):
+            if val == NONE:
+                terms.append(f"{DIMENSIONS[dimension]} IS NULL")
+            else:
+                terms.append(f"ifNull({DIMENSIONS[dimension]} = {{s{i}_{j}:String}}, 0)")
+                params[f"s{i}_{j}"] = val
+        clauses.append("(" + " AND ".join(terms) + ")")
+    return (" OR ".join(clauses) or "1"), params
+
+
+def split_chart(store: Store, window: Window, filters: Filters, r: Regression, top: Suspect | None) -> Chart:
+    """The regressed signal per bucket, inside the top suspect's segment and outside it (one query)."""
+    spec = get_signal(r.signal)
+    bucket = default_bucket(window)
+    match, params = segments_sql([top] if top else [])
+    parts = [("all calls", spec)] if top is None else [
+        (f"{top.label} (top suspect)", replace(spec, den=f"({spec.den}) AND ({match})")),
+        ("all other calls", replace(spec, den=f"({spec.den}) AND NOT ({match})")),
+    ]  # fmt: skip
+    columns = "".join(f",\n       {s.value_sql} AS v{i}, {s.calls_sql} AS c{i}" for i, (_, s) in enumerate(parts))
+    where, fparams = filter_sql(filters)
+    query = render("by_bucket", columns=columns, source=source_sql(spec, with_dimensions=True, filters=filters), filters=where)
+    params |= fparams | bucket_params(window, bucket) | scope_params(spec, window.start, window.end)
+    rows = {utc(row[0]): row[1:] for row in store.rows(query, params)}
+    grid = full_grid(window, bucket)
+    lines = tuple(
+        ChartLine(name, tuple(_number(rows[t][2 * i]) if t in rows else None for t in grid),
+                  tuple(int(rows[t][2 * i + 1]) if t in rows else 0 for t in grid))
+        for i, (name, _) in enumerate(parts)
+    )  # fmt: skip
+    markers = [Marker(r.started_at, f"{r.signal} change point {r.started_at:%H:%M} UTC")]
+    if top is not None and top.first_seen is not None and abs(top.first_seen - r.started_at) >= bucket:
+        markers.append(Marker(top.first_seen, f"first {top.label}"))
+    return Chart(r.signal, tuple(grid), lines, tuple(markers), Evidence("by_bucket", {k: v for k, v in params.items()}))
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)

@@ -1,0 +1,192 @@
+"""The incident report's sections on scenarios with known causes, and its Markdown and JSON forms."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import timedelta
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pytest
+from driftline.analyzers._model import Filters, Window
+from driftline.analyzers._render import render
+from driftline.analyzers._report import FINDING_TYPES, IncidentReport, incident_report
+from driftline.analyzers._runbooks import names as runbook_names
+from driftline.collector import Store
+from incident_scenarios import NEW_MODEL, steady
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "incident-report.md"
+GRAFANA = "http://grafana.test/explore?traceId={trace_id}"
+
+
+def _window(scenario: Any) -> Window:
+    return Window(scenario.start, scenario.end + timedelta(minutes=1))
+
+
+@pytest.fixture(scope="module")
+def silent_report(silent_update_store: Any) -> IncidentReport:
+    store, scenario = silent_update_store
+    return incident_report(store, _window(scenario))
+
+
+@pytest.fixture(scope="module")
+def costly(costly_store: Any) -> tuple[Store, Any, IncidentReport]:
+    """(store, scenario, report) for the costly prompt: a cost and cancellation-tax incident."""
+    store, scenario = costly_store
+    return store, scenario, incident_report(store, _window(scenario))
+
+
+def test_summary_line_names_the_signal_its_start_the_top_suspect_and_the_damage(silent_report: IncidentReport) -> None:
+    line = silent_report.summary
+    assert "\n" not in line and len(line) < 400
+    assert line.startswith("driftline: quality:faithfulness down")
+    assert f"top suspect response_model={NEW_MODEL} (possible silent provider update" in line
+    assert "UTC" in line and "calls and 4 tenants affected" in line
+
+
+def test_injected_cause_ranks_first_and_the_harmless_changes_below_it(silent_report: IncidentReport) -> None:
+    finding = next(f for f in silent_report.findings if f.regression.signal == "quality:faithfulness")
+    labels = [s.label for s in finding.attribution.suspects] if finding.attribution else []
+    assert labels[0] in (f"response_model={NEW_MODEL}", "system_fingerprint=fp_b2")
+    harmless = [i for i, s in enumerate(labels) if "prompt_version=v8" in s or "index_version=2026-11-20" in s]
+    assert all(i > 0 for i in harmless)
+    top = finding.top_suspect
+    assert top is not None and top.explained_share > 0.8 and top.effect == "worse"
+    assert top.first_seen is not None and abs(top.first_seen - silent_report.findings[0].regression.started_at) <= timedelta(minutes=2)
+
+
+def test_impact_counts_the_calls_and_tenants_of_the_top_suspect_segment(silent_report: IncidentReport, silent_update_store: Any) -> None:
+    store, scenario = silent_update_store
+    impact = silent_report.impact
+    assert impact is not None
+    period = {"a": impact.period.start, "b": impact.period.end}
+    calls, tenants = store.rows(
+        "SELECT count(), groupUniqArray(tenant) FROM llm_calls WHERE time >= {a:DateTime64(9)} AND time < {b:DateTime64(9)}"
+        " AND response_model = {m:String}", period | {"m": NEW_MODEL},
+    )[0]  # fmt: skip
+    assert impact.affected_calls == calls and set(impact.tenants) == set(tenants)
+    assert impact.failed_calls == 0 and impact.error_budget_burned == 0
+
+
+def test_impact_prices_the_extra_cost_and_the_cancellation_tax(costly: Any) -> None:
+    store, scenario, report = costly
+    impact = report.impact
+    assert impact is not None
+    after = store.rows("SELECT count(), countIf(cancelled) FROM llm_calls WHERE time >= {a:DateTime64(9)} AND time < {b:DateTime64(9)}"
+                       " AND prompt_version = 'v9'", {"a": impact.period.start, "b": impact.period.end})[0]  # fmt: skip
+    assert impact.cancellation_tax_tokens == 15 * after[1]  # each cancel: 20 tokens billed, 5 delivered
+    # v9 calls cost $0.006 instead of $0.002; the rest of the incident period costs the same as before
+    assert impact.extra_cost == pytest.approx(0.004 * after[0], rel=0.05)
+    assert impact.cancellation_tax_cost == pytest.approx(after[1] * 0.006 * 15 / 820, rel=1e-6)
+    assert "extra cost $" in report.summary
+
+
+def test_error_budget_burned_counts_failures_against_the_objective(burst_store: Any) -> None:
+    store, scenario = burst_store
+    report = incident_report(store, _window(scenario), slo=0.99)
+    impact = report.impact
+    assert impact is not None
+    failed = store.rows("SELECT countIf(status = 'Error') FROM llm_calls WHERE time >= {a:DateTime64(9)} AND time < {b:DateTime64(9)}",
+                        {"a": impact.period.start, "b": impact.period.end})[0][0]  # fmt: skip
+    window_calls = store.rows("SELECT count() FROM llm_calls")[0][0]
+    assert impact.failed_calls == failed > 50
+    assert impact.error_budget_burned == pytest.approx(failed / (0.01 * window_calls))
+
+
+def test_each_finding_has_a_runbook_that_ships(silent_report: IncidentReport, costly: Any) -> None:
+    findings = silent_report.findings + costly[2].findings
+    assert {f.regression.signal for f in costly[2].findings} >= {"cost_per_call", "cancellation_tax"}
+    for f in findings:
+        assert f.runbook is not None, f.regression.signal
+        assert f.runbook.name in runbook_names()
+        assert resources.files("driftline.runbooks").joinpath(f"{f.runbook.name}.md").is_file()
+        assert f.runbook.path == f"runbooks/{f.runbook.name}.md"
+
+
+def test_every_runbook_named_in_the_finding_types_ships() -> None:
+    assert {runbook for _, _, runbook in FINDING_TYPES} <= set(runbook_names())
+
+
+def test_costly_prompt_is_ranked_first_with_its_annotated_change(costly: Any) -> None:
+    _, scenario, report = costly
+    finding = next(f for f in report.findings if f.regression.signal == "cost_per_call")
+    top = finding.top_suspect
+    assert top is not None and "prompt_version=v9" in top.label
+    assert top.aligned_change is not None and "v9" in top.aligned_change
+    assert not report.silent_updates
+
+
+def test_markdown_report_has_every_section_and_cites_its_evidence(silent_report: IncidentReport) -> None:
+    text = render(silent_report, "md")
+    headings = re.findall(r"^## (.+)$", text, re.M)
+    assert headings == ["Impact", "Findings", "Timeline (UTC)", "Runbooks", "Action items"]
+    assert f"> {silent_report.summary}" in text
+    assert "[Quality regression after a change](runbooks/quality-regression.md)" in text
+    section = text.split("## Timeline (UTC)")[1].split("## Runbooks")[0]
+    timeline_rows = [line for line in section.splitlines() if re.match(r"^\| \d\d:\d\d:\d\d \|", line)]
+    assert len(timeline_rows) == len(silent_report.timeline) and all("query `" in row for row in timeline_rows)
+    assert "| owner | action | due | status |" in text
+
+
+def test_exemplar_trace_ids_open_in_grafana_when_a_template_is_given(silent_report: IncidentReport) -> None:
+    top = silent_report.findings[0].top_suspect
+    assert top is not None and top.evidence.trace_ids
+    trace = top.evidence.trace_ids[0]
+    linked = render(silent_report, "md", grafana_url=GRAFANA)
+    assert f"(http://grafana.test/explore?traceId={trace})" in linked
+    plain = render(silent_report, "md")
+    assert f"`{trace}`" in plain and "grafana.test" not in plain
+
+
+def test_grafana_template_without_a_placeholder_is_refused(silent_report: IncidentReport) -> None:
+    with pytest.raises(ValueError, match="trace_id"):
+        render(silent_report, "md", grafana_url="http://grafana.test/explore")
+
+
+def test_json_report_has_the_documented_versioned_shape(silent_report: IncidentReport) -> None:
+    data = json.loads(render(silent_report, "json", grafana_url=GRAFANA))
+    assert list(data)[:3] == ["schema_version", "kind", "trace_url_template"]
+    assert data["schema_version"] == 1 and data["kind"] == "driftline.incident_report"
+    assert data["window"]["start"].endswith("+00:00")
+    finding = data["findings"][0]
+    assert finding["regression"]["signal"] == "quality:faithfulness"
+    assert finding["attribution"]["suspects"][0]["evidence"]["trace_ids"]
+    assert data["timeline"][0]["evidence"]["query"]
+    documented = set(re.findall(r"^\| `([a-z_.\[\]]+)` \|", DOCS.read_text(encoding="utf-8"), re.M))
+    keys = _paths(data)
+    assert keys <= documented, f"undocumented JSON fields: {sorted(keys - documented)}"
+
+
+def _paths(value: Any, prefix: str = "") -> set[str]:
+    """Dotted field paths of a JSON document; list items as `name[]`; evidence parameters are free-form."""
+    out: set[str] = set()
+    if isinstance(value, dict):
+        for k, v in value.items():
+            path = f"{prefix}.{k}" if prefix else k
+            out.add(path)
+            if not path.endswith("parameters"):
+                out |= _paths(v, path)
+    elif isinstance(value, list):
+        for item in value:
+            out |= _paths(item, prefix + "[]")
+    return out
+
+
+def test_a_window_where_nothing_regressed_says_so(store: Store) -> None:
+    scenario = steady(calls=900)
+    scenario.write(store)
+    report = incident_report(store, _window(scenario))
+    assert not report.regressed and report.impact is None and not report.findings
+    assert report.summary.startswith("driftline: no regression between")
+    text = render(report, "md")
+    assert "No regression detected in this window." in text
+
+
+def test_filters_scope_the_report(silent_update_store: Any) -> None:
+    store, scenario = silent_update_store
+    report = incident_report(store, _window(scenario), filters=Filters(route="/search"))
+    assert not [f for f in report.findings if f.regression.signal == "quality:faithfulness"]
+    assert report.calls == store.rows("SELECT count() FROM llm_calls WHERE route = '/search'")[0][0]
+    assert " on /search " in report.summary
