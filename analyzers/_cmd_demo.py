@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -54,7 +54,7 @@ def demo(store_url: str | None, calls: int, seed: int, hours: float, fresh: bool
 
 
 def _iso(value: datetime | int) -> str:
-    when = value if isinstance(value, datetime) else datetime.fromtimestamp(value / 1e9, tz=timezone.utc)
+    when = value if isinstance(value, datetime) else datetime.fromtimestamp(value / 1e9, tz=UTC)
     return when.isoformat(timespec="seconds")
 
 
@@ -67,7 +67,7 @@ def _run_dict(run: DemoRun) -> dict[str, Any]:
 
 
 def _clock(ns: int) -> str:
-    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).strftime("%H:%M")
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC).strftime("%H:%M")
 
 
 def _print_text(run: DemoRun, rows: list[ModelSummary], url: str) -> None:

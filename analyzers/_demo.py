@@ -15,7 +15,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -23,8 +23,18 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import SpanContext
 
-from driftline.collector import LLMCall, ReleaseContextProcessor, StoreSpanExporter, Store
-from driftline.collector import annotate, llm_call, record_confidence, record_score, release, tag_retrieval
+from driftline.collector import (
+    LLMCall,
+    ReleaseContextProcessor,
+    Store,
+    StoreSpanExporter,
+    annotate,
+    llm_call,
+    record_confidence,
+    record_score,
+    release,
+    tag_retrieval,
+)
 from driftline.collector import _names as n
 
 from ._demo_world import HOUR, MINUTE, Change, Model, Route, Tenant, World, build_world
@@ -96,7 +106,7 @@ class SeededIds(IdGenerator):
 
 
 def _utc(ns: int) -> datetime:
-    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc)
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC)
 
 
 class _Services:
@@ -105,7 +115,7 @@ class _Services:
     def __init__(self, store: Store, world: World, ids: IdGenerator, queue: int) -> None:
         self._providers: dict[tuple[str, str], TracerProvider] = {}
         for service, rollout in world.versions.items():
-            for version in {rollout.before, rollout.after}:
+            for version in dict.fromkeys((rollout.before, rollout.after)):
                 resource = Resource.create({"service.name": service, n.SERVICE_VERSION: version, n.DEPLOYMENT_ENVIRONMENT: ENVIRONMENT})
                 provider = TracerProvider(resource=resource, id_generator=ids, shutdown_on_exit=False)
                 provider.add_span_processor(ReleaseContextProcessor())
@@ -152,8 +162,11 @@ class _Simulation:
                          at=_utc(change.at), tracer_provider=self._services.provider(change.service, version))  # fmt: skip
 
     def request(self, t: int) -> None:
-        """One user request: its release context, its input, its LLM call (the call's span is the root:
-        server spans would double the spans to write and add nothing the analyses read)."""
+        """One user request: its release context, its input, its LLM call.
+
+        The call's span is the trace's root: server spans would double the spans to write and add
+        nothing the analyses read.
+        """
         rng = self._rng
         route = rng.choices(self._world.routes, self._route_weights)[0]
         tenant = rng.choices(self._world.tenants, self._tenant_weights)[0]

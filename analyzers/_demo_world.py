@@ -156,9 +156,6 @@ class World:
         """Share of requests to `provider` that get a 429 at `t`."""
         return max([b.rate for b in self.bursts if b.provider == provider and b.start <= t < b.end], default=self.baseline_429)
 
-    def incident(self) -> Change:
-        return next(c for c in self.changes if c.harmful)
-
 
 GPT4O = Model("openai", "gpt-4o", "gpt-4o-2024-08-06", "fp_a7d06e42a7", 0.42, 0.45, 82.0, 2.50, 1.25, 10.00)
 GPT4O_NEW = Model("openai", "gpt-4o", "gpt-4o-2024-11-20", "fp_d28bcae782", 0.66, 0.50, 74.0, 2.50, 1.25, 10.00, quality_shift=-0.16)
