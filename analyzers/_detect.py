@@ -41,8 +41,8 @@ class DetectionSettings:
     """Buckets a regime must last to count (and the fewest buckets before a change)."""
     min_effect: float = 3.0
     """Shift in units of the baseline's own bucket-to-bucket spread (robust, so it holds daily swings)."""
-    min_relative: float = 0.05
-    """Smallest relative shift reported (5%): tiny but steady drifts are not incidents."""
+    min_relative: float = 0.03
+    """Smallest relative shift reported (3%): tiny but steady drifts are not incidents."""
     penalty: float | None = None
     """ruptures PELT penalty; default 3 * log(n) in noise-variance units."""
 
@@ -122,51 +122,56 @@ def _weighted_mean(values: np.ndarray, weights: np.ndarray) -> float:
 
 
 def find_regression(spec: Signal, frame: pandas.DataFrame, *, settings: DetectionSettings = DetectionSettings()) -> Regression | None:
-    """The strongest shift of `frame` (time, value, calls) in the signal's bad direction, if any passes.
+    """The regression of `frame` (time, value, calls) in the signal's bad direction, if any.
 
-    A change point k (from ruptures) is a regression when the segment after it differs from
-    every bucket before it by at least `min_effect` times the before-buckets' robust spread
-    and by `min_relative` of their level. Confidence is 1 - p of a Welch test on bucket values.
+    Bucket values are first put on one noise scale: a bucket's deviation from the median is
+    multiplied by sqrt(its calls / the median calls), since a bucket of fewer calls is
+    noisier (the night-time trough of a daily swing). A change point k (from ruptures) is a
+    regression when the regime after it differs from every bucket before it by at least
+    `min_effect` times the before-buckets' robust spread and by `min_relative` of their
+    level; it lasts until a later regime is back within half the shift. The earliest one
+    still going on wins (else the strongest). Confidence is 1 - p of a Welch test on buckets.
     """
     usable = (frame["calls"].to_numpy() >= settings.min_bucket_calls) & frame["value"].notna().to_numpy()
     index = np.flatnonzero(usable)
     if len(index) < 2 * settings.min_segment:
         return None
-    values = frame["value"].to_numpy(dtype=float)[index]
+    raw = frame["value"].to_numpy(dtype=float)[index]
     calls = frame["calls"].to_numpy(dtype=float)[index]
-    cuts = change_points(values, min_size=settings.min_segment, penalty=settings.penalty)
-    bounds = [*cuts, len(values)]
-    best: tuple[float, Regression] | None = None
-    for i, k in enumerate(cuts):
-        candidate = _judge(spec, frame, index, values, calls, k, bounds[i + 1 :], settings)
-        if candidate is not None and (best is None or candidate[0] > best[0]):
-            best = candidate
-    return None if best is None else best[1]
+    centre = float(np.median(raw))
+    levelled = centre + (raw - centre) * np.sqrt(calls / np.median(calls))
+    cuts = change_points(levelled, min_size=settings.min_segment, penalty=settings.penalty)
+    bounds = [*cuts, len(raw)]
+    found = [c for i, k in enumerate(cuts) if (c := _judge(spec, frame, index, levelled, raw, calls, k, bounds[i + 1 :], settings))]
+    ongoing = [c for c in found if c[1].ended_at is None]
+    if ongoing:
+        return ongoing[0][1]
+    return max(found, key=lambda c: c[0])[1] if found else None
 
 
-def _judge(spec: Signal, frame: pandas.DataFrame, index: np.ndarray, values: np.ndarray, calls: np.ndarray,
-           k: int, ends: list[int], settings: DetectionSettings) -> tuple[float, Regression] | None:  # fmt: skip
+def _judge(spec: Signal, frame: pandas.DataFrame, index: np.ndarray, levelled: np.ndarray, raw: np.ndarray,
+           calls: np.ndarray, k: int, ends: list[int], settings: DetectionSettings) -> tuple[float, Regression] | None:  # fmt: skip
     """Score the regime starting at k (ending at ends[0]) against everything before k; None if no regression.
 
-    The regression lasts over the following regimes until one is back within half the shift
-    of the baseline (its start is `ended_at`).
+    The test runs on the levelled values; baseline and current are reported from the raw ones.
     """
-    before, after = values[:k], values[k : ends[0]]
+    before, after = levelled[:k], levelled[k : ends[0]]
     spread = max(_robust_std(before), 1e-9 * max(1.0, abs(float(np.median(before)))))
-    base = _weighted_mean(before, calls[:k])
-    shift = _weighted_mean(after, calls[k : ends[0]]) - base
+    shift = _weighted_mean(after, calls[k : ends[0]]) - _weighted_mean(before, calls[:k])
+    base = _weighted_mean(raw[:k], calls[:k])
+    raw_shift = _weighted_mean(raw[k : ends[0]], calls[k : ends[0]]) - base
     direction = "up" if shift > 0 else "down"
     effect = abs(shift) / spread
-    if direction != spec.bad or effect < settings.min_effect or abs(shift) < settings.min_relative * abs(base):
+    if direction != spec.bad or effect < settings.min_effect or raw_shift * shift <= 0 or abs(raw_shift) < settings.min_relative * abs(base):
         return None
     se = math.sqrt(spread**2 / len(before) + max(_robust_std(after), spread) ** 2 / len(after))
     last, ended = ends[0], None
     for start, end in zip(ends, ends[1:]):
-        if abs(_weighted_mean(values[start:end], calls[start:end]) - base) < abs(shift) / 2:
+        if abs(_weighted_mean(levelled[start:end], calls[start:end]) - _weighted_mean(before, calls[:k])) < abs(shift) / 2:
             ended = frame["time"].iloc[int(index[start])].to_pydatetime()
             break
         last = end
-    current = _weighted_mean(values[k:last], calls[k:last])
+    current = _weighted_mean(raw[k:last], calls[k:last])
     regression = Regression(
         signal=spec.name, started_at=frame["time"].iloc[int(index[k])].to_pydatetime(), baseline=base, current=current,
         direction=direction, relative_change=(current - base) / abs(base) if base != 0 else math.copysign(1.0, shift),

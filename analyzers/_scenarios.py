@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._sql import render
+
 if TYPE_CHECKING:
     from driftline.collector._store import Store
 
@@ -243,45 +245,53 @@ def _outcomes(rng: np.random.Generator, c: dict[str, Any]) -> None:
     c["duration"] = c["latency"] * rng.lognormal(0, 0.35, n)
 
 
+_CODED = ("route", "tenant", "provider", "request_model", "response_model", "system_fingerprint", "prompt_version",
+          "index_version", "service_version")  # fmt: skip
+"""String columns shipped as small integer codes into vocabularies; SQL maps them back."""
+
+
 def write(store: Store, scenarios: list[Scenario]) -> None:
-    """Insert the scenarios' calls, scores and changes (each scenario is its own service)."""
-    calls: dict[str, list[Any]] = {k: [] for k in _CALL_COLUMNS}
-    scores: dict[str, list[Any]] = {k: [] for k in ("time", "trace_id", "span_id", "service", "evaluation", "score")}
-    for s in scenarios:
-        _append(calls, scores, s)
-    store.insert("llm_calls", [calls[k] for k in _CALL_COLUMNS], _CALL_COLUMNS)
-    store.insert("llm_scores", list(scores.values()), list(scores))
+    """Insert the scenarios' calls, scores and changes (each scenario is its own service).
+
+    The calls travel as numbers (codes into per-column vocabularies) into a scratch table,
+    and one INSERT ... SELECT turns them into llm_calls and llm_scores rows: fast enough for
+    a million calls in a few seconds.
+    """
+    vocab: dict[str, list[str | None]] = {c: [None] for c in _CODED}
+    columns: dict[str, list[np.ndarray]] = {k: [] for k in ("scenario", "t_ns", "seq", *_CODED, "confidence", "duration", "error", "score")}
+    for i, s in enumerate(scenarios):
+        c = s.calls
+        n = len(c["t"])
+        columns["scenario"].append(np.full(n, i, dtype=np.uint16))
+        columns["t_ns"].append(int(s.start.timestamp()) * 10**9 + (c["t"] * 1e9).astype(np.int64))
+        columns["seq"].append(np.arange(n, dtype=np.uint32))
+        for name in _CODED:
+            columns[name].append(_codes(c[name], vocab[name]))
+        columns["confidence"].append(c["confidence_mean"].astype(np.float64))
+        columns["duration"].append(c["duration"].astype(np.float64))
+        columns["error"].append(c["error"].astype(np.uint8))
+        columns["score"].append(c["score"].astype(np.float64))
+    store.command(render("scenario_raw_create"))
+    try:
+        store.insert("scenario_raw", [np.concatenate(v) for v in columns.values()], list(columns))
+        params = {f"{name}_vocab": values for name, values in vocab.items()} | {"services": [s.service for s in scenarios]}
+        store.command(render("scenario_calls_insert"), params)
+        store.command(render("scenario_scores_insert"), params | {"evaluation": EVALUATION})
+    finally:
+        store.command("DROP TABLE IF EXISTS scenario_raw")
     rows = [(t, k, tg, v, d, s.service) for s in scenarios for t, k, tg, v, d in s.changes]
     if rows:
         store.insert("changes", [list(col) for col in zip(*rows)], ["time", "kind", "target", "version", "description", "service"])
 
 
-_CALL_COLUMNS = ["time", "trace_id", "span_id", "service", "span_name", "route", "tenant", "provider", "request_model",
-                 "response_model", "system_fingerprint", "prompt_name", "prompt_version", "index_version", "confidence_mean",
-                 "service_version", "duration_s", "status", "operation"]  # fmt: skip
-
-
-def _append(calls: dict[str, list[Any]], scores: dict[str, list[Any]], s: Scenario) -> None:
-    c = s.calls
-    n = len(c["t"])
-    base = int(s.start.timestamp() * 1e9)
-    times = [datetime.fromtimestamp((base + int(t * 1e9)) / 1e9, timezone.utc) for t in c["t"]]
-    ids = [f"{s.name[:5]}{i:011x}" for i in range(n)]
-    columns = {
-        "time": times, "trace_id": ids, "span_id": ids, "service": [s.service] * n, "span_name": ["chat"] * n,
-        "route": list(c["route"]), "tenant": list(c["tenant"]), "provider": list(c["provider"]),
-        "request_model": list(c["request_model"]), "response_model": list(c["response_model"]),
-        "system_fingerprint": list(c["system_fingerprint"]), "prompt_name": list(c["route"]),
-        "prompt_version": list(c["prompt_version"]), "index_version": list(c["index_version"]),
-        "confidence_mean": [None if math.isnan(v) else float(v) for v in c["confidence_mean"]],
-        "service_version": list(c["service_version"]), "duration_s": [float(v) for v in c["duration"]],
-        "status": ["Error" if e else "Unset" for e in c["error"]], "operation": ["chat"] * n,
-    }  # fmt: skip
-    for k, v in columns.items():
-        calls[k] += v
-    scores["time"] += times
-    scores["trace_id"] += ids
-    scores["span_id"] += ids
-    scores["service"] += [s.service] * n
-    scores["evaluation"] += [EVALUATION] * n
-    scores["score"] += [float(v) for v in c["score"]]
+def _codes(values: np.ndarray, vocabulary: list[str | None]) -> np.ndarray:
+    """1-based codes of `values` in `vocabulary` (extended as needed; None is code 1)."""
+    index = {v: i for i, v in enumerate(vocabulary)}
+    out = np.empty(len(values), dtype=np.uint16)
+    for i, v in enumerate(values):
+        key = None if v is None else str(v)
+        if key not in index:
+            index[key] = len(vocabulary)
+            vocabulary.append(key)
+        out[i] = index[key] + 1
+    return out
