@@ -13,7 +13,7 @@ import click
 from driftline.collector._migrate import migrate, reset
 
 from ._cli_common import handle_errors, json_option, opened, store_option, table
-from ._demo import DemoRun, ModelSummary, run_demo, summary
+from ._demo import QUALITY, DemoRun, ModelSummary, run_demo, summary
 
 
 @click.command("demo")
@@ -84,4 +84,5 @@ def _print_text(run: DemoRun, rows: list[ModelSummary], url: str) -> None:
               "quality": "-" if r.quality is None else f"{r.quality:.2f}"} for r in rows]  # fmt: skip
     click.echo(table(lines, ["provider", "request model", "response model", "prompt", "calls", "TTFT p95", "quality"]))
     click.echo(f"\nstore: {url}")
-    click.echo(f"next:  driftline db status --store '{url}'")
+    click.echo(f"next:  driftline detect --since 2h --store '{url}'")
+    click.echo(f"       driftline attribute --signal quality:{QUALITY} --since 2h --store '{url}'")

@@ -185,8 +185,8 @@ class _Simulation:
             self._clock.advance(rng.uniform(0.03, 0.12))
         if not route.asr:
             return None
-        alpha, beta = (5.0, 2.2) if rng.random() < tenant.noisy_audio else (18.0, 1.2)
-        words = [rng.betavariate(alpha, beta) for _ in range(rng.randint(12, 90))]
+        mean, spread = (0.70, 0.16) if rng.random() < tenant.noisy_audio else (0.94, 0.05)  # a bad line, or a clean one
+        words = [min(1.0, max(0.0, rng.gauss(mean, spread))) for _ in range(rng.randint(12, 90))]
         record_confidence(words=words, engine="whisper-large-v3")
         self._clock.advance(rng.uniform(0.15, 0.4))
         return sum(words) / len(words)
