@@ -37,8 +37,8 @@ def _invoke(url: str, *args: str) -> Result:
     return CliRunner().invoke(cli, ["demo", "--store", url, *args])
 
 
-def _run(url: str, *args: str) -> dict[str, Any]:
-    result = _invoke(url, "--calls", str(CALLS), "--json", *args)
+def _run(url: str, *args: str, calls: int = CALLS) -> dict[str, Any]:
+    result = _invoke(url, "--calls", str(calls), "--json", *args)
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
 
@@ -145,16 +145,17 @@ def test_demo_harmless_changes_leave_quality_alone(demo: Demo) -> None:
             assert judged_after > 20 and after > before - 0.05, (change, route, before, after)
 
 
-def test_demo_same_seed_same_data_and_fresh_replaces_instead_of_adding(demo: Demo, store: Store) -> None:
-    first, _ = demo
-    _run(store.url, "--seed", "7", "--fresh")
-    assert store.rows(_FINGERPRINT) == first.rows(_FINGERPRINT)
-    assert summary(store) == summary(first)
-    _run(store.url, "--seed", "8", "--fresh")
-    count, checksum = store.rows(_FINGERPRINT)[0]
-    assert count == CALLS
-    assert checksum != first.rows(_FINGERPRINT)[0][1]
-    assert summary(store) != summary(first)
+def test_demo_same_seed_same_data_and_fresh_replaces_instead_of_adding(store: Store) -> None:
+    runs = []
+    for seed in ("7", "7", "8"):
+        _run(store.url, "--seed", seed, "--fresh", calls=1000)
+        runs.append((store.rows(_FINGERPRINT)[0], summary(store)))
+    (count, checksum), first = runs[0]
+    assert count == 1000
+    assert runs[1] == runs[0]
+    (count, other_checksum), other = runs[2]
+    assert count == 1000
+    assert other_checksum != checksum and other != first
 
 
 def test_demo_prints_the_answer_key_and_what_the_store_holds(store: Store) -> None:
