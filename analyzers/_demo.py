@@ -127,8 +127,13 @@ class _Services:
         return self._providers[service, version]
 
     def shutdown(self) -> None:
-        """Flush every provider's queue into the store; the store itself stays open."""
+        """Export every queued span, then stop; the store itself stays open.
+
+        The flush comes first because a provider's shutdown gives up on its queue after 30 s,
+        and a demo on a busy machine must still lose nothing.
+        """
         for provider in self._providers.values():
+            provider.force_flush()
             provider.shutdown()
 
 
