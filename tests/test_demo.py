@@ -92,6 +92,14 @@ def test_demo_scores_arrive_inline_and_later_against_the_judged_call(demo: Demo)
     assert _one(store, orphans) == 0
 
 
+def test_demo_low_asr_confidence_answers_worse(demo: Demo) -> None:
+    store, _ = demo
+    low, high = store.rows(
+        "SELECT avgIf(s.score, c.confidence_mean < 0.8), avgIf(s.score, c.confidence_mean >= 0.9) " + _JUDGED + " AND c.confidence_mean IS NOT NULL"
+    )[0]
+    assert low < high - 0.1
+
+
 def test_demo_annotates_the_ordinary_changes_but_not_the_incident(demo: Demo) -> None:
     store, output = demo
     annotated = {(c["kind"], c["target"], c["version"]) for c in output["run"]["changes"] if c["annotated"]}
