@@ -166,6 +166,15 @@ def test_demo_same_seed_same_data_and_fresh_replaces_instead_of_adding(store: St
     assert other_checksum != checksum and other != first
 
 
+def test_demo_fresh_leaves_tables_that_are_not_driftlines(store: Store) -> None:
+    store.command("CREATE TABLE app_notes (note String) ENGINE = MergeTree ORDER BY note")
+    store.command("INSERT INTO app_notes VALUES ('keep me')")
+    _run(store.url, "--seed", "1", "--hours", "3", calls=300)
+    _run(store.url, "--seed", "1", "--hours", "3", "--fresh", calls=300)
+    assert store.rows("SELECT note FROM app_notes") == [("keep me",)]
+    assert _one(store, "SELECT count() FROM llm_calls") == 300
+
+
 def test_demo_prints_the_answer_key_and_what_the_store_holds(store: Store) -> None:
     result = _invoke(store.url, "--calls", "300", "--hours", "3", "--seed", "3")
     assert result.exit_code == 0, result.output
