@@ -55,3 +55,15 @@ def test_runbook_show_unknown_name_lists_the_valid_ones() -> None:
     result = CliRunner().invoke(cli, ["runbook", "show", "no-such-thing"])
     assert result.exit_code != 0
     assert "quality-regression" in result.output
+
+
+def test_every_finding_type_links_a_runbook_that_ships() -> None:
+    from driftline.analyzers._report import FINDING_TYPES, finding_type
+    from driftline.analyzers._signals import CALL_SIGNALS
+
+    for _prefix, _kind, name in FINDING_TYPES:
+        assert _runbooks.get(name).name == name
+    for signal in [*CALL_SIGNALS, "quality:answer_quality"]:
+        kind, name = finding_type(signal)
+        assert name is not None, f"signal {signal} has no finding type with a runbook"
+        _runbooks.get(name)
