@@ -12,10 +12,11 @@ from importlib import resources
 
 from driftline.collector._errors import DriftlineError
 
-__all__ = ["Runbook", "RunbookNotFound", "commands", "get", "names", "runbooks"]
+__all__ = ["Runbook", "RunbookNotFound", "commands", "get", "names", "panel_references", "runbooks"]
 
 _PACKAGE = "driftline.runbooks"
 _FENCE = re.compile(r"```(?:bash|sh|console)?\n(.*?)```", re.S)
+_DASHBOARD_REF = re.compile(r"(?<!\*)\*([^*]+)\* →(.*?)(?=(?<!\*)\*[^*]+\* →|$)")
 
 
 class RunbookNotFound(DriftlineError):
@@ -61,6 +62,15 @@ def get(name: str) -> Runbook:
 def runbooks() -> list[Runbook]:
     """All runbooks, sorted by name."""
     return [get(n) for n in names()]
+
+
+def panel_references(runbook: Runbook) -> list[tuple[str, str]]:
+    """(dashboard title, panel title) for each `*Dashboard* → **Panel**` in the Dashboard section."""
+    section = runbook.text.split("## Dashboard", 1)[-1].split("\n## ", 1)[0]
+    refs = []
+    for dashboard, panels in _DASHBOARD_REF.findall(" ".join(section.split())):
+        refs += [(dashboard, panel) for panel in re.findall(r"\*\*(.+?)\*\*", panels)]
+    return refs
 
 
 def commands(runbook: Runbook) -> list[str]:

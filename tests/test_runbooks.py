@@ -67,3 +67,15 @@ def test_every_finding_type_links_a_runbook_that_ships() -> None:
         kind, name = finding_type(signal)
         assert name is not None, f"signal {signal} has no finding type with a runbook"
         _runbooks.get(name)
+
+
+@pytest.mark.parametrize("name", FAILURE_MODES)
+def test_runbook_dashboard_panels_exist(name: str) -> None:
+    from driftline.analyzers import _dashboards
+
+    titles = {d["title"].removeprefix("driftline / "): {p.get("title") for p in _dashboards._panels(d)} for d in _dashboards.load().values()}
+    refs = _runbooks.panel_references(_runbooks.get(name))
+    assert refs, f"{name} names no dashboard panel to open"
+    for dashboard, panel in refs:
+        assert dashboard in titles, f"{name}: no dashboard {dashboard!r}"
+        assert panel in titles[dashboard], f"{name}: dashboard {dashboard!r} has no panel {panel!r}"
