@@ -128,13 +128,12 @@ def _panel_problems(panel: Mapping[str, Any], defined: set[str]) -> Iterator[str
         yield f"{title}: no thresholds"
     if kind == "timeseries" and not panel.get("options", {}).get("legend", {}).get("showLegend"):
         yield f"{title}: legend hidden"
-    if not runbook_links({"panels": [panel]}):
+    runbooks = [name for _, name in runbook_links({"panels": [panel]})]
+    if not runbooks:
         yield f"{title}: no runbook link (${{runbook_base}}/<name>.md)"
-    for name in {m for m in runbook_links({"panels": [panel]}) if not m[1].startswith("$")}:
-        try:
-            _runbooks.get(name[1])
-        except _runbooks.RunbookNotFound as exc:
-            yield f"{title}: {exc}"
+    for name in runbooks:
+        if not name.startswith("$") and name not in _runbooks.names():
+            yield f"{title}: links runbook {name!r}, which does not ship"
     targets = panel.get("targets", [])
     if not targets:
         yield f"{title}: no query"
@@ -162,11 +161,13 @@ def structure_problems(dashboard: Mapping[str, Any]) -> list[str]:
     if not any(v.get("type") == "datasource" and v.get("name") == "datasource" and v.get("query") == PLUGIN for v in variables):
         problems.append(f"no `datasource` template variable of type datasource for {PLUGIN}")
     problems += list(_foreign_uids({k: v for k, v in dashboard.items() if k != "uid"}))
-    for variable in variables:
+    for i, variable in enumerate(variables):
         if variable.get("type") == "query":
             if variable.get("datasource") != DATASOURCE_REF:
                 problems.append(f"variable {variable.get('name')}: not on ${{datasource}}")
-            problems += _undefined(f"variable {variable.get('name')}", _query_sql(variable.get("query")), defined)
+            earlier = {str(v.get("name")) for v in variables[:i]}
+            problems += [p.replace("undefined variable", "a variable not defined before it:")
+                         for p in _undefined(f"variable {variable.get('name')}", _query_sql(variable.get("query")), earlier)]  # fmt: skip
     for panel in _panels(dashboard):
         problems += _panel_problems(panel, defined)
     changes = [a for a in _annotations(dashboard) if re.search(r"\bFROM\s+changes\b", _query_sql(a.get("target")))]
@@ -375,7 +376,8 @@ def _dependents(dashboard: Mapping[str, Any], name: str) -> set[str]:
     return found
 
 
-def _check_one(store: Store, name: str, dashboard: Mapping[str, Any], ctx: QueryContext, results: list[QueryCheck]) -> list[tuple[str, str]]:
+def _check_one(store: Store, name: str, dashboard: Mapping[str, Any], ctx: QueryContext, results: list[QueryCheck],
+               keep: tuple[str, ...] | None) -> list[tuple[str, str]]:
     run = _Run(store, name, dashboard, ctx, results)
     specs = _variables(dashboard)
     links = runbook_links(dashboard)
@@ -391,6 +393,8 @@ def _check_one(store: Store, name: str, dashboard: Mapping[str, Any], ctx: Query
             variants += [_Variant(f"{name}={o['value']}", {name: str(o["value"])}, frozenset(_dependents(dashboard, name)))
                          for o in spec.get("options", []) if str(o["value"]) != default]  # fmt: skip
     for variant in variants:
+        if keep is not None and not variant.name.startswith(keep):
+            continue
         variables = run.resolve(variant.choices, variant.name)
         run.panels(variables, variant)
         for title, runbook in links:
@@ -404,8 +408,12 @@ def _check_one(store: Store, name: str, dashboard: Mapping[str, Any], ctx: Query
     return sorted(resolved_links)
 
 
-def check(store: Store, *, start: datetime, end: datetime, dashboards: Iterable[str] | None = None) -> Report:
-    """Check every shipped dashboard (or the named ones) against the data in `store`."""
+def check(store: Store, *, start: datetime, end: datetime, dashboards: Iterable[str] | None = None,
+          variants: tuple[str, ...] | None = None) -> Report:
+    """Check every shipped dashboard (or the named ones) against the data in `store`.
+
+    `variants` keeps only the variable choices whose names start with one of these prefixes
+    (e.g. `("filters: All", "signal=")`); by default every one is checked."""
     chosen = load()
     if dashboards is not None:
         wanted = set(dashboards)
@@ -416,5 +424,5 @@ def check(store: Store, *, start: datetime, end: datetime, dashboards: Iterable[
     ctx = QueryContext(start, end, grafana_interval(start, end))
     results: list[QueryCheck] = []
     structure = {name: structure_problems(d) for name, d in chosen.items()}
-    runbooks = {name: _check_one(store, name, d, ctx, results) for name, d in chosen.items()}
+    runbooks = {name: _check_one(store, name, d, ctx, results, variants) for name, d in chosen.items()}
     return Report(structure, results, runbooks)

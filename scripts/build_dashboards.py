@@ -200,12 +200,13 @@ def var_datasource() -> dict[str, Any]:
             "hide": 0, "refresh": 1, "regex": "", "options": []}  # fmt: skip
 
 
-def var_query(name: str, label: str, sql: str, *, multi: bool = True, hide: int = 0, refresh: int = 2) -> dict[str, Any]:
+def var_query(name: str, label: str, sql: str, *, multi: bool = True, hide: int = 0, refresh: int = 2, custom_values: bool = True) -> dict[str, Any]:
     """A query variable on the ClickHouse data source (multi-value with All unless told)."""
     return {
         "name": name, "label": label, "type": "query", "datasource": DS, "definition": sql,
         "query": {"editorType": "sql", "rawSql": sql, "refId": f"var-{name}"},
         "multi": multi, "includeAll": multi, "current": {}, "hide": hide, "refresh": refresh, "sort": 1, "options": [],
+        "allowCustomValue": custom_values,
     }  # fmt: skip
 
 
@@ -215,7 +216,7 @@ def var_custom(name: str, label: str, options: dict[str, str], default: str) -> 
     return {
         "name": name, "label": label, "type": "custom", "multi": False, "includeAll": False,
         "query": ",".join(f"{text} : {value}" for value, text in options.items()),
-        "current": {"text": options[default], "value": default}, "options": opts, "hide": 0,
+        "current": {"text": options[default], "value": default}, "options": opts, "hide": 0, "allowCustomValue": False,
     }  # fmt: skip
 
 
@@ -306,10 +307,10 @@ def overview() -> dict[str, Any]:
               "Time from request to the first streamed chunk, per requested model (streamed calls only). This is the wait the user sees.",
               "ttft-regression", unit="s", steps=(("green", None), ("orange", 2.0), ("red", 5.0)), min=0),
         Panel("Latency by route and tenant", "table",
-              "SELECT ifNull(route, '(none)') AS route, ifNull(tenant, '(none)') AS tenant, count() AS calls,\n"
-              "  avg(status = 'Error') AS error_rate, quantile(0.5)(duration_s) AS p50, quantile(0.95)(duration_s) AS p95,\n"
-              "  quantile(0.99)(duration_s) AS p99, quantileIf(0.95)(ttft_s, ttft_s IS NOT NULL) AS ttft_p95\n"
-              f"FROM llm_calls\nWHERE $__timeFilter(time){where(*OVERVIEW_FILTERS)}\nGROUP BY route, tenant\nORDER BY p95 DESC\nLIMIT 50",
+              "SELECT route, tenant, calls, error_rate, q[1] AS p50, q[2] AS p95, q[3] AS p99, ttft_p95 FROM (\n"
+              "  SELECT ifNull(route, '(none)') AS route, ifNull(tenant, '(none)') AS tenant, count() AS calls,\n"
+              "    avg(status = 'Error') AS error_rate, quantiles(0.5, 0.95, 0.99)(duration_s) AS q, quantile(0.95)(ttft_s) AS ttft_p95\n"
+              f"  FROM llm_calls\n  WHERE $__timeFilter(time){where(*OVERVIEW_FILTERS)}\n  GROUP BY route, tenant\n)\nORDER BY p95 DESC\nLIMIT 50",
               "Slowest route and tenant pairs by p95 latency in the range, with their error rate and TTFT p95.",
               "ttft-regression", unit="s", width=24,
               overrides=[unit_override("calls", "short"), unit_override("error_rate", "percentunit", GOOD_LOW)]),
@@ -413,30 +414,37 @@ def quality() -> dict[str, Any]:
 SIGNAL = "${signal:singlequote}"
 DIMENSION = "${dimension:singlequote}"
 OFFSET = "toUInt32(${baseline_offset:singlequote})"
-QUANTILE_SIGNALS = "('latency_p95', 'ttft_p95', 'stall_p95')"
 NOW = "c.time >= $__fromTime AND c.time <= $__toTime"
 BASELINE = f"c.time >= $__fromTime - {OFFSET} AND c.time <= $__toTime - {OFFSET}"
 
 
-def signal_value() -> str:
-    per_call = {
-        "quality": "if(s.scored = 1, s.score, NULL)",
-        "error_rate": "toFloat64(c.status = 'Error')",
-        "rate_429": "toFloat64(c.rate_limited)",
-        "latency_p95": "c.duration_s",
-        "ttft_p95": "c.ttft_s",
-        "stall_p95": "c.longest_stall_s",
-        "cancellation": "if(c.stream, toFloat64(c.cancelled), NULL)",
-        "cost_per_call": "c.cost_usd",
-        "structured_output_failures": "if(c.validation IS NULL, NULL, toFloat64(c.validation != 'ok'))",
-        "low_confidence": "if(c.confidence_mean IS NULL, NULL, toFloat64(c.confidence_low_words > 0))",
-    }
-    return "multiIf(" + ",\n      ".join(f"{SIGNAL} = '{k}', {v}" for k, v in per_call.items()) + ",\n      NULL)"
+SIGNAL_VALUES = {
+    "quality": "NULL",  # scores come from the llm_scores branch of calls_in_windows
+    "error_rate": "toFloat64(c.status = 'Error')",
+    "rate_429": "toFloat64(c.rate_limited)",
+    "latency_p95": "c.duration_s",
+    "ttft_p95": "c.ttft_s",
+    "stall_p95": "c.longest_stall_s",
+    "cancellation": "if(c.stream, toFloat64(c.cancelled), NULL)",
+    "cost_per_call": "c.cost_usd",
+    "structured_output_failures": "if(c.validation IS NULL, NULL, toFloat64(c.validation != 'ok'))",
+    "low_confidence": "if(c.confidence_mean IS NULL, NULL, toFloat64(c.confidence_low_words > 0))",
+}
+"""Drill-down signal -> its value per call (NULL where the call says nothing about it)."""
+QUANTILE_SIGNALS = ("latency_p95", "ttft_p95", "stall_p95")
 
 
-def dimension_value() -> str:
-    cases = ",\n      ".join(f"{DIMENSION} = '{k}', {_qualify(v)}" for k, v in DIMENSIONS.items())
-    return f"ifNull(multiIf({cases}, NULL), '(none)')"
+def _literal(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def allow_list(source: str, mapping: dict[str, str], name: str) -> dict[str, Any]:
+    """A hidden variable that maps the selected `source` option to its SQL expression, in
+    ClickHouse, from a fixed list: panels splice the expression (`${name:raw}`) and read only the
+    columns it needs, and no typed or URL value can reach the SQL (custom values are refused)."""
+    sql = (f"SELECT transform(${{{source}:singlequote}},\n  [{', '.join(_literal(k) for k in mapping)}],\n"
+           f"  [{', '.join(_literal(v) for v in mapping.values())}], '')")  # fmt: skip
+    return var_query(name, name, sql, multi=False, hide=2, refresh=1, custom_values=False)
 
 
 def _qualify(expr: str) -> str:
@@ -447,32 +455,37 @@ def _qualify(expr: str) -> str:
 
 
 def calls_in_windows(windows: str, extra_columns: str = "") -> str:
-    """The calls in the chosen windows, each with its dimension value and its signal value `v`
-    (a score only when the signal is quality: the score join is empty otherwise)."""
+    """The calls in the chosen windows, each with its dimension value `dim` and its signal value
+    `v`. Two branches, one per source; the one the signal does not use has a constant-false
+    WHERE, so ClickHouse reads nothing for it (the score join costs only when quality is shown)."""
+    dim = "ifNull(${dimension_sql:raw}, '(none)')"
+    filters = f"({windows}){where('service', prefix='c.')}"
     return (
-        f"SELECT c.time AS time, {dimension_value()} AS dim,\n    {signal_value()} AS v{extra_columns}\n"
-        f"  FROM llm_calls AS c\n  LEFT JOIN (\n"
-        f"    SELECT span_id, avg(score) AS score, 1 AS scored FROM llm_scores\n"
+        f"SELECT c.time AS time, {dim} AS dim, ${{signal_sql:raw}} AS v{extra_columns}\n"
+        f"  FROM llm_calls AS c\n  WHERE {SIGNAL} != 'quality' AND {filters}\n"
+        f"  UNION ALL\n"
+        f"  SELECT c.time AS time, {dim} AS dim, s.mean_score AS v{extra_columns}\n"
+        f"  FROM llm_calls AS c\n  INNER JOIN (\n"
+        f"    SELECT span_id, avg(score) AS mean_score FROM llm_scores\n"
         f"    WHERE {SIGNAL} = 'quality' AND evaluation = ${{evaluation:singlequote}}\n"
-        f"      AND time >= $__fromTime - {OFFSET} AND time <= $__toTime\n"
+        f"      AND time >= $__fromTime - {OFFSET} AND time <= $__toTime AND score IS NOT NULL\n"
         f"    GROUP BY span_id\n  ) AS s ON c.span_id = s.span_id\n"
-        f"  WHERE ({windows}){where('service', prefix='c.')}"
+        f"  WHERE {SIGNAL} = 'quality' AND {filters}"
     )
 
 
 def aggregate(condition: str) -> str:
     """The signal's value over the rows matching `condition`: p95 for latency-like signals, else the mean."""
-    return f"if({SIGNAL} IN {QUANTILE_SIGNALS}, quantileIf(0.95)(v, {condition}), avgIf(v, {condition}))"
+    return f"${{signal_agg:raw}}(v, {condition})"
 
 
 def incident() -> dict[str, Any]:
     both = f"({NOW}) OR ({BASELINE})"
-    windows = (f"arrayFilter(x -> x != '', [if({NOW}, 'now', ''),\n    if({BASELINE}, 'baseline', '')])")
     over_time = (
         f"SELECT $__timeInterval(shifted) AS t, series, {aggregate('1')} AS value\nFROM (\n"
-        f"  SELECT if(series = 'baseline', time + {OFFSET}, time) AS shifted, series, v\n  FROM (\n"
-        + calls_in_windows(both, f",\n    {windows} AS windows").replace("\n", "\n  ")
-        + "\n  )\n  ARRAY JOIN windows AS series\n)\nWHERE v IS NOT NULL\nGROUP BY t, series\nORDER BY t"
+        f"  SELECT time AS shifted, 'now' AS series, v FROM (\n{calls_in_windows(NOW)}\n  )\n  UNION ALL\n"
+        f"  SELECT time + toIntervalSecond({OFFSET}) AS shifted, 'baseline' AS series, v FROM (\n{calls_in_windows(BASELINE)}\n  )\n"
+        ")\nWHERE v IS NOT NULL\nGROUP BY t, series\nORDER BY t"
     )
     by_dimension = (
         f"SELECT dim AS value, {aggregate('in_baseline')} AS baseline, {aggregate('in_now')} AS now, now - baseline AS change,\n"
@@ -481,9 +494,11 @@ def incident() -> dict[str, Any]:
         + "\n)\nWHERE v IS NOT NULL\nGROUP BY dim\nORDER BY abs(weighted_change) DESC, calls_now DESC\nLIMIT 30"
     )
     split_over_time = (
-        f"SELECT $__timeInterval(time) AS t, dim, {aggregate('1')} AS value\nFROM (\n" + calls_in_windows(NOW) + "\n)\n"
-        "WHERE v IS NOT NULL AND dim IN (\n  SELECT dim FROM (\n" + calls_in_windows(NOW).replace("\n", "\n    ")
-        + "\n  ) WHERE v IS NOT NULL GROUP BY dim ORDER BY count() DESC LIMIT 8\n)\nGROUP BY t, dim\nORDER BY t"
+        "SELECT t, dim, value FROM (\n"
+        "  SELECT t, dim, value, dense_rank() OVER (ORDER BY dim_calls DESC, dim) AS dim_rank FROM (\n"
+        f"    SELECT $__timeInterval(time) AS t, dim, {aggregate('1')} AS value, sum(count()) OVER (PARTITION BY dim) AS dim_calls\n"
+        f"    FROM (\n{calls_in_windows(NOW)}\n    )\n    WHERE v IS NOT NULL\n    GROUP BY t, dim\n  )\n)\n"
+        "WHERE dim_rank <= 8\nORDER BY t"
     )
     exemplar_columns = (",\n    c.trace_id AS trace_id, c.span_id AS span_id, c.service AS service, c.request_model AS model,"
                         "\n    c.duration_s AS duration_s, c.status AS status, c.error_type AS error_type")  # fmt: skip
@@ -534,8 +549,6 @@ def incident() -> dict[str, Any]:
               "The selected exemplar's trace from otel_traces, in the plugin's trace view (pick another in the trace variable or click one above).",
               "${runbook}", width=24, height=14),
     ]  # fmt: skip
-    runbook_sql = ("SELECT transform(" + SIGNAL + ", [" + ", ".join(f"'{s}'" for s in SIGNAL_RUNBOOKS) + "],\n  ["
-                   + ", ".join(f"'{r}'" for r in SIGNAL_RUNBOOKS.values()) + "], 'quality-regression')")  # fmt: skip
     offsets = {"86400": "1 day before", "3600": "1 hour before", "604800": "1 week before"}
     variables = [
         *filter_vars(("service",)),
@@ -543,8 +556,11 @@ def incident() -> dict[str, Any]:
         var_custom("dimension", "Split by", {k: k.replace("_", " ") for k in DIMENSIONS}, "request_model"),
         var_custom("baseline_offset", "Baseline", offsets, "86400"),
         var_query("evaluation", "Evaluation (quality)", "SELECT DISTINCT evaluation FROM llm_scores WHERE $__timeFilter(time) ORDER BY evaluation", multi=False),
+        allow_list("signal", SIGNAL_RUNBOOKS, "runbook"),
+        allow_list("signal", SIGNAL_VALUES, "signal_sql"),
+        allow_list("signal", {k: "quantileIf(0.95)" if k in QUANTILE_SIGNALS else "avgIf" for k in SIGNAL_VALUES}, "signal_agg"),
+        allow_list("dimension", {k: _qualify(v) for k, v in DIMENSIONS.items()}, "dimension_sql"),
         var_query("trace_id", "Exemplar trace", trace_var_sql, multi=False),
-        var_query("runbook", "Runbook", runbook_sql, multi=False, hide=2, refresh=1),
     ]  # fmt: skip
     return dashboard("driftline-incident", "driftline / Incident drill-down",
                      "One signal, baseline vs now, split by a chosen dimension, with exemplar traces that open in the trace view.",
