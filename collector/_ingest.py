@@ -15,6 +15,7 @@ without stopping a ClickHouse server.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -23,11 +24,8 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any, Final
 
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-
 from ._errors import DriftlineError, StoreError, StoreUnavailable
-from ._otlp_decode import MAX_VALUE_CHARS, BadPayload, Columns, logs_to_columns, parse_request, traces_to_columns
+from ._otlp_decode import MAX_VALUE_CHARS, Columns, logs_to_columns, traces_to_columns
 from ._serve_metrics import ServeMetrics
 from ._spool import Record, Spool, SpoolError, SpoolFull
 from ._store import Store, connect
@@ -69,17 +67,15 @@ class IngestLimits:
     retry_after_seconds: int = 2
 
 
-_REQUEST: Final[dict[Signal, type[Any]]] = {Signal.TRACES: ExportTraceServiceRequest, Signal.LOGS: ExportLogsServiceRequest}
+_TO_COLUMNS: Final[dict[Signal, Callable[..., Columns]]] = {Signal.TRACES: traces_to_columns, Signal.LOGS: logs_to_columns}
 
 
-def _parse(record: Record) -> Any:
-    cls = _REQUEST[Signal(record.kind)]
-    return parse_request(record.payload, cls, json_body=False)[0]
+@dataclass(frozen=True)
+class _Group:
+    """Spool records inserted together (one insert per signal, one deduplication token each)."""
 
-
-def _columns(signal: Signal, requests: list[Any], limit: int) -> Columns:
-    to_columns: Callable[..., Columns] = traces_to_columns if signal is Signal.TRACES else logs_to_columns
-    return to_columns(requests, limit=limit)
+    records: list[Record]
+    columns: list[tuple[Signal, Columns]]
 
 
 class Ingester:
@@ -96,6 +92,7 @@ class Ingester:
         self._store_error: str | None = None
         self._writer_failure: str | None = None
         self._stop = threading.Event()
+        self._abandon = threading.Event()
         self._writer = threading.Thread(target=self._run, name="driftline-writer", daemon=True)
         self._replay_until = self.spool.durable_seq
         metrics.gauge("queue_items", "items acknowledged but not yet in the store", lambda: self.spool.backlog_items)
@@ -123,6 +120,10 @@ class Ingester:
             raise Unavailable(str(exc)) from None
         self.metrics.add("spooled", items)
 
+    def saturated(self) -> bool:
+        """Whether the spool is at its limit: receivers refuse before reading a body (cheap shedding)."""
+        return self.spool.backlog_bytes >= self.spool.max_bytes
+
     def health(self) -> dict[str, Any]:
         """What /healthz reports: ok while the store answers, degraded while batches wait."""
         return {
@@ -138,6 +139,8 @@ class Ingester:
         self.spool.close()
         self._stop.set()
         self._writer.join(timeout)
+        self._abandon.set()
+        self._writer.join(10)
         drained = self.spool.backlog_items == 0
         if self._store is not None and not self._writer.is_alive():
             self._store.close()
@@ -146,71 +149,93 @@ class Ingester:
     # --- the writer -------------------------------------------------------------------------------
 
     def _run(self) -> None:
+        """The inserter; a decoder thread prepares the next group's columns meanwhile (chDB
+        releases the GIL while it inserts, so decoding and inserting overlap on two cores)."""
+        groups: queue.Queue[_Group | None] = queue.Queue(maxsize=1)
+        decoder = threading.Thread(target=self._guarded, args=(self._decode_loop, groups), name="driftline-decoder", daemon=True)
+        decoder.start()
+        self._guarded(self._insert_loop, groups)
+
+    def _guarded(self, loop: Callable[[queue.Queue[_Group | None]], None], groups: queue.Queue[_Group | None]) -> None:
         try:
-            self._write_loop()
+            loop(groups)
         except Exception as exc:  # a bug, not an outage: say so loudly; the spool keeps the data
             _log.exception("writer stopped")
             self._store_error = self._writer_failure = f"writer stopped: {type(exc).__name__}: {exc}"
+            self._stop.set()
 
-    def _write_loop(self) -> None:
-        if self.spool.intent:
-            first, last = self.spool.intent
-            self._store_group(self.spool.read_range(first, last))
+    def _decode_loop(self, groups: queue.Queue[_Group | None]) -> None:
+        """Read the spool in order and decode each group, a recorded intent first."""
         cursor = self.spool.stored_seq
+        if self.spool.intent:
+            first, cursor = self.spool.intent
+            groups.put(self._decode(self.spool.read_range(first, cursor)))
         while True:
             if self.spool.backlog_bytes < self.limits.batch_bytes and not self._stop.is_set():
                 self._stop.wait(self.limits.linger_seconds)  # let a group build up: fewer, larger parts
             records = self.spool.read(cursor, max_bytes=self.limits.batch_bytes)
             if not records:
                 if self._stop.is_set():
+                    groups.put(None)
                     return
                 self.spool.wait_for_data(cursor, timeout=1.0)
                 continue
-            if not self._store_group(records):
-                return
             cursor = records[-1].seq
+            while not self._put(groups, self._decode(records)):
+                if self._writer_failure or not self._writer.is_alive():
+                    return
 
-    def _store_group(self, records: list[Record]) -> bool:
+    @staticmethod
+    def _put(groups: queue.Queue[_Group | None], group: _Group) -> bool:
+        try:
+            groups.put(group, timeout=1.0)
+        except queue.Full:
+            return False
+        return True
+
+    def _insert_loop(self, groups: queue.Queue[_Group | None]) -> None:
+        while (group := groups.get()) is not None:
+            if not self._store_group(group):
+                return
+
+    def _decode(self, records: list[Record]) -> _Group:
+        columns = []
+        for signal in Signal:
+            payloads = [r.payload for r in records if r.kind == signal]
+            if payloads:
+                columns.append((signal, _TO_COLUMNS[signal](payloads, limit=self.limits.max_value_chars)))
+        return _Group(records, columns)
+
+    def _store_group(self, group: _Group) -> bool:
         """Insert a group until it is in (True) or shutdown gives up on it (False: it stays spooled)."""
+        records = group.records
         if not records:
             return True
         self.spool.begin(records[0].seq, records[-1].seq)
         delay = 0.1
         while True:
             try:
-                self._insert(records)
+                self._insert(group)
                 break
             except DriftlineError as exc:
                 self._note_failure(exc)
-            if self._stop.wait(delay) and self.spool.backlog_items and self._store_error:
-                return False  # shutting down while the store is away: the spool keeps the batch
+            if self._abandon.wait(delay):
+                return False  # the drain timed out while the store was away: the spool keeps the batch
             delay = min(delay * 2, 5.0)
         if self._store_error is not None:
             _log.info("store is back", extra={"store": self.store_url})
             self._replay_until = max(self._replay_until, self.spool.durable_seq)
             self._store_error = None
-        items = sum(r.items for r in records)
         self.spool.release(records)
-        self.metrics.add("stored", items)
+        self.metrics.add("stored", sum(r.items for r in records))
         self.metrics.add("replayed", sum(r.items for r in records if r.seq <= self._replay_until))
+        self.metrics.add("truncated_values", sum(cols.truncated for _, cols in group.columns))
         return True
 
-    def _insert(self, records: list[Record]) -> None:
+    def _insert(self, group: _Group) -> None:
         store = self._connected()
-        first, last = records[0].seq, records[-1].seq
-        for signal in Signal:
-            requests = []
-            for record in records:
-                if record.kind == signal:
-                    try:
-                        requests.append(_parse(record))
-                    except BadPayload as exc:  # validated before spooling: only a damaged spool gets here
-                        _log.error("skipping an unreadable spool record", extra={"seq": record.seq, "error": str(exc)})
-                        self.metrics.reject("spool_corrupt", signal.name.lower(), record.items)
-            if not requests:
-                continue
-            cols = _columns(signal, requests, self.limits.max_value_chars)
-            self.metrics.add("truncated_values", cols.truncated)
+        first, last = group.records[0].seq, group.records[-1].seq
+        for signal, cols in group.columns:
             token = f"{self.spool.spool_id}:{signal.name.lower()}:{first}-{last}"
             started = time.perf_counter()
             self._check_fault()

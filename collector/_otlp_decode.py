@@ -274,12 +274,13 @@ def _any_string(value: Any) -> str:
     return value.string_value if which == "string_value" else attribute_string(_any_value(value, which))
 
 
-def traces_to_columns(requests: Iterable[ExportTraceServiceRequest], *, limit: int = MAX_VALUE_CHARS) -> Columns:
-    """Export requests as otel_traces columns (OTEL_TRACES_COLUMNS order), for one insert."""
+def traces_to_columns(payloads: Iterable[bytes], *, limit: int = MAX_VALUE_CHARS) -> Columns:
+    """Spooled ExportTraceServiceRequest bytes as otel_traces columns, for one insert."""
     cut = _Cutter(limit)
     cols: list[list[Any]] = [[] for _ in OTEL_TRACES_COLUMNS]
     (ts, trace, span_id, parent, state, name, kind, service, res, scope, scope_v, attrs, dur, status, status_msg,
      ev_ts, ev_name, ev_attrs, ln_trace, ln_span, ln_state, ln_attrs) = cols  # fmt: skip
+    requests = (ExportTraceServiceRequest.FromString(payload) for payload in payloads)
     for resource_spans in (r for request in requests for r in request.resource_spans):
         res_attrs = cut.attrs(resource_spans.resource.attributes)
         svc = res_attrs.get("service.name", "")
@@ -316,12 +317,13 @@ def traces_to_columns(requests: Iterable[ExportTraceServiceRequest], *, limit: i
     return Columns("otel_traces", OTEL_TRACES_COLUMNS, cols, len(ts), cut.cut)
 
 
-def logs_to_columns(requests: Iterable[ExportLogsServiceRequest], *, limit: int = MAX_VALUE_CHARS) -> Columns:
-    """Export requests as otel_logs columns (OTEL_LOGS_COLUMNS order), for one insert."""
+def logs_to_columns(payloads: Iterable[bytes], *, limit: int = MAX_VALUE_CHARS) -> Columns:
+    """Spooled ExportLogsServiceRequest bytes as otel_logs columns, for one insert."""
     cut = _Cutter(limit)
     cols: list[list[Any]] = [[] for _ in OTEL_LOGS_COLUMNS]
     (ts, trace, span_id, flags, sev_text, sev_num, service, body, res_url, res, scope_url, scope, scope_v,
      scope_attrs, attrs) = cols  # fmt: skip
+    requests = (ExportLogsServiceRequest.FromString(payload) for payload in payloads)
     for resource_logs in (r for request in requests for r in request.resource_logs):
         res_attrs = cut.attrs(resource_logs.resource.attributes)
         svc = res_attrs.get("service.name", "")

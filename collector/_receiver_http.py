@@ -20,7 +20,9 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import socket
 import threading
+import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -159,6 +161,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._refuse(401, "unauthorized", signal, "missing or wrong bearer token", json_body)
         if content_type not in (_PROTOBUF, _JSON):
             return self._refuse(415, "unsupported_media_type", signal, f"unsupported Content-Type {content_type!r}: use {_PROTOBUF} or {_JSON}", json_body)
+        if self.server.ingester.saturated():
+            return self._refuse(503, "spool_full", signal, "spool backlog at its limit; retry later", json_body,
+                                retry_after=self.server.limits.retry_after_seconds)  # fmt: skip
         if not self.server.in_flight.acquire(blocking=False):
             return self._refuse(429, "too_many_requests", signal, "too many requests in flight; retry later", json_body)
         try:
@@ -184,15 +189,15 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError as exc:  # unknown Content-Encoding, malformed chunk sizes
             return self._refuse(415 if "Content-Encoding" in str(exc) else 400, "bad_request", signal, str(exc), json_body)
         except Overloaded as exc:
-            return self._refuse(503, "spool_full", signal, str(exc), json_body, close=False, retry_after=exc.retry_after)
+            return self._refuse(503, "spool_full", signal, str(exc), json_body, close=False, retry_after=exc.retry_after, counted=True)
         except Unavailable as exc:
-            return self._refuse(503, "unavailable", signal, str(exc), json_body, close=False, retry_after=limits.retry_after_seconds)
+            return self._refuse(503, "unavailable", signal, str(exc), json_body, close=False, retry_after=limits.retry_after_seconds, counted=True)
         self._send(200, _encode(response, json_body), _JSON if json_body else _PROTOBUF)
 
     def _refuse(self, status: int, reason: str, signal: str, message: str, json_body: bool, *, close: bool = True,
-                retry_after: int | None = None) -> None:  # fmt: skip
-        """Count and answer a refusal. Bodies not read yet mean the connection must close."""
-        if reason not in ("spool_full", "unavailable"):  # those are counted per item by the ingester
+                retry_after: int | None = None, counted: bool = False) -> None:  # fmt: skip
+        """Count (unless the ingester did, per item) and answer a refusal. An unread body means closing."""
+        if not counted:
             self.server.ingester.metrics.reject(reason, signal)
         if status == 429:
             retry_after = self.server.limits.retry_after_seconds
@@ -205,6 +210,21 @@ class _Handler(BaseHTTPRequestHandler):
             headers["WWW-Authenticate"] = 'Bearer realm="driftline"'
         self.close_connection = close or self.close_connection
         self._send(status, body, _JSON if json_body else _PROTOBUF, headers)
+        if close:
+            self._linger()
+
+    def _linger(self) -> None:
+        """After refusing a body we did not read: stop sending and drain briefly (bounded in time and
+        memory), so the client reads the answer instead of a connection reset."""
+        try:
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_WR)
+            self.connection.settimeout(1.0)
+            deadline = time.monotonic() + 2.0
+            while time.monotonic() < deadline and self.connection.recv(1 << 16):
+                pass
+        except OSError:
+            pass
 
     def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)

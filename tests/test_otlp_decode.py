@@ -93,8 +93,8 @@ def sdk_spans(attrs: dict, events: int = 1, links: int = 1) -> list:
 @given(attrs=attributes, events=st.integers(0, 2), links=st.integers(0, 1))
 def test_received_spans_decode_to_the_rows_the_direct_exporter_writes(attrs: dict, events: int, links: int) -> None:
     spans = sdk_spans(attrs, events, links)
-    message, _ = parse_request(encode_spans(spans).SerializeToString(), ExportTraceServiceRequest, json_body=False)
-    received = traces_to_columns([message])
+    _, payload = parse_request(encode_spans(spans).SerializeToString(), ExportTraceServiceRequest, json_body=False)
+    received = traces_to_columns([payload])
     assert received.rows == len(spans) and received.truncated == 0
     assert received.data == spans_to_columns(spans)
 
@@ -106,7 +106,7 @@ def test_kvlist_and_bytes_values_are_stringified_like_the_collector() -> None:
     kv.value.int_value = 1
     span.attributes.add(key="raw").value.bytes_value = b"\x00\x01"
     span.attributes.add(key="unset")
-    attrs = traces_to_columns([request]).data[11][0]
+    attrs = traces_to_columns([request.SerializeToString()]).data[11][0]
     assert attrs == {"map": '{"a":1}', "raw": attribute_string(b"\x00\x01"), "unset": ""}
 
 
@@ -116,7 +116,7 @@ def test_long_values_are_cut_to_the_limit_and_counted(value: str, limit: int) ->
     record = request.resource_logs.add().scope_logs.add().log_records.add(event_name="e")
     record.body.string_value = value
     record.attributes.add(key="v").value.string_value = value
-    cols = logs_to_columns([request], limit=limit)
+    cols = logs_to_columns([request.SerializeToString()], limit=limit)
     body, attrs = cols.data[7][0], cols.data[14][0]
     assert body == value[:limit] and attrs["v"] == value[:limit] and attrs["event.name"] == "e"
     assert cols.truncated == (2 if len(value) > limit else 0)
