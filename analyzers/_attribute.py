@@ -116,9 +116,18 @@ def attribute_frame(frame: pandas.DataFrame, *, dimensions: Sequence[str], basel
         raise ValueError("give both baseline_count and current_count (a rate), or neither (an additive KPI)")
     leaves = _leaf_parts(frame, dims, baseline, current, baseline_count, current_count)
     groups = [(d,) for d in dims] + (list(itertools.combinations(dims, 2)) if max_order >= 2 else [])
-    out = pd.concat([_candidates(leaves, g, leaves.change) for g in groups], ignore_index=True)
+    parts = [_candidates(leaves, g, leaves.change) for g in groups]
+    out = pd.DataFrame({c: list(itertools.chain.from_iterable(p[c] for p in parts)) if c in _OBJECT_COLUMNS
+                        else np.concatenate([p[c] for p in parts]) for c in parts[0]})  # fmt: skip
     out = out[(out["current_count"] >= min_count) & ~_redundant(out)]
     return out.sort_values(["score", "explained_share"], ascending=False, kind="stable").reset_index(drop=True)
+
+
+_OBJECT_COLUMNS = ("dimensions", "values", "label", "effect")
+
+
+def _close(a: tuple[float, float] | None, b: tuple[float, float]) -> bool:
+    return a is not None and all(math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-9) for x, y in zip(a, b))
 
 
 def _redundant(candidates: pandas.DataFrame) -> pandas.Series:
@@ -130,7 +139,7 @@ def _redundant(candidates: pandas.DataFrame) -> pandas.Series:
     volume = {(d[0], v[0]): (b, c) for d, v, b, c in zip(singles["dimensions"], singles["values"], singles["baseline_count"], singles["current_count"])}
 
     def same(dims: tuple[str, ...], values: tuple[str, ...], b: float, c: float) -> bool:
-        return len(dims) > 1 and any(np.allclose(volume.get(p, (-1, -1)), (b, c)) for p in zip(dims, values))
+        return len(dims) > 1 and any(_close(volume.get(p), (b, c)) for p in zip(dims, values))
 
     flags = [same(*row) for row in zip(candidates["dimensions"], candidates["values"], candidates["baseline_count"], candidates["current_count"])]
     return pd.Series(flags, index=candidates.index, dtype=bool)
@@ -237,10 +246,8 @@ def _key(codes: dict[str, np.ndarray], dims: Sequence[str]) -> np.ndarray:
     return key
 
 
-def _candidates(leaves: _Leaves, dims: tuple[str, ...], total: float) -> pandas.DataFrame:
-    """The candidates of one dimension (or pair): shares, effect and score."""
-    import pandas as pd
-
+def _candidates(leaves: _Leaves, dims: tuple[str, ...], total: float) -> dict[str, Any]:
+    """The candidates of one dimension (or pair) as columns: shares, effect and score."""
     rate = leaves.rate
     uniq, first, inverse = np.unique(_key(leaves.codes, dims), return_index=True, return_inverse=True)
     g = {name: np.bincount(inverse, weights=col) for name, col in leaves.sums.items()}
@@ -253,18 +260,18 @@ def _candidates(leaves: _Leaves, dims: tuple[str, ...], total: float) -> pandas.
     share = within + mix
     coverage = np.clip((g["b_share"] + g["c_share"]) / 2, 1e-12, None)
     score = np.nan_to_num(np.clip(share, 0, None) ** 1.5 / coverage**0.5) * (PAIR_FACTOR if len(dims) > 1 else 1.0)
-    effect = np.where(share <= 0, "better", np.where(within >= mix, "worse", "mix"))
     with np.errstate(divide="ignore", invalid="ignore"):
         b_value = g["b_num"] / np.where(g["b_den"] > 0, g["b_den"], np.nan) if rate else g["b_num"]
         c_value = g["c_num"] / np.where(g["c_den"] > 0, g["c_den"], np.nan) if rate else g["c_num"]
     values = list(zip(*(leaves.labels[d][leaves.codes[d][first]] for d in dims)))
-    return pd.DataFrame({
+    return {
         "dimensions": [dims] * len(uniq), "values": values,
         "label": [" & ".join(f"{d}={v}" for d, v in zip(dims, vs)) for vs in values],
-        "explained_share": share, "within_share": within, "mix_share": mix, "effect": effect,
+        "explained_share": share, "within_share": within, "mix_share": mix,
+        "effect": np.where(share <= 0, "better", np.where(within >= mix, "worse", "mix")),
         "baseline_value": b_value, "current_value": c_value, "baseline_count": g["b_den"], "current_count": g["c_den"],
         "coverage": coverage, "score": score,
-    })  # fmt: skip
+    }  # fmt: skip
 
 
 # --- attribution over the store ---------------------------------------------------------------

@@ -15,7 +15,7 @@ fingerprint) are equally correct.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
@@ -215,10 +215,11 @@ def _red_herrings(rng: np.random.Generator, c: dict[str, Any], at: float, change
         changes.append((at, "prompt", "/summarize", "v9", "tone tweak"))
 
 
-def generate(count: int = 54, *, seed: int = 7, per_minute: float = 30.0) -> list[Scenario]:
-    """`count` scenarios cycling through every cause (and a no-incident case), reproducible by seed."""
+def generate(count: int = 54, *, seed: int = 7, per_minute: float = 30.0, causes: Sequence[str] | None = None) -> list[Scenario]:
+    """`count` scenarios cycling through `causes` (default every cause, and the no-incident
+    case), reproducible by seed; `per_minute` is the mean traffic."""
     rng = np.random.default_rng(seed)
-    names = list(CAUSES)
+    names = list(causes or CAUSES)
     out = []
     for i in range(count):
         cause = names[i % len(names)]

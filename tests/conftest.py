@@ -198,3 +198,18 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Any]]:
         if process.proc is not None:
             process.proc.kill()
             process.proc.wait(30)
+
+
+@pytest.fixture(scope="session")
+def scenario_store(engine_dir: Path) -> Iterator[tuple[Store, list[Any]]]:
+    """A store holding one generated incident of every cause (and one without any), written once
+    per session through driftline.analyzers._scenarios; read-only for the tests that use it."""
+    from driftline.analyzers._scenarios import generate, write
+
+    opened = connect(f"chdb://{engine_dir}?database=scenarios_{uuid.uuid4().hex[:8]}")
+    migrate(opened)
+    scenarios = generate(9, seed=11, per_minute=20)
+    write(opened, scenarios)
+    yield opened, scenarios
+    opened.command(f"DROP DATABASE IF EXISTS {opened.client.database}")
+    opened.close()

@@ -1,0 +1,97 @@
+"""Detection: change points (TCPD convention), regressions judged against the baseline's own
+variability, robust to daily traffic swings and to a handful of calls; over the real store."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from driftline.analyzers import Filters, Window, change_points, detect
+from driftline.analyzers._detect import find_regression
+from driftline.analyzers._scenarios import BUCKET
+from driftline.analyzers._signals import get_signal
+from driftline.collector import AnalysisError, NoDataError, Store
+
+T0 = datetime(2026, 11, 20, tzinfo=timezone.utc)
+
+
+def _frame(values: np.ndarray, calls: np.ndarray) -> pd.DataFrame:
+    times = pd.date_range(T0, periods=len(values), freq="10min", tz="UTC")
+    return pd.DataFrame({"time": times, "value": values, "calls": calls.astype(int)})
+
+
+def test_change_points_are_the_first_index_of_each_new_segment() -> None:
+    rng = np.random.default_rng(0)
+    series = np.r_[rng.normal(0, 1, 60), rng.normal(5, 1, 40), rng.normal(-2, 1, 50)]
+    assert change_points(series) == [60, 100]
+    assert change_points(list(series[:60])) == []
+
+
+def test_change_points_fill_gaps_and_take_several_dimensions() -> None:
+    rng = np.random.default_rng(1)
+    series = np.c_[np.r_[rng.normal(0, 1, 50), rng.normal(4, 1, 50)], rng.normal(0, 1, 100)]
+    series[10, 0] = np.nan
+    assert change_points(series) == [50]
+    with pytest.raises(ValueError):
+        change_points(np.full(20, np.nan))
+
+
+def test_a_quality_drop_is_found_at_its_start_with_size_and_confidence() -> None:
+    rng = np.random.default_rng(2)
+    values = np.r_[0.85 + rng.normal(0, 0.01, 80), 0.74 + rng.normal(0, 0.01, 40)]
+    found = find_regression(get_signal("quality:faithfulness"), _frame(values, np.full(120, 200)))
+    assert found is not None
+    assert found.started_at == T0 + 80 * timedelta(minutes=10)
+    assert found.direction == "down" and found.relative_change == pytest.approx(-0.13, abs=0.01)
+    assert found.confidence > 0.99 and found.calls == 40 * 200 and found.ended_at is None
+
+
+def test_an_improvement_is_no_regression_and_a_recovery_sets_ended_at() -> None:
+    rng = np.random.default_rng(3)
+    better = np.r_[0.80 + rng.normal(0, 0.01, 60), 0.90 + rng.normal(0, 0.01, 60)]
+    assert find_regression(get_signal("quality:faithfulness"), _frame(better, np.full(120, 200))) is None
+    blip = np.r_[0.02 + rng.normal(0, 0.002, 60), 0.10 + rng.normal(0, 0.002, 20), 0.02 + rng.normal(0, 0.002, 40)]
+    found = find_regression(get_signal("error_rate"), _frame(blip, np.full(120, 200)))
+    assert found is not None and found.ended_at == T0 + 80 * timedelta(minutes=10)
+
+
+def test_daily_traffic_swing_raises_no_alarm() -> None:
+    """Night buckets hold a tenth of the calls, so their rates are noisier; nothing changed."""
+    rng = np.random.default_rng(4)
+    calls = (220 + 200 * np.sin(np.arange(288) * 2 * np.pi / 144)).astype(int)
+    values = rng.binomial(calls, 0.05) / calls
+    assert find_regression(get_signal("error_rate"), _frame(values, calls)) is None
+
+
+def test_a_handful_of_bad_calls_raises_no_alarm() -> None:
+    rng = np.random.default_rng(5)
+    values = np.r_[0.85 + rng.normal(0, 0.01, 100), np.full(10, 0.1)]
+    calls = np.r_[np.full(100, 200), np.full(10, 2)]
+    assert find_regression(get_signal("quality:faithfulness"), _frame(values, calls)) is None
+
+
+def test_detect_finds_each_scenario_incident_within_two_buckets(scenario_store: tuple[Store, list]) -> None:  # type: ignore[type-arg]
+    store, scenarios = scenario_store
+    for s in (s for s in scenarios if s.incident_start is not None):
+        found = detect(store, Window(s.start, s.end), filters=Filters(service=s.service), bucket=BUCKET)
+        regression = next(r for r in found if r.signal == s.signal)
+        assert abs(regression.started_at - s.incident_start) <= 2 * BUCKET, s.name
+        assert found == sorted(found, key=lambda r: (-r.confidence, -abs(r.relative_change)))
+
+
+def test_detect_raises_nothing_on_harmless_changes(scenario_store: tuple[Store, list]) -> None:  # type: ignore[type-arg]
+    store, scenarios = scenario_store
+    calm = next(s for s in scenarios if s.cause == "none")
+    assert detect(store, Window(calm.start, calm.end), filters=Filters(service=calm.service)) == []
+
+
+def test_detect_says_when_there_is_no_data_or_too_little(scenario_store: tuple[Store, list]) -> None:  # type: ignore[type-arg]
+    store, scenarios = scenario_store
+    s = scenarios[0]
+    with pytest.raises(NoDataError):
+        detect(store, Window(s.start - timedelta(days=400), s.start - timedelta(days=399)))
+    with pytest.raises(AnalysisError, match="too little data"):
+        detect(store, Window(s.start, s.start + timedelta(minutes=4)), filters=Filters(service=s.service))

@@ -1,0 +1,102 @@
+"""Signals: each one SQL aggregate per time bucket, filtered by bound values, over the real engine."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from driftline.analyzers import Filters, Window, signal_names, signal_series
+from driftline.collector import AnalysisError, NoDataError, Store
+
+T0 = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+WINDOW = Window(T0, T0 + timedelta(minutes=30))
+BUCKET = timedelta(minutes=10)
+
+
+def _calls(store: Store, rows: list[dict[str, Any]]) -> None:
+    """Insert llm_calls rows (defaults: a successful 1 s call on /chat of tenant acme)."""
+    base = {"service": "bot", "route": "/chat", "tenant": "acme", "environment": "prod", "duration_s": 1.0,
+            "status": "Unset", "span_name": "chat"}  # fmt: skip
+    full = [base | {"trace_id": f"t{i:04d}", "span_id": f"s{i:04d}"} | r for i, r in enumerate(rows)]
+    names = sorted({k for r in full for k in r})
+    store.insert("llm_calls", [[r.get(n) for r in full] for n in names], names)
+
+
+def _scores(store: Store, rows: list[tuple[str, float, datetime]], evaluation: str = "faithfulness") -> None:
+    """Insert llm_scores rows (span id, score, time) judging the calls of `_calls`."""
+    columns = {"time": [t for _, _, t in rows], "trace_id": ["t" + s[1:] for s, _, _ in rows], "span_id": [s for s, _, _ in rows],
+               "service": ["bot"] * len(rows), "evaluation": [evaluation] * len(rows), "score": [v for _, v, _ in rows]}  # fmt: skip
+    store.insert("llm_scores", list(columns.values()), list(columns))
+
+
+def _at(minutes: float) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+def test_signal_series_gives_every_bucket_with_rate_and_calls(store: Store) -> None:
+    _calls(store, [{"time": _at(1), "status": "Error"}, {"time": _at(2)}, {"time": _at(3)}, {"time": _at(4)},
+                   {"time": _at(21), "status": "Error"}, {"time": _at(22), "status": "Error"}])  # fmt: skip
+    frame = signal_series(store, "error_rate", WINDOW, bucket=BUCKET)
+    assert list(frame.columns) == ["time", "value", "calls"]
+    assert [t.to_pydatetime() for t in frame["time"]] == [_at(0), _at(10), _at(20)]
+    assert frame["time"].dt.tz is not None
+    assert frame["calls"].tolist() == [4, 0, 2]
+    assert frame["value"][0] == pytest.approx(0.25) and math.isnan(frame["value"][1]) and frame["value"][2] == 1.0
+
+
+def test_signal_series_applies_filters_as_bound_values(store: Store) -> None:
+    _calls(store, [{"time": _at(1), "status": "Error", "route": "/search"}, {"time": _at(2), "route": "/chat"},
+                   {"time": _at(3), "tenant": "globex", "status": "Error"}, {"time": _at(4), "environment": "staging"}])  # fmt: skip
+    frame = signal_series(store, "error_rate", WINDOW, bucket=BUCKET, filters=Filters(route="/search"))
+    assert frame["calls"].sum() == 1 and frame["value"][0] == 1.0
+    assert signal_series(store, "error_rate", WINDOW, bucket=BUCKET, filters=Filters(tenant="acme", environment="prod"))["calls"].sum() == 2
+    with pytest.raises(NoDataError):
+        signal_series(store, "error_rate", WINDOW, bucket=BUCKET, filters=Filters(route="/chat' OR 1=1 --"))
+
+
+def test_rates_and_means_count_only_calls_that_carry_the_signal(store: Store) -> None:
+    _calls(store, [
+        {"time": _at(1), "validation": "ok", "cost_usd": 0.01, "confidence_mean": 0.9, "tokens_after_cancel": 0},
+        {"time": _at(2), "validation": "schema_error", "cost_usd": 0.03, "confidence_mean": 0.4, "cancelled": True, "tokens_after_cancel": 120},
+        {"time": _at(3)},
+        {"time": _at(4), "validation": "parse_error", "rate_limited": True, "http_status": 429, "status": "Error"},
+    ])  # fmt: skip
+    value = {s: signal_series(store, s, WINDOW, bucket=BUCKET)["value"][0] for s in
+             ("validation_failure_rate", "cost_per_call", "low_confidence_share", "cancellation_tax", "rate_limit_rate")}  # fmt: skip
+    assert value == pytest.approx({"validation_failure_rate": 2 / 3, "cost_per_call": 0.02, "low_confidence_share": 0.5,
+                                   "cancellation_tax": 30.0, "rate_limit_rate": 0.25})  # fmt: skip
+
+
+def test_percentile_signals_follow_the_slow_calls(store: Store) -> None:
+    _calls(store, [{"time": _at(1 + i / 100), "duration_s": 1.0 + (9.0 if i >= 90 else 0), "ttft_s": 0.2} for i in range(100)])
+    assert signal_series(store, "latency_p50", WINDOW, bucket=BUCKET)["value"][0] == pytest.approx(1.0, rel=0.05)
+    assert signal_series(store, "latency_p99", WINDOW, bucket=BUCKET)["value"][0] == pytest.approx(10.0, rel=0.05)
+    assert signal_series(store, "ttft_p95", WINDOW, bucket=BUCKET)["value"][0] == pytest.approx(0.2, rel=0.01)  # bfloat16 histogram
+
+
+def test_quality_signal_is_the_mean_score_and_filters_through_the_judged_call(store: Store) -> None:
+    _calls(store, [{"time": _at(1), "route": "/chat"}, {"time": _at(2), "route": "/search"}, {"time": _at(3), "route": "/search"}])
+    _scores(store, [("s0000", 0.9, _at(1.5)), ("s0001", 0.3, _at(2.5)), ("s0002", 0.5, _at(3.5))])
+    assert signal_series(store, "quality:faithfulness", WINDOW, bucket=BUCKET)["value"][0] == pytest.approx(1.7 / 3)
+    routed = signal_series(store, "quality:faithfulness", WINDOW, bucket=BUCKET, filters=Filters(route="/search"))
+    assert routed["value"][0] == pytest.approx(0.4) and routed["calls"][0] == 2
+
+
+def test_signal_names_lists_signals_with_data_and_each_evaluation(store: Store) -> None:
+    _calls(store, [{"time": _at(1), "cost_usd": 0.01}])
+    _scores(store, [("s0000", 0.9, _at(1.5))])
+    _scores(store, [("s0000", 1.0, _at(1.6))], evaluation="thumbs")
+    names = signal_names(store, WINDOW)
+    assert {"error_rate", "latency_p95", "cost_per_call", "quality:faithfulness", "quality:thumbs"} <= set(names)
+    assert "ttft_p95" not in names and "validation_failure_rate" not in names
+    assert signal_names(store, Window(_at(-60), _at(-30))) == []
+
+
+def test_unknown_signal_and_empty_window_raise_clear_errors(store: Store) -> None:
+    with pytest.raises(AnalysisError, match="error_rate.*quality:<evaluation name>"):
+        signal_series(store, "errors", WINDOW)
+    with pytest.raises(NoDataError, match="no data for error_rate"):
+        signal_series(store, "error_rate", WINDOW)
