@@ -1,0 +1,131 @@
+"""Attribution: shares of the change, worse vs mix (Simpson), alignment, harmless changes ranked
+below the harmful one, no suspects made of a handful of calls; generic frame entry point."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from driftline.analyzers import Filters, Window, attribute, attribute_frame
+from driftline.analyzers._scenarios import BUCKET, Scenario
+from driftline.collector import AnalysisError, NoDataError, Store
+
+
+def _leaves(seed: int, cause: dict[str, str], factor: float) -> pd.DataFrame:
+    """RiskLoc/Squeeze-style leaves: a forecast and a real value per combination of a, b, c."""
+    rng = np.random.default_rng(seed)
+    rows = [{"a": a, "b": b, "c": c} for a, b, c in itertools.product([f"a{i}" for i in range(5)], [f"b{i}" for i in range(4)], ["c0", "c1", "c2"])]
+    frame = pd.DataFrame(rows)
+    frame["predict"] = rng.uniform(50, 150, len(frame))
+    hit = np.logical_and.reduce([frame[d] == v for d, v in cause.items()])
+    frame["real"] = frame["predict"] * np.where(hit, factor, 1.0) * rng.normal(1, 0.01, len(frame))
+    return frame
+
+
+def test_attribute_frame_finds_a_two_dimensional_root_cause_of_an_additive_kpi() -> None:
+    ranked = attribute_frame(_leaves(0, {"a": "a2", "b": "b1"}, 0.4), dimensions=["a", "b", "c"], baseline="predict", current="real")
+    top = ranked.iloc[0]
+    assert top["label"] == "a=a2 & b=b1"
+    assert top["explained_share"] == pytest.approx(1.0, abs=0.05) and top["effect"] == "worse"
+    assert set(ranked.columns) >= {"dimensions", "values", "explained_share", "within_share", "mix_share", "effect",
+                                   "baseline_value", "current_value", "baseline_count", "current_count", "coverage", "score"}  # fmt: skip
+
+
+def test_attribute_frame_ranks_a_single_cause_above_the_slices_inside_it() -> None:
+    ranked = attribute_frame(_leaves(1, {"c": "c1"}, 1.6), dimensions=["a", "b", "c"], baseline="predict", current="real")
+    assert ranked.iloc[0]["label"] == "c=c1"
+    shares = ranked[ranked["dimensions"] == ("a",)]["explained_share"]
+    assert shares.sum() == pytest.approx(1.0)
+
+
+def test_attribute_frame_tells_a_segment_that_grew_from_one_that_got_worse() -> None:
+    """Simpson's paradox: no tenant's error rate moved, the weak tenant grew; then one tenant breaks."""
+    grew = pd.DataFrame({"tenant": ["big", "weak"], "b_err": [16, 20], "b_calls": [800, 200], "c_err": [4, 80], "c_calls": [200, 800]})
+    ranked = attribute_frame(grew, dimensions=["tenant"], baseline="b_err", current="c_err", baseline_count="b_calls", current_count="c_calls")
+    weak = ranked.set_index("label").loc["tenant=weak"]
+    assert weak["effect"] == "mix" and weak["within_share"] == pytest.approx(0.0, abs=0.05) and weak["mix_share"] > 0.5
+    worse = grew.assign(c_err=[4, 20 * 4], c_calls=[200, 200])
+    ranked = attribute_frame(worse, dimensions=["tenant"], baseline="b_err", current="c_err", baseline_count="b_calls", current_count="c_calls")
+    assert ranked.iloc[0]["label"] == "tenant=weak" and ranked.iloc[0]["effect"] == "worse"
+
+
+def test_attribute_frame_rejects_what_it_cannot_read() -> None:
+    frame = _leaves(2, {"a": "a0"}, 2.0)
+    with pytest.raises(ValueError, match="not in the frame: d"):
+        attribute_frame(frame, dimensions=["a", "d"], baseline="predict", current="real")
+    with pytest.raises(ValueError, match="both"):
+        attribute_frame(frame, dimensions=["a"], baseline="predict", current="real", baseline_count="predict")
+
+
+def _scenario(scenarios: list[Scenario], cause: str) -> Scenario:
+    return next(s for s in scenarios if s.cause == cause)
+
+
+def _windows(s: Scenario) -> tuple[Window, Window]:
+    assert s.incident_start is not None
+    return Window(s.start, s.incident_start - BUCKET), Window(s.incident_start, s.end)
+
+
+def test_silent_provider_update_ranks_first_lined_up_with_its_first_appearance(scenario_store: tuple[Store, list[Scenario]]) -> None:
+    store, scenarios = scenario_store
+    s = _scenario(scenarios, "silent_update")
+    baseline, incident = _windows(s)
+    result = attribute(store, s.signal, baseline=baseline, incident=incident, filters=Filters(service=s.service))
+    top = result.suspects[0]
+    assert set(zip(top.dimensions, top.values)) in [set(t) for t in s.truth]
+    assert top.effect == "worse" and top.explained_share > 0.7 and top.baseline_calls == 0
+    assert top.first_seen is not None and abs(top.first_seen - incident.start) < BUCKET
+    assert top.aligned_change is None  # nobody annotated it: that is what makes it silent
+    assert len(top.evidence.trace_ids) == 5
+    (dim,), (value,) = top.dimensions, top.values
+    rows = store.rows(f"SELECT min(time), countIf({dim} != {{v:String}}) FROM llm_calls WHERE trace_id IN {{ids:Array(String)}}",
+                      {"v": value, "ids": list(top.evidence.trace_ids)})  # fmt: skip
+    assert rows[0][1] == 0 and rows[0][0].replace(tzinfo=incident.start.tzinfo) >= incident.start
+
+
+def test_harmless_changes_at_the_same_time_rank_below_the_harmful_one(scenario_store: tuple[Store, list[Scenario]]) -> None:
+    store, scenarios = scenario_store
+    s = _scenario(scenarios, "prompt_edit")
+    baseline, incident = _windows(s)
+    result = attribute(store, s.signal, baseline=baseline, incident=incident, filters=Filters(service=s.service))
+    labels = [x.label for x in result.suspects]
+    assert labels[0] == "prompt_version=v4"
+    assert result.suspects[0].aligned_change is not None and "prompt" in result.suspects[0].aligned_change
+    deploy = [i for i, x in enumerate(result.suspects) if x.dimensions == ("service_version",)]
+    assert all(i > 0 for i in deploy)  # the routine deploy, annotated at the same minute, is not the cause
+
+
+def test_a_segment_that_grew_is_mix_not_worse(scenario_store: tuple[Store, list[Scenario]]) -> None:
+    store, scenarios = scenario_store
+    s = _scenario(scenarios, "mix_shift")
+    baseline, incident = _windows(s)
+    top = attribute(store, s.signal, baseline=baseline, incident=incident, filters=Filters(service=s.service)).suspects[0]
+    assert top.label == "tenant=initech" and top.effect == "mix" and top.current_calls > 2 * top.baseline_calls * (
+        (incident.end - incident.start) / (baseline.end - baseline.start))
+
+
+def test_no_suspect_rests_on_a_handful_of_calls(scenario_store: tuple[Store, list[Scenario]]) -> None:
+    """Tenant `tiny` always answers badly but sends a call now and then: never a suspect."""
+    store, scenarios = scenario_store
+    for s in (s for s in scenarios if s.incident_start is not None):
+        baseline, incident = _windows(s)
+        result = attribute(store, s.signal, baseline=baseline, incident=incident, filters=Filters(service=s.service), top=50)
+        assert all(x.current_calls >= 20 for x in result.suspects)
+        assert not any("tenant=tiny" in x.label for x in result.suspects)
+
+
+def test_attribute_says_what_is_wrong_with_its_input(scenario_store: tuple[Store, list[Scenario]]) -> None:
+    store, scenarios = scenario_store
+    s = scenarios[0]
+    baseline, incident = _windows(s)
+    scope = Filters(service=s.service)
+    with pytest.raises(AnalysisError, match="unknown dimension model.*request_model"):
+        attribute(store, s.signal, baseline=baseline, incident=incident, filters=scope, dimensions=["model"])
+    with pytest.raises(NoDataError, match="incident window"):
+        attribute(store, s.signal, baseline=baseline, incident=Window(s.end + timedelta(days=400), s.end + timedelta(days=401)), filters=scope)
+    with pytest.raises(AnalysisError, match="too little data"):
+        attribute(store, s.signal, baseline=baseline, incident=Window(incident.start, incident.start + timedelta(seconds=20)), filters=scope)
