@@ -340,6 +340,8 @@ def window_params(spec: Signal, baseline: Window, incident: Window, filters: Fil
 def fetch_leaves(store: Store, spec: Signal, dims: list[str], baseline: Window, incident: Window, filters: Filters) -> pandas.DataFrame:
     """Leaf aggregates (dims + b_num, b_den, c_num, c_den) from the store, NULLs labelled NONE."""
     frame = store.df(leaves_query(spec, dims, filters), window_params(spec, baseline, incident, filters))
+    if frame.empty:
+        return frame.reindex(columns=[*dims, "b_den", "b_num", "c_den", "c_num"])
     for d in dims:
         frame[d] = frame[d].astype("object").where(frame[d].notna(), NONE).astype(str)
     return frame
