@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
@@ -246,21 +246,22 @@ def strip_comments(sql: str) -> str:
     return "".join(out)
 
 
-def _closing_paren(text: str, open_paren: int) -> int | None:
-    depth, i = 0, open_paren
+def _outside_quotes(text: str) -> Iterator[tuple[int, str, int]]:
+    """(index, character, parenthesis depth before it) for each character outside quoted strings."""
+    depth, i = 0, 0
     while i < len(text):
         char = text[i]
         if char in "'\"":
             i = _scan_quoted(text, i)
             continue
-        if char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-            if depth == 0:
-                return i
+        yield i, char, depth
+        depth += {"(": 1, ")": -1}.get(char, 0)
         i += 1
-    return None
+
+
+def _closing_paren(text: str) -> int | None:
+    """Index of the ')' closing the '(' that `text` starts with; None when it never closes."""
+    return next((i for i, char, depth in _outside_quotes(text) if char == ")" and depth == 1), None)
 
 
 def _split_args(raw: str) -> list[str]:
@@ -268,22 +269,8 @@ def _split_args(raw: str) -> list[str]:
     raw = raw.strip()
     if not raw:
         return []
-    args, depth, start, i = [], 0, 0, 0
-    while i < len(raw):
-        char = raw[i]
-        if char in "'\"":
-            i = _scan_quoted(raw, i)
-            continue
-        if char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-        elif char == "," and depth == 0:
-            args.append(raw[start:i].strip())
-            start = i + 1
-        i += 1
-    args.append(raw[start:].strip())
-    return args
+    cuts = [i for i, char, depth in _outside_quotes(raw) if char == "," and depth == 0]
+    return [raw[a + 1 : b].strip() for a, b in zip([-1, *cuts], [*cuts, len(raw)])]
 
 
 def _seconds(ctx: QueryContext) -> int:
@@ -394,7 +381,7 @@ def _expand_one(sql: str, name: str, ctx: QueryContext) -> str:
         rest = rest[after:]
         raw = ""
         if rest.startswith("("):
-            end = _closing_paren(rest, 0)
+            end = _closing_paren(rest)
             if end is not None:
                 raw, rest = rest[1:end], rest[end + 1 :]
         out.append(_MACROS[name](ctx, _split_args(raw)))

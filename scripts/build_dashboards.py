@@ -139,6 +139,7 @@ class Panel:
     sql: str
     description: str
     runbook: str  # a runbook name, or "${runbook}" for the drill-down's selected signal
+    also: tuple[str, ...] = ()  # further runbooks the panel is the first place to look for
     unit: str = "short"
     steps: tuple[tuple[str, float | None], ...] = (("green", None),)
     width: int = 12
@@ -161,7 +162,8 @@ class Panel:
             "description": self.description,
             "datasource": DS,
             "gridPos": {"h": self.height, "w": self.width, "x": x, "y": y},
-            "links": [{"title": f"Runbook: {self.runbook}", "url": f"${{runbook_base}}/{self.runbook}.md", "targetBlank": True}],
+            "links": [{"title": f"Runbook: {name}", "url": f"${{runbook_base}}/{name}.md", "targetBlank": True}
+                      for name in (self.runbook, *self.also)],
             "targets": [{
                 "refId": "A", "datasource": DS, "editorType": "sql", "queryType": self.kind,
                 "format": FORMATS[self.kind], "rawSql": self.sql,
@@ -302,7 +304,8 @@ def overview() -> dict[str, Any]:
               "provider-outage-429", unit="percentunit", steps=GOOD_LOW, min=0),
         Panel("Latency p50 / p95 / p99 by model", "timeseries", percentiles("duration_s", model),
               "Whole-call duration percentiles per requested model. Compare with time to first token: total latency can stay flat while TTFT triples.",
-              "ttft-regression", unit="s", steps=(("green", None), ("orange", 10.0), ("red", 30.0)), min=0),
+              "ttft-regression", unit="s", steps=(("green", None), ("orange", 10.0), ("red", 30.0)), min=0,
+              also=("db-pool-exhaustion",)),
         Panel("Time to first token p50 / p95 / p99 by model", "timeseries", percentiles("ttft_s", model, "\n  AND ttft_s IS NOT NULL"),
               "Time from request to the first streamed chunk, per requested model (streamed calls only). This is the wait the user sees.",
               "ttft-regression", unit="s", steps=(("green", None), ("orange", 2.0), ("red", 5.0)), min=0),
