@@ -1,0 +1,130 @@
+"""Spans per second into the embedded store: StoreSpanExporter.export against a bare Arrow insert.
+
+driftline: `StoreSpanExporter.export(spans)`, i.e. converting finished SDK spans to otel_traces
+columns and inserting them. Baseline: `client.insert_arrow("otel_traces", table)` of the same rows
+already laid out as a pyarrow Table (no conversion at all). Both write the same table, through
+the same materialized views, in one embedded engine; batches interleave. The ratio is the median
+of per-round ratios in process CPU time (Python plus the engine's threads), which other load on a
+shared machine does not distort; wall-clock spans/s are printed beside it.
+
+Run: .venv/bin/python bench/bench_export.py [--batch 2048] [--rounds 15]
+Goal: driftline / bare >= 0.7.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import pyarrow as pa
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from driftline.collector import Store, StoreSpanExporter, connect, migrate
+from driftline.collector._exporter import OTEL_TRACES_COLUMNS, spans_to_columns
+
+GOAL = 0.7
+
+_MAP = pa.map_(pa.string(), pa.string())
+_ARROW_TYPES: dict[str, pa.DataType] = {
+    "Timestamp": pa.timestamp("ns"), "Duration": pa.uint64(), "ResourceAttributes": _MAP, "SpanAttributes": _MAP,
+    "Events.Timestamp": pa.list_(pa.timestamp("ns")), "Events.Name": pa.list_(pa.string()), "Events.Attributes": pa.list_(_MAP),
+    "Links.TraceId": pa.list_(pa.string()), "Links.SpanId": pa.list_(pa.string()), "Links.TraceState": pa.list_(pa.string()),
+    "Links.Attributes": pa.list_(_MAP),
+}  # fmt: skip
+
+
+def make_spans(count: int) -> list[ReadableSpan]:
+    """Finished GenAI spans as an instrumented app makes them: ~20 attributes, one evaluation event each tenth."""
+    captured = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "support-bot", "service.version": "1.4.2", "deployment.environment.name": "prod"}))
+    provider.add_span_processor(SimpleSpanProcessor(captured))
+    tracer = provider.get_tracer("bench")
+    for i in range(count):
+        attributes = {
+            "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o",
+            "gen_ai.response.model": "gpt-4o-2024-08-06", "gen_ai.response.id": f"chatcmpl-{i}",
+            "gen_ai.response.finish_reasons": ["stop"], "gen_ai.usage.input_tokens": 800 + i % 300,
+            "gen_ai.usage.output_tokens": 100 + i % 90, "gen_ai.request.stream": True,
+            "gen_ai.response.time_to_first_chunk": 0.2 + (i % 50) / 100, "gen_ai.prompt.name": "answer",
+            "gen_ai.prompt.version": f"v{8 + i % 2}", "driftline.route": "/chat/answer", "driftline.tenant": f"t{i % 40}",
+            "driftline.retrieval.index.name": "kb", "driftline.retrieval.index.version": "41", "driftline.cost": 0.0037,
+            "driftline.stream.cancelled": False, "driftline.stream.tokens_delivered": 100 + i % 90, "server.address": "api.openai.com",
+        }  # fmt: skip
+        span = tracer.start_span("chat gpt-4o", kind=SpanKind.CLIENT, attributes=attributes)
+        if i % 10 == 0:
+            span.add_event("gen_ai.evaluation.result", {"gen_ai.evaluation.name": "faithfulness", "gen_ai.evaluation.score.value": 0.8})
+        span.end()
+    return list(captured.get_finished_spans())
+
+
+def arrow_table(spans: Sequence[ReadableSpan]) -> pa.Table:
+    """The same rows as a pyarrow Table, built ahead of time (the baseline does no conversion)."""
+    arrays = []
+    for name, values in zip(OTEL_TRACES_COLUMNS, spans_to_columns(spans)):
+        kind = _ARROW_TYPES.get(name, pa.string())
+        if kind == _MAP:
+            values = [list(m.items()) for m in values]
+        elif kind == pa.list_(_MAP):
+            values = [[list(m.items()) for m in ms] for ms in values]
+        arrays.append(pa.array(values, type=kind))
+    return pa.Table.from_arrays(arrays, names=list(OTEL_TRACES_COLUMNS))
+
+
+def timed(run: Any) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process: Python and the engine's threads)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    run()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def measure(store: Store, size: int, rounds: int) -> dict[str, float]:
+    """Interleaved rounds, each on fresh spans made just before it (an identical block would be
+    deduplicated, and a heap of queued batches no exporter ever sees would skew the GC's work)."""
+    exporter = StoreSpanExporter(store)
+    ours_t, bare_t = [], []
+    for i in range(rounds + 1):
+        batch, table = make_spans(size), arrow_table(make_spans(size))
+        if i % 2 == 0:
+            ours, bare = timed(lambda: exporter.export(batch)), timed(lambda: store.client.insert_arrow("otel_traces", table))
+        else:
+            bare, ours = timed(lambda: store.client.insert_arrow("otel_traces", table)), timed(lambda: exporter.export(batch))
+        if i > 0:  # the first round warms up
+            ours_t.append(ours)
+            bare_t.append(bare)
+    written = store.rows("SELECT count() FROM otel_traces")[0][0]
+    assert written == 2 * (rounds + 1) * size, f"{written} rows in otel_traces, expected {2 * (rounds + 1) * size}"
+    median = statistics.median
+    return {
+        "driftline": size / median(w for w, _ in ours_t), "bare": size / median(w for w, _ in bare_t),
+        "driftline_cpu": size / median(c for _, c in ours_t), "bare_cpu": size / median(c for _, c in bare_t),
+        "ratio": median(b[1] / o[1] for o, b in zip(ours_t, bare_t)),
+    }  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=2048, help="spans per export call (the exporter's default batch)")
+    parser.add_argument("--rounds", type=int, default=15, help="interleaved batch pairs")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="driftline-bench-") as tmp, connect(f"chdb://{tmp}") as store:
+        migrate(store)
+        store.command("SYSTEM STOP MERGES")  # merges of earlier batches would land in random rounds
+        result = measure(store, args.batch, args.rounds)
+    print(f"StoreSpanExporter.export:    {result['driftline']:>7,.0f} spans/s wall, {result['driftline_cpu']:>7,.0f} spans per CPU-second"
+          f" (conversion + insert, batches of {args.batch})")
+    print(f"bare insert_arrow (no conv): {result['bare']:>7,.0f} spans/s wall, {result['bare_cpu']:>7,.0f} spans per CPU-second")
+    print(f"median ratio driftline/bare: {result['ratio']:.2f}x in CPU time over {args.rounds} interleaved rounds (goal >= {GOAL}x)"
+          f" {'OK' if result['ratio'] >= GOAL else 'UNDER GOAL'}")  # fmt: skip
+    return result
+
+
+if __name__ == "__main__":
+    main()
