@@ -197,3 +197,12 @@ def test_non_genai_spans_stay_out_of_llm_calls(store: Store, traced: TracerProvi
     emit(traced, "retrieve", {"openinference.span.kind": "RETRIEVER"})
     assert store.rows("SELECT count() FROM otel_traces")[0][0] == 2
     assert store.rows("SELECT count() FROM llm_calls")[0][0] == 0
+
+
+def test_attribute_values_are_stored_as_the_collector_stringifies_them(store: Store, traced: TracerProvider) -> None:
+    # pcommon AsString: booleans lower-case, floats in plain decimal (shortest round-trip digits), arrays as JSON.
+    values = {"b": True, "i": 42, "f": 0.1, "tiny": 1e-05, "big": 1.5e20, "s": "x", "strs": ("a", "é"), "ints": (1, 2), "bools": (True, False)}
+    span_id = emit(traced, "GET /", values)
+    (stored,) = store.rows("SELECT SpanAttributes FROM otel_traces WHERE SpanId = {s:String}", {"s": span_id})[0]
+    assert stored == {"b": "true", "i": "42", "f": "0.1", "tiny": "0.00001", "big": "150000000000000000000", "s": "x",
+                      "strs": '["a","é"]', "ints": "[1,2]", "bools": "[true,false]"}  # fmt: skip
