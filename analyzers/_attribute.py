@@ -96,7 +96,8 @@ def attribute_frame(frame: pandas.DataFrame, *, dimensions: Sequence[str], basel
 
     Candidates are every value of each dimension and, with max_order=2, every pair of values
     of two dimensions, each with at least `min_count` current volume (count, or KPI when
-    additive); a pair with exactly the volumes of one of its values is left out (an alias). Returns one row per candidate, best first: `dimensions` and `values` (tuples),
+    additive); a pair with exactly the volumes and share of a candidate ranked above it is
+    left out (an alias, such as a value paired with the version every call had). Returns one row per candidate, best first: `dimensions` and `values` (tuples),
     `label`, `explained_share` (part of the total change; the shares of one dimension's
     values add to 1), `within_share`, `mix_share`, `effect` ('worse' where the within part
     carries the change, 'mix' where the shift of volume does, 'better' if it works against the
@@ -119,30 +120,27 @@ def attribute_frame(frame: pandas.DataFrame, *, dimensions: Sequence[str], basel
     parts = [_candidates(leaves, g, leaves.change) for g in groups]
     out = pd.DataFrame({c: list(itertools.chain.from_iterable(p[c] for p in parts)) if c in _OBJECT_COLUMNS
                         else np.concatenate([p[c] for p in parts]) for c in parts[0]})  # fmt: skip
-    out = out[(out["current_count"] >= min_count) & ~_redundant(out)]
-    return out.sort_values(["score", "explained_share"], ascending=False, kind="stable").reset_index(drop=True)
+    out = out[out["current_count"] >= min_count]
+    out = out.sort_values(["score", "explained_share"], ascending=False, kind="stable")
+    return out[~_aliases(out)].reset_index(drop=True)
 
 
 _OBJECT_COLUMNS = ("dimensions", "values", "label", "effect")
 
 
-def _close(a: tuple[float, float] | None, b: tuple[float, float]) -> bool:
-    return a is not None and all(math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-9) for x, y in zip(a, b))
-
-
-def _redundant(candidates: pandas.DataFrame) -> pandas.Series:
-    """Pairs holding exactly the calls of one of their two values (aliases such as a request
-    model and the response model it always returns): they add nothing to that value."""
+def _aliases(ranked: pandas.DataFrame) -> pandas.Series:
+    """Pairs with exactly the volumes and share of a candidate ranked above them (a pair of a
+    value with the version every call had, or of two values that always come together): they
+    say nothing that candidate does not. Single values are always kept."""
     import pandas as pd
 
-    singles = candidates[candidates["dimensions"].map(len) == 1]
-    volume = {(d[0], v[0]): (b, c) for d, v, b, c in zip(singles["dimensions"], singles["values"], singles["baseline_count"], singles["current_count"])}
-
-    def same(dims: tuple[str, ...], values: tuple[str, ...], b: float, c: float) -> bool:
-        return len(dims) > 1 and any(_close(volume.get(p), (b, c)) for p in zip(dims, values))
-
-    flags = [same(*row) for row in zip(candidates["dimensions"], candidates["values"], candidates["baseline_count"], candidates["current_count"])]
-    return pd.Series(flags, index=candidates.index, dtype=bool)
+    seen: set[tuple[float, float, float]] = set()
+    flags = []
+    for dims, b, c, share in zip(ranked["dimensions"], ranked["baseline_count"], ranked["current_count"], ranked["explained_share"]):
+        key = (round(float(b), 6), round(float(c), 6), round(float(share), 9))
+        flags.append(len(dims) > 1 and key in seen)
+        seen.add(key)
+    return pd.Series(flags, index=ranked.index, dtype=bool)
 
 
 @dataclass

@@ -11,6 +11,7 @@ from ._attribute import DIMENSIONS, attribute
 from ._cli_common import handle_errors, json_option, opened, scope_options, store_option, table, window_and_filters
 from ._cmd_detect import check_signal, number, when
 from ._model import Attribution, Window, as_dict
+from ._signals import get_signal
 from ._timeparse import _DURATION, parse_duration, parse_time
 
 
@@ -68,7 +69,8 @@ def attribute_command(signal: str, since: str, until: str, baseline: str | None,
         click.echo(json.dumps(as_dict(result), indent=2))
         return
     change = result.incident_value - result.baseline_value
-    click.echo(f"{result.signal}: {number(result.baseline_value)} -> {number(result.incident_value)} ({change:+.4g})")
+    what = " (share of calls slower than the baseline's percentile)" if get_signal(signal).quantile is not None else ""
+    click.echo(f"{result.signal}{what}: {number(result.baseline_value)} -> {number(result.incident_value)} ({change:+.4g})")
     click.echo(f"baseline {when(base.start)} .. {when(base.end)}; incident {when(incident.start)} .. {when(incident.end)}\n")
     if not result.suspects:
         click.echo("no dimension value explains the change")

@@ -49,7 +49,8 @@ class DetectionSettings:
 
 def detect(store: Store, window: Window, *, filters: Filters = Filters(), signals: Iterable[str] | None = None,
            bucket: timedelta | None = None, settings: DetectionSettings = DetectionSettings()) -> list[Regression]:  # fmt: skip
-    """Every signal that regressed in the window (worse direction only), worst first.
+    """Every signal that regressed in the window (worse direction only), worst first: still
+    going on before ended, then by confidence and size.
 
     `signals` limits the signals looked at (names as in `signal_names`); default all.
     NoDataError if the window holds no calls at all; AnalysisError if no signal has enough
@@ -70,7 +71,7 @@ def detect(store: Store, window: Window, *, filters: Filters = Filters(), signal
     if judged == 0:
         raise AnalysisError(f"too little data to detect anything: every signal has fewer than {2 * settings.min_segment} "
                             f"buckets with {settings.min_bucket_calls}+ calls; widen the window (--since)")  # fmt: skip
-    return sorted(found, key=lambda r: (-r.confidence, -abs(r.relative_change)))
+    return sorted(found, key=lambda r: (r.ended_at is not None, -r.confidence, -abs(r.relative_change)))
 
 
 def _series(store: Store, window: Window, bucket: timedelta, filters: Filters,

@@ -79,7 +79,7 @@ def test_detect_finds_each_scenario_incident_within_two_buckets(scenario_store: 
         found = detect(store, Window(s.start, s.end), filters=Filters(service=s.service), bucket=BUCKET)
         regression = next(r for r in found if r.signal == s.signal)
         assert abs(regression.started_at - s.incident_start) <= 2 * BUCKET, s.name
-        assert found == sorted(found, key=lambda r: (-r.confidence, -abs(r.relative_change)))
+        assert found == sorted(found, key=lambda r: (r.ended_at is not None, -r.confidence, -abs(r.relative_change)))
 
 
 def test_detect_raises_nothing_on_harmless_changes(scenario_store: tuple[Store, list]) -> None:  # type: ignore[type-arg]
