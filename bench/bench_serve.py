@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import os
 import sys
 import tempfile
 import threading
@@ -24,15 +25,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans  # noqa: E402
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest  # noqa: E402
-from opentelemetry.sdk.resources import Resource  # noqa: E402
-from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
-from serve_process import ServeProcess, wait_for  # noqa: E402
-
-from driftline.collector._otlp_decode import parse_request, traces_to_columns  # noqa: E402
+from driftline.collector._otlp_decode import parse_request, traces_to_columns
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from serve_process import ServeProcess, wait_for
 
 SPANS_PER_REQUEST = 1000
 
@@ -141,6 +143,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=12, help=f"distinct requests of {SPANS_PER_REQUEST} spans")
     args = parser.parse_args()
     bodies = payloads(args.requests)
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start (other work shares the cores)")
     print(f"payload: {args.requests} requests x {SPANS_PER_REQUEST} GenAI spans, {sum(map(len, bodies)) / len(bodies) / 1024:.0f} KiB each")
     parse_rate, decode_rate = ceiling(bodies)
     print(f"ceiling (this process, 1 thread): receiver protobuf parse {parse_rate:,.0f} spans/s; writer decode to columns {decode_rate:,.0f} spans/s")
@@ -149,6 +152,7 @@ def main() -> None:
     print(f"  offered by the clients: {result['offered_per_s']:,.0f} spans/s ({result['offered_per_s'] / max(result['stored_per_s'], 1):.1f}x what was stored);"
           f" answers: {result['accepted']} x 200, {result['refused_503']} x 503, {result['refused_429']} x 429")  # fmt: skip
     print(f"  mean insert {result['insert_s_avg'] * 1000:.0f} ms; serve peak RSS {result['peak_rss'] / (1 << 20):,.0f} MiB")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
     print(f"ratio end to end / decode ceiling: {result['stored_per_s'] / decode_rate:.2f}"
           f"; vs the 40,000 spans/s goal: {result['stored_per_s'] / 40_000:.2f}")  # fmt: skip
 

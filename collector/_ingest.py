@@ -61,7 +61,7 @@ class IngestLimits:
     """Bounds of the pipeline; all byte sizes."""
 
     spool_bytes: int = 1 << 30
-    batch_bytes: int = 16 << 20
+    batch_bytes: int = 8 << 20
     linger_seconds: float = 0.2
     max_value_chars: int = MAX_VALUE_CHARS
     retry_after_seconds: int = 2
@@ -159,7 +159,7 @@ class Ingester:
     def _guarded(self, loop: Callable[[queue.Queue[_Group | None]], None], groups: queue.Queue[_Group | None]) -> None:
         try:
             loop(groups)
-        except Exception as exc:  # a bug, not an outage: say so loudly; the spool keeps the data
+        except Exception as exc:  # noqa: BLE001 - a bug, not an outage: say so loudly; the spool keeps the data
             _log.exception("writer stopped")
             self._store_error = self._writer_failure = f"writer stopped: {type(exc).__name__}: {exc}"
             self._stop.set()
@@ -222,14 +222,16 @@ class Ingester:
             if self._abandon.wait(delay):
                 return False  # the drain timed out while the store was away: the spool keeps the batch
             delay = min(delay * 2, 5.0)
-        if self._store_error is not None:
-            _log.info("store is back", extra={"store": self.store_url})
+        recovered = self._store_error is not None
+        if recovered:  # everything spooled while the store was away is a replay
             self._replay_until = max(self._replay_until, self.spool.durable_seq)
-            self._store_error = None
         self.spool.release(records)
         self.metrics.add("stored", sum(r.items for r in records))
         self.metrics.add("replayed", sum(r.items for r in records if r.seq <= self._replay_until))
         self.metrics.add("truncated_values", sum(cols.truncated for _, cols in group.columns))
+        if recovered:
+            _log.info("store is back", extra={"store": self.store_url})
+            self._store_error = None
         return True
 
     def _insert(self, group: _Group) -> None:

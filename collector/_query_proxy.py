@@ -114,7 +114,7 @@ class QueryEndpoint(ThreadingHTTPServer):
                 if clause:
                     conn.query(f"SET {clause}")
                 return bytes(conn.query(sql, fmt, params=params).bytes() or b"")
-            except Exception as exc:  # chDB raises plain RuntimeError with ClickHouse's text
+            except Exception as exc:  # noqa: BLE001 - chDB raises plain errors carrying ClickHouse's text
                 raise _as_query_error(str(exc)) from None
 
     def close(self) -> None:
@@ -142,16 +142,15 @@ class _QueryHandler(BaseHTTPRequestHandler):
     server: QueryEndpoint
     server_version = "driftline"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         _log.debug(format, *args)
 
-    def do_GET(self) -> None:  # noqa: N802
-        if urlsplit(self.path).path in ("/ping", "/"):
-            if "query=" not in self.path:
-                return self._send(200, b"Ok.\n", {"Content-Type": "text/plain"})
+    def do_GET(self) -> None:
+        if urlsplit(self.path).path in ("/ping", "/") and "query=" not in self.path:
+            return self._send(200, b"Ok.\n", {"Content-Type": "text/plain"})
         self._query(b"")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         try:
             body = read_body(self.rfile, self.headers, _MAX_QUERY)
         except TooLarge as exc:
@@ -253,7 +252,7 @@ def _decompress(body: bytes, encoding: str) -> bytes:
             from clickhouse_connect.driver.compression import _zstd_decompress
 
             return bytes(_zstd_decompress(body))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - each codec has its own error type; all mean a bad body
         raise QueryError(1000, 400, f"cannot decompress the {encoding} request body: {exc}") from None
     raise QueryError(1000, 415, f"unsupported Content-Encoding {encoding!r}")
 

@@ -65,7 +65,7 @@ def _export_handler(ingester: Ingester, endpoint: Endpoint, token: str | None, l
             context.set_trailing_metadata((("grpc-retry-pushback-ms", str(retry_after * 1000)),))
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "too many requests in flight; retry later")
         try:
-            return _export(ingester, endpoint, request, context, retry_after).SerializeToString()
+            return bytes(_export(ingester, endpoint, request, context, retry_after).SerializeToString())
         finally:
             limiter.release()
 

@@ -135,10 +135,10 @@ class _Handler(BaseHTTPRequestHandler):
     server: OtlpHttpServer
     server_version = "driftline"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - BaseHTTPRequestHandler's name
+    def log_message(self, format: str, *args: Any) -> None:
         _log.debug(format, *args)
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         if self.path == "/healthz":
             health = self.server.health()
             self._send(200 if health["status"] != "failing" else 503, json.dumps(health).encode(), _JSON)
@@ -149,7 +149,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._fail(404, f"no such path {self.path!r}", json_body=True, close=False)
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         path = self.path.split("?", 1)[0]
         endpoint = ENDPOINTS.get(path[len("/v1/"):]) if path.startswith("/v1/") else None
         content_type = (self.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
@@ -168,7 +168,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._refuse(429, "too_many_requests", signal, "too many requests in flight; retry later", json_body)
         try:
             self._export(endpoint, json_body)
-        except Exception:  # a bug must cost one request an answer, never the process or other clients
+        except Exception:  # noqa: BLE001 - a bug must cost one request an answer, never the process or other clients
             _log.exception("request failed", extra={"path": path})
             self._refuse(500, "internal_error", signal, "internal error; see the server log", json_body)
         finally:
@@ -240,5 +240,5 @@ class _Handler(BaseHTTPRequestHandler):
 
 def _encode(message: Message, json_body: bool) -> bytes:
     if json_body:
-        return json_format.MessageToJson(message, indent=None).encode()
-    return message.SerializeToString()
+        return str(json_format.MessageToJson(message, indent=None)).encode()
+    return bytes(message.SerializeToString())

@@ -20,7 +20,7 @@ from typing import Any, Final
 
 from ._config import store_url as resolve_store_url
 from ._errors import ConfigError
-from ._ingest import IngestLimits, Ingester
+from ._ingest import Ingester, IngestLimits
 from ._migrate import migrate, require_schema
 from ._serve_metrics import ServeMetrics
 from ._store import Store, announce_endpoint, connect, embedded_database, redact_url

@@ -150,7 +150,7 @@ class Spool:
         if self._file is not None:
             self._file.close()
         path = self.directory / _SEGMENT.format(first_seq)
-        self._file = open(path, "ab")
+        self._file = open(path, "ab")  # noqa: SIM115 - the open segment lives until rotation or close
         self._file_size = 0
         with self._cond:
             self._segments.append(path)
@@ -279,7 +279,7 @@ def _read_segment(path: Path, offset: int = 0) -> Iterator[tuple[Record, int]]:
     """The whole, checksummed records of a segment from `offset`, each with the offset after it;
     stops at the first torn or corrupt one."""
     try:
-        handle = open(path, "rb")
+        handle = open(path, "rb")  # noqa: SIM115 - closed by the `with` below; opening may race a deletion
     except FileNotFoundError:
         return
     with handle:

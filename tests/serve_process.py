@@ -69,9 +69,8 @@ class ServeProcess:
         if self.token and "--token-file" not in self.extra:
             args += ["--token", self.token]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DRIFTLINE_", "OTEL_"))}
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, cwd=self.workdir, stdout=log, stderr=log, env=env)
-        log.close()
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(args, cwd=self.workdir, stdout=log, stderr=log, env=env)
 
         def started() -> bool:
             if self.proc is not None and self.proc.poll() is not None:

@@ -8,20 +8,29 @@ import json
 import zlib
 
 import pytest
+from driftline.collector._exporter import attribute_string, spans_to_columns
+from driftline.collector._otlp_decode import (
+    BadPayload,
+    count_items,
+    logs_to_columns,
+    parse_request,
+    traces_to_columns,
+)
+from driftline.collector._receiver_http import TooLarge, decode_content
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+)
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
-
-from driftline.collector._exporter import attribute_string, spans_to_columns
-from driftline.collector._otlp_decode import BadPayload, count_items, logs_to_columns, parse_request, traces_to_columns
-from driftline.collector._receiver_http import TooLarge, decode_content
 
 REQUESTS = [ExportTraceServiceRequest, ExportLogsServiceRequest]
 
