@@ -135,6 +135,17 @@ def test_migrate_rerun_after_a_crash_before_recording_does_not_duplicate(collect
     assert counts(collector_store) == before
 
 
+def test_migrate_rerun_completes_a_backfill_cut_short(collector_store: Store) -> None:
+    migrate(collector_store)
+    complete = collector_store.rows("SELECT span_id FROM llm_calls ORDER BY span_id")
+    # A crash in the middle of 0002's backfill: some spans copied, 0002 not recorded.
+    collector_store.command("DELETE FROM llm_calls WHERE span_id IN {ids:Array(String)}", {"ids": [r[0] for r in complete[::2]]})
+    collector_store.command(f"TRUNCATE TABLE {MIGRATIONS_TABLE}")
+    collector_store.insert(MIGRATIONS_TABLE, [[1], ["otel_traces"], [datetime(2026, 1, 1)]], ["version", "name", "applied_at"])
+    migrate(collector_store)
+    assert collector_store.rows("SELECT span_id FROM llm_calls ORDER BY span_id") == complete
+
+
 def test_pending_never_writes(store_url: str) -> None:
     with connect(store_url) as fresh:
         assert [m.version for m in pending(fresh)] == list(range(1, latest_version() + 1))

@@ -55,7 +55,10 @@ ORDER BY (service, toStartOfHour(time), time)
 {ttl: toDateTime(time)}
 SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1;
 
--- Existing spans (an OTel Collector may have written them before driftline came) are copied once.
-INSERT INTO llm_calls SELECT * FROM ({include: llm_calls_select}) WHERE (SELECT count() FROM llm_calls) = 0;
-
+-- The view first, then a backfill of the spans it has not seen (an OTel Collector may have written
+-- them before driftline came): spans written while migrate runs land exactly once, and a re-run
+-- after a crash, even one in the middle of the backfill, adds only what is missing.
 CREATE MATERIALIZED VIEW IF NOT EXISTS llm_calls_mv TO llm_calls AS {include: llm_calls_select};
+
+INSERT INTO llm_calls SELECT * FROM ({include: llm_calls_select})
+WHERE (trace_id, span_id) NOT IN (SELECT trace_id, span_id FROM llm_calls);

@@ -15,9 +15,11 @@ ORDER BY (evaluation, toStartOfHour(time), time)
 {ttl: toDateTime(time)}
 SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1;
 
-INSERT INTO llm_scores SELECT * FROM ({include: llm_scores_select}) WHERE (SELECT count() FROM llm_scores) = 0;
-
+-- As for llm_calls: the view first, then the rows it has not seen (per source span).
 CREATE MATERIALIZED VIEW IF NOT EXISTS llm_scores_mv TO llm_scores AS {include: llm_scores_select};
+
+INSERT INTO llm_scores SELECT * FROM ({include: llm_scores_select})
+WHERE source_span_id NOT IN (SELECT source_span_id FROM llm_scores);
 
 CREATE TABLE IF NOT EXISTS changes (
     time DateTime64(9),
@@ -33,9 +35,9 @@ CREATE TABLE IF NOT EXISTS changes (
 ) ENGINE = MergeTree()
 ORDER BY time;
 
-INSERT INTO changes SELECT * FROM ({include: changes_select}) WHERE (SELECT count() FROM changes) = 0;
-
 CREATE MATERIALIZED VIEW IF NOT EXISTS changes_mv TO changes AS {include: changes_select};
+
+INSERT INTO changes SELECT * FROM ({include: changes_select}) WHERE span_id NOT IN (SELECT span_id FROM changes);
 
 CREATE TABLE IF NOT EXISTS first_seen (
     dimension LowCardinality(String),
