@@ -490,3 +490,14 @@ def test_the_query_endpoint_wants_the_token(serve: Any) -> None:
     assert server.count("otel_traces") == 0  # with the token as the password
     with pytest.raises(StoreUnavailable, match="401|authentication"):
         connect(str(server.ready["query_url"]))
+
+
+def test_grpc_metrics_are_refused_with_an_otlp_partial_success(serve: Any) -> None:
+    server = serve()
+    request = ExportMetricsServiceRequest()
+    metric = request.resource_metrics.add().scope_metrics.add().metrics.add(name="tokens")
+    for value in range(3):
+        metric.sum.data_points.add(as_int=value)
+    export = grpc.insecure_channel(server.grpc).unary_unary("/opentelemetry.proto.collector.metrics.v1.MetricsService/Export")
+    response = ExportMetricsServiceResponse.FromString(export(request.SerializeToString(), timeout=30))
+    assert response.partial_success.rejected_data_points == 3 and "does not store metrics" in response.partial_success.error_message
