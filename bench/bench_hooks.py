@@ -99,10 +99,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     timed(ours, args.calls), timed(bare, args.calls)  # warm up
     ratios, ours_s, bare_s = [], [], []
     for i in range(args.rounds):
-        pair = (timed(ours, args.calls), timed(bare, args.calls)) if i % 2 == 0 else tuple(reversed((timed(bare, args.calls), timed(ours, args.calls))))
-        ours_s.append(pair[0])
-        bare_s.append(pair[1])
-        ratios.append(pair[0] / pair[1])
+        if i % 2 == 0:
+            ours_one, bare_one = timed(ours, args.calls), timed(bare, args.calls)
+        else:
+            bare_one, ours_one = timed(bare, args.calls), timed(ours, args.calls)
+        ours_s.append(ours_one)
+        bare_s.append(bare_one)
+        ratios.append(ours_one / bare_one)
     result = {"driftline_us": statistics.median(ours_s) * 1e6, "bare_us": statistics.median(bare_s) * 1e6, "ratio": statistics.median(ratios)}
     print(f"GenAI call, driftline hooks: {result['driftline_us']:.1f} us/call")
     print(f"GenAI call, bare OTel SDK:   {result['bare_us']:.1f} us/call")
