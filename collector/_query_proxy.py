@@ -18,23 +18,20 @@ from __future__ import annotations
 
 import base64
 import hmac
-import logging
 import queue
 import re
 import uuid
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlsplit
 
-from ._receiver_http import TooLarge, bearer_ok, read_body
+from ._receiver_http import HttpHandler, TooLarge, bearer_ok, read_body
 
 __all__ = ["QueryEndpoint"]
-
-_log = logging.getLogger("driftline.serve.query")
 
 _TRANSPORT_PARAMS: Final = frozenset({
     "query", "database", "default_format", "user", "password", "session_id", "session_timeout", "session_check",
@@ -137,17 +134,12 @@ def _as_query_error(text: str) -> QueryError:
     return QueryError(code, 400 if code in (47, 60, 62, 36, 43, 46, 49, 53, 16, 81, 215) else 500, text)
 
 
-class _QueryHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _QueryHandler(HttpHandler):
     server: QueryEndpoint
-    server_version = "driftline"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        _log.debug(format, *args)
 
     def do_GET(self) -> None:
         if urlsplit(self.path).path in ("/ping", "/") and "query=" not in self.path:
-            return self._send(200, b"Ok.\n", {"Content-Type": "text/plain"})
+            return self.send(200, b"Ok.\n", {"Content-Type": "text/plain"})
         self._query(b"")
 
     def do_POST(self) -> None:
@@ -220,21 +212,11 @@ class _QueryHandler(BaseHTTPRequestHandler):
             result, encoding = _compress(result, accepted)
             if encoding:
                 headers["Content-Encoding"] = encoding
-        self._send(200, result, headers)
+        self.send(200, result, headers)
 
     def _error(self, exc: QueryError) -> None:
         message = str(exc) if str(exc).startswith("Code: ") else f"Code: {exc.code}. DB::Exception: {exc}"
-        self._send(exc.status, (message + "\n").encode(), {"Content-Type": "text/plain; charset=UTF-8", "X-ClickHouse-Exception-Code": str(exc.code)})
-
-    def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(body)
+        self.send(exc.status, (message + "\n").encode(), {"Content-Type": "text/plain; charset=UTF-8", "X-ClickHouse-Exception-Code": str(exc.code)})
 
 
 def _decompress(body: bytes, encoding: str) -> bytes:

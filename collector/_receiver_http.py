@@ -37,7 +37,7 @@ from ._ingest import Ingester, Overloaded, Unavailable
 from ._otlp_decode import BadPayload
 from ._otlp_service import ENDPOINTS, export
 
-__all__ = ["HttpLimits", "OtlpHttpServer", "TooLarge", "bearer_ok", "read_body"]
+__all__ = ["HttpHandler", "HttpLimits", "OtlpHttpServer", "TooLarge", "bearer_ok", "read_body"]
 
 _log = logging.getLogger("driftline.serve.http")
 
@@ -130,13 +130,28 @@ class OtlpHttpServer(ThreadingHTTPServer):
         super().__init__(address, _Handler)
 
 
-class _Handler(BaseHTTPRequestHandler):
+class HttpHandler(BaseHTTPRequestHandler):
+    """What serve's HTTP listeners share: HTTP/1.1 keep-alive, access lines at debug, one way to answer."""
+
     protocol_version = "HTTP/1.1"
-    server: OtlpHttpServer
     server_version = "driftline"
 
     def log_message(self, format: str, *args: Any) -> None:
         _log.debug(format, *args)
+
+    def send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class _Handler(HttpHandler):
+    server: OtlpHttpServer
 
     def do_GET(self) -> None:
         if self.path == "/healthz":
@@ -227,15 +242,7 @@ class _Handler(BaseHTTPRequestHandler):
             pass
 
     def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(body)
+        self.send(status, body, {"Content-Type": content_type, **(headers or {})})
 
 
 def _encode(message: Message, json_body: bool) -> bytes:

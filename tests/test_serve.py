@@ -196,12 +196,17 @@ def test_logs_over_grpc_are_stored(serve: Any) -> None:
     assert server.rows("SELECT DISTINCT SeverityNumber, SeverityText, ServiceName FROM otel_logs") == [(13, "WARN", "svc")]
 
 
-def test_metrics_are_refused_with_an_otlp_partial_success(serve: Any) -> None:
-    server = serve()
+def gauge_points(count: int) -> ExportMetricsServiceRequest:
     request = ExportMetricsServiceRequest()
     metric = request.resource_metrics.add().scope_metrics.add().metrics.add(name="latency")
-    for value in range(7):
+    for value in range(count):
         metric.gauge.data_points.add(as_double=value)
+    return request
+
+
+def test_metrics_are_refused_with_an_otlp_partial_success(serve: Any) -> None:
+    server = serve()
+    request = gauge_points(7)
     status, _, body = post(server, "/v1/metrics", request.SerializeToString())
     response = ExportMetricsServiceResponse()
     response.ParseFromString(body)
@@ -494,10 +499,7 @@ def test_the_query_endpoint_wants_the_token(serve: Any) -> None:
 
 def test_grpc_metrics_are_refused_with_an_otlp_partial_success(serve: Any) -> None:
     server = serve()
-    request = ExportMetricsServiceRequest()
-    metric = request.resource_metrics.add().scope_metrics.add().metrics.add(name="tokens")
-    for value in range(3):
-        metric.sum.data_points.add(as_int=value)
+    request = gauge_points(3)
     export = grpc.insecure_channel(server.grpc).unary_unary("/opentelemetry.proto.collector.metrics.v1.MetricsService/Export")
     response = ExportMetricsServiceResponse.FromString(export(request.SerializeToString(), timeout=30))
     assert response.partial_success.rejected_data_points == 3 and "does not store metrics" in response.partial_success.error_message
