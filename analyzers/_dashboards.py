@@ -201,6 +201,7 @@ class QueryCheck:
     columns: list[str]
     seconds: float
     problem: str | None = None
+    cpu_seconds: float = 0.0  # this process's CPU (all the engine's threads, when embedded)
     sql: str = field(default="", repr=False)
 
 
@@ -289,7 +290,7 @@ class _Run:
             floor = timedelta(seconds=_seconds(min_interval))
             ctx = QueryContext(ctx.start, ctx.end, grafana_interval(ctx.start, ctx.end, min_interval=floor))
         expanded = ""
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         try:
             expanded = interpolate(sql, variables, ctx)
             leftover = leftover_macros(expanded)
@@ -299,9 +300,9 @@ class _Run:
             problem = None if frame.empty and may_be_empty else shape_problem(kind, frame)
         except (StoreError, ValueError) as exc:
             frame, problem = None, f"query failed: {exc}"
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
         rows, columns = (0, []) if frame is None else (len(frame), [str(c) for c in frame.columns])
-        self.results.append(QueryCheck(self.name, title, kind, variant, rows, columns, seconds, problem, expanded))
+        self.results.append(QueryCheck(self.name, title, kind, variant, rows, columns, seconds, problem, cpu, expanded))
         return frame
 
     def resolve(self, choices: Mapping[str, str], variant: str) -> dict[str, Variable]:

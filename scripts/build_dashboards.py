@@ -457,15 +457,18 @@ def _qualify(expr: str) -> str:
     return re.sub(r"\b(" + "|".join(columns) + r")\b", r"c.\1", expr)
 
 
-def calls_in_windows(windows: str, extra_columns: str = "") -> str:
+def calls_in_windows(windows: str, extra_columns: str = "", *, worst: int | None = None) -> str:
     """The calls in the chosen windows, each with its dimension value `dim` and its signal value
     `v`. Two branches, one per source; the one the signal does not use has a constant-false
-    WHERE, so ClickHouse reads nothing for it (the score join costs only when quality is shown)."""
+    WHERE, so ClickHouse reads nothing for it (the score join costs only when quality is shown).
+    `worst`: keep only that many worst calls per branch (highest value, lowest score), so the
+    extra columns are read for those rows alone."""
     dim = "ifNull(${dimension_sql:raw}, '(none)')"
     filters = f"({windows}){where('service', prefix='c.')}"
+    top = (lambda order: f"\n    AND v IS NOT NULL ORDER BY v {order}, time DESC LIMIT {worst}") if worst else (lambda order: "")
     return (
         f"SELECT c.time AS time, {dim} AS dim, ${{signal_sql:raw}} AS v{extra_columns}\n"
-        f"  FROM llm_calls AS c\n  WHERE {SIGNAL} != 'quality' AND {filters}\n"
+        f"  FROM llm_calls AS c\n  WHERE {SIGNAL} != 'quality' AND {filters}{top('DESC')}\n"
         f"  UNION ALL\n"
         f"  SELECT c.time AS time, {dim} AS dim, s.mean_score AS v{extra_columns}\n"
         f"  FROM llm_calls AS c\n  INNER JOIN (\n"
@@ -473,7 +476,7 @@ def calls_in_windows(windows: str, extra_columns: str = "") -> str:
         f"    WHERE {SIGNAL} = 'quality' AND evaluation = ${{evaluation:singlequote}}\n"
         f"      AND time >= $__fromTime - {OFFSET} AND time <= $__toTime AND score IS NOT NULL\n"
         f"    GROUP BY span_id\n  ) AS s ON c.span_id = s.span_id\n"
-        f"  WHERE {SIGNAL} = 'quality' AND {filters}"
+        f"  WHERE {SIGNAL} = 'quality' AND {filters}{top('ASC')}"
     )
 
 
@@ -508,10 +511,9 @@ def incident() -> dict[str, Any]:
     worst_first = f"if({SIGNAL} = 'quality', v, -v), time DESC"
     exemplars = (
         "SELECT time, trace_id, dim, v AS signal_value, service, model, duration_s, status, error_type\nFROM (\n"
-        + calls_in_windows(NOW, exemplar_columns) + f"\n)\nWHERE v IS NOT NULL\nORDER BY {worst_first}\nLIMIT 20"
+        + calls_in_windows(NOW, exemplar_columns, worst=20) + f"\n)\nORDER BY {worst_first}\nLIMIT 20"
     )
-    trace_var_sql = (f"SELECT trace_id FROM (\n{calls_in_windows(NOW, ', c.trace_id AS trace_id')}\n)\n"
-                     f"WHERE v IS NOT NULL ORDER BY {worst_first} LIMIT 20")  # fmt: skip
+    trace_var_sql = f"SELECT trace_id FROM (\n{calls_in_windows(NOW, ', c.trace_id AS trace_id', worst=20)}\n)\nORDER BY {worst_first} LIMIT 20"
     trace_view = (
         "WITH ${trace_id:singlequote} AS __trace_id,\n"
         "  (SELECT min(Start) FROM otel_traces_trace_id_ts WHERE TraceId = __trace_id) AS __trace_start,\n"
