@@ -5,7 +5,7 @@ Everything heavy runs as SQL in ClickHouse; these functions receive small aggreg
 
 from __future__ import annotations
 
-from ._attribute import DIMENSIONS, attribute, attribute_frame
+from ._attribute import DIMENSIONS, attribute, attribute_frame, attribute_many
 from ._changepoints import change_points
 from ._detect import DetectionSettings, detect
 from ._model import Attribution, Evidence, Filters, Regression, Suspect, TimelineEvent, Window, as_dict
@@ -24,6 +24,7 @@ __all__ = [
     "as_dict",
     "attribute",
     "attribute_frame",
+    "attribute_many",
     "change_points",
     "detect",
     "signal_names",

@@ -23,6 +23,7 @@ damage beats both the broader slices that merely contain it and the narrower one
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Sequence
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
 
     from driftline.collector._store import Store
 
-__all__ = ["DIMENSIONS", "attribute", "attribute_frame"]
+__all__ = ["DIMENSIONS", "attribute", "attribute_frame", "attribute_many"]
 
 DIMENSIONS: dict[str, str] = {
     "request_model": "request_model",
@@ -308,22 +309,31 @@ def _dimensions(dimensions: Sequence[str] | None) -> list[str]:
     return dims
 
 
-def _prelude(spec: Signal, where: str) -> str:
-    """WITH items a signal needs before its rows: the baseline percentile for latency/TTFT."""
-    if spec.quantile is None:
-        return ""
-    scalar = (f"(SELECT quantileTDigestIf({spec.quantile})({spec.column}, {spec.den}) FROM llm_calls "
-              f"WHERE time >= {{b_start:DateTime64(9)}} AND time < {{b_end:DateTime64(9)}}{where}) AS threshold,\n    ")  # fmt: skip
-    return scalar
+def _prelude(specs: Sequence[Signal], where: str) -> str:
+    """WITH items the signals need before their rows: the baseline percentile of each latency/TTFT one."""
+    return "".join(
+        f"(SELECT quantileTDigestIf({spec.quantile})({spec.column}, {spec.den}) FROM llm_calls "
+        f"WHERE time >= {{b_start:DateTime64(9)}} AND time < {{b_end:DateTime64(9)}}{where}) AS threshold_{i},\n    "
+        for i, spec in enumerate(specs) if spec.quantile is not None
+    )  # fmt: skip
 
 
-def leaves_query(spec: Signal, dims: list[str], filters: Filters) -> str:
-    """The one GROUP BY query of attribution (also what the benchmark times)."""
+def _aggregates(specs: Sequence[Signal]) -> str:
+    """Four conditional aggregates per signal: count and numerator sum in the baseline and the incident."""
+    return "".join(
+        f",\n       countIf({s.den} AND in_base) AS b_den_{i}, sumIf({s.numerator(f'threshold_{i}')}, {s.den} AND in_base) AS b_num_{i},"
+        f" countIf({s.den} AND in_inc) AS c_den_{i}, sumIf({s.numerator(f'threshold_{i}')}, {s.den} AND in_inc) AS c_num_{i}"
+        for i, s in enumerate(specs)
+    )  # fmt: skip
+
+
+def leaves_query(specs: Sequence[Signal], dims: list[str], filters: Filters) -> str:
+    """The one GROUP BY query of attribution, for signals of one source (also what the benchmark times)."""
     where, _ = filter_sql(filters)
     return render(
-        "leaves", prelude=_prelude(spec, where), num=spec.num, den=spec.den,
+        "leaves", prelude=_prelude(specs, where), aggregates=_aggregates(specs),
         dimensions=",\n       ".join(f"{DIMENSIONS[d]} AS {quote_identifier(d)}" for d in dims),
-        keys=", ".join(quote_identifier(d) for d in dims), source=source_sql(spec, with_dimensions=True, filters=filters),
+        keys=", ".join(quote_identifier(d) for d in dims), source=source_sql(specs[0], with_dimensions=True, filters=filters),
         filters=where,
     )  # fmt: skip
 
@@ -335,14 +345,23 @@ def window_params(spec: Signal, baseline: Window, incident: Window, filters: Fil
     return {"b_start": baseline.start, "b_end": baseline.end, "i_start": incident.start, "i_end": incident.end} | fparams | scope_params(spec, lo, hi)
 
 
-def fetch_leaves(store: Store, spec: Signal, dims: list[str], baseline: Window, incident: Window, filters: Filters) -> pandas.DataFrame:
-    """Leaf aggregates (dims + b_num, b_den, c_num, c_den) from the store, NULLs labelled NONE."""
-    frame = store.df(leaves_query(spec, dims, filters), window_params(spec, baseline, incident, filters))
+_SUMS = ("b_den", "b_num", "c_den", "c_num")
+
+
+def fetch_leaves(store: Store, specs: Sequence[Signal], dims: list[str], baseline: Window, incident: Window,
+                 filters: Filters) -> dict[str, pandas.DataFrame]:  # fmt: skip
+    """Leaf aggregates of signals of one source from ONE query: per signal, dims + b_num, b_den,
+    c_num, c_den (only leaves with calls for it), NULL values labelled NONE."""
+    frame = store.df(leaves_query(specs, dims, filters), window_params(specs[0], baseline, incident, filters))
     if frame.empty:
-        return frame.reindex(columns=[*dims, "b_den", "b_num", "c_den", "c_num"])
+        return {s.name: frame.reindex(columns=[*dims, *_SUMS]) for s in specs}
     for d in dims:
         frame[d] = frame[d].astype("object").where(frame[d].notna(), NONE).astype(str)
-    return frame
+    out = {}
+    for i, spec in enumerate(specs):
+        own = frame[[*dims, *(f"{c}_{i}" for c in _SUMS)]].rename(columns={f"{c}_{i}": c for c in _SUMS})
+        out[spec.name] = own[(own["b_den"] + own["c_den"]) > 0].reset_index(drop=True)
+    return out
 
 
 def attribute(store: Store, signal: str, *, baseline: Window, incident: Window, filters: Filters = Filters(),
@@ -358,42 +377,76 @@ def attribute(store: Store, signal: str, *, baseline: Window, incident: Window, 
     NoDataError if either window holds no calls with the signal; AnalysisError for an unknown
     signal or dimension, or too few calls to say anything.
     """
-    spec = get_signal(signal)
+    return attribute_many(store, [signal], baseline=baseline, incident=incident, filters=filters, dimensions=dimensions,
+                          top=top, align_within=align_within)[get_signal(signal).name]  # fmt: skip
+
+
+def attribute_many(store: Store, signals: Sequence[str], *, baseline: Window, incident: Window, filters: Filters = Filters(),
+                   dimensions: Sequence[str] | None = None, top: int = 10,
+                   align_within: timedelta | None = None) -> dict[str, Attribution]:  # fmt: skip
+    """`attribute` for several signals over the same windows, {signal: Attribution}: the
+    llm_calls signals share one leaf query (one scan for all), each evaluation has its own."""
+    specs = list(dict.fromkeys(get_signal(s) for s in signals))
     dims = _dimensions(dimensions)
-    leaves = fetch_leaves(store, spec, dims, baseline, incident, filters)
-    b_calls, c_calls = (int(leaves["b_den"].sum()), int(leaves["c_den"].sum())) if len(leaves) else (0, 0)
-    for calls, name, window in ((b_calls, "baseline", baseline), (c_calls, "incident", incident)):
+    calls = [s for s in specs if s.source == "calls"]
+    groups = ([calls] if calls else []) + [[s] for s in specs if s.source == "scores"]
+    leaves: dict[str, pandas.DataFrame] = {}
+    for group in groups:
+        leaves |= fetch_leaves(store, group, dims, baseline, incident, filters)
+    context = _Context(store, baseline, incident, filters, align_within or max(timedelta(minutes=5), (incident.end - incident.start) / 10))
+    return {s.name: _attribution(context, s, dims, leaves[s.name], top) for s in specs}
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What every attribution of one pass shares: the store, the windows, the alignment data."""
+
+    store: Store
+    baseline: Window
+    incident: Window
+    filters: Filters
+    tolerance: timedelta
+
+    @functools.cached_property
+    def first_seen(self) -> dict[tuple[str, str], datetime]:
+        return _first_seen(self.store, self.filters)
+
+    @functools.cached_property
+    def changes(self) -> list[_Change]:
+        return _changes(self.store, self.incident.start - self.tolerance, self.incident.start + self.tolerance, self.filters)
+
+
+def _attribution(context: _Context, spec: Signal, dims: list[str], leaves: pandas.DataFrame, top: int) -> Attribution:
+    """One signal's Attribution from its leaves (errors when a window is empty or too thin)."""
+    b_calls, c_calls = int(leaves["b_den"].sum()), int(leaves["c_den"].sum())
+    for calls, name, window in ((b_calls, "baseline", context.baseline), (c_calls, "incident", context.incident)):
         if calls == 0:
-            raise NoDataError(f"no {signal} data in the {name} window {window.start.isoformat()} .. {window.end.isoformat()}")
+            raise NoDataError(f"no {spec.name} data in the {name} window {window.start.isoformat()} .. {window.end.isoformat()}")
         if calls < MIN_SEGMENT_CALLS:
-            raise AnalysisError(f"too little data: {calls} calls with {signal} in the {name} window (need {MIN_SEGMENT_CALLS})")
+            raise AnalysisError(f"too little data: {calls} calls with {spec.name} in the {name} window (need {MIN_SEGMENT_CALLS})")
     ranked = attribute_frame(leaves, dimensions=dims, baseline="b_num", current="c_num", baseline_count="b_den",
                              current_count="c_den", min_count=MIN_SEGMENT_CALLS)  # fmt: skip
-    suspects = _suspects(store, spec, ranked, baseline, incident, filters, top, align_within)
-    return Attribution(signal=spec.name, baseline=baseline, incident=incident,
+    return Attribution(signal=spec.name, baseline=context.baseline, incident=context.incident,
                        baseline_value=float(leaves["b_num"].sum()) / b_calls, incident_value=float(leaves["c_num"].sum()) / c_calls,
-                       suspects=tuple(suspects))  # fmt: skip
+                       suspects=tuple(_suspects(context, spec, ranked, top)))  # fmt: skip
 
 
-def _suspects(store: Store, spec: Signal, ranked: pandas.DataFrame, baseline: Window, incident: Window, filters: Filters,
-              top: int, align_within: timedelta | None) -> list[Suspect]:  # fmt: skip
+def _suspects(context: _Context, spec: Signal, ranked: pandas.DataFrame, top: int) -> list[Suspect]:
     """Top candidates, re-ranked by alignment with the start, as Suspects with evidence."""
-    tolerance = align_within or max(timedelta(minutes=5), (incident.end - incident.start) / 10)
-    seen = _first_seen(store, filters)
-    changes = _changes(store, incident.start - tolerance, incident.start + tolerance, filters)
+    incident, baseline, tolerance = context.incident, context.baseline, context.tolerance
     pool = ranked[ranked["explained_share"] > 0].head(max(top * 4, 20))
     scored = []
     for row in pool.itertuples(index=False):
         pairs = list(zip(row.dimensions, row.values))
-        first = max((seen[p] for p in pairs if p in seen), default=None)
+        first = max((context.first_seen[p] for p in pairs if p in context.first_seen), default=None)
         aligned_first = first is not None and abs(first - incident.start) <= tolerance
-        change = next((c for c in changes if c.matches() & set(pairs)), None)
+        change = next((c for c in context.changes if c.matches() & set(pairs)), None)
         boost = ALIGNED_BOOST if (aligned_first or change is not None) else 1.0
         scored.append((row.score * boost, row, first, change))
     scored.sort(key=lambda s: (-s[0], len(s[1].dimensions)))
     suspects = []
     for rank, (_, row, first, change) in enumerate(scored[:top]):
-        traces = _exemplars(store, spec, row.dimensions, row.values, baseline, incident, filters) if rank < EXEMPLAR_SUSPECTS else ()
+        traces = _exemplars(context, spec, row.dimensions, row.values) if rank < EXEMPLAR_SUSPECTS else ()
         params = {"signal": spec.name, "dimensions": list(row.dimensions), "values": list(row.values),
                   "baseline": [baseline.start.isoformat(), baseline.end.isoformat()],
                   "incident": [incident.start.isoformat(), incident.end.isoformat()]}  # fmt: skip
@@ -424,17 +477,16 @@ def _changes(store: Store, lo: datetime, hi: datetime, filters: Filters) -> list
     return [_Change(utc(t), str(k), str(target), None if v is None else str(v), str(desc)) for t, k, target, v, desc in rows]
 
 
-def _exemplars(store: Store, spec: Signal, dims: Sequence[str], values: Sequence[str], baseline: Window,
-               incident: Window, filters: Filters) -> list[str]:  # fmt: skip
+def _exemplars(context: _Context, spec: Signal, dims: Sequence[str], values: Sequence[str]) -> list[str]:
     """Trace ids of the worst incident calls inside the suspect segment."""
-    where, _ = filter_sql(filters)
-    match, params = "", window_params(spec, baseline, incident, filters) | {"limit": EXEMPLARS}
+    where, _ = filter_sql(context.filters)
+    match, params = "", window_params(spec, context.baseline, context.incident, context.filters) | {"limit": EXEMPLARS}
     for i, (d, v) in enumerate(zip(dims, values)):
         if v == NONE:
             match += f"\n  AND {DIMENSIONS[d]} IS NULL"
         else:
             match += f"\n  AND {DIMENSIONS[d]} = {{v{i}:String}}"
             params[f"v{i}"] = v
-    sql = render("exemplars", prelude=_prelude(spec, where), source=source_sql(spec, with_dimensions=True, filters=filters),
-                 den=spec.den, filters=where, match=match, worst=spec.worst_sql)  # fmt: skip
-    return [str(r[0]) for r in store.rows(sql, params)]
+    sql = render("exemplars", source=source_sql(spec, with_dimensions=True, filters=context.filters), den=spec.den,
+                 filters=where, match=match, worst=spec.worst_sql)  # fmt: skip
+    return [str(r[0]) for r in context.store.rows(sql, params)]

@@ -100,7 +100,7 @@ def _outcome(store: Store, s: Scenario, bucket: timedelta) -> Outcome:
 def _naive_rank(store: Store, s: Scenario, baseline: Window, incident: Window, labels: list[set[tuple[str, str]]]) -> int | None:
     """Where the true cause ranks by explained share alone (no coverage, no alignment): the baseline."""
     dims = list(DIMENSIONS)
-    leaves = fetch_leaves(store, get_signal(s.signal), dims, baseline, incident, Filters(service=s.service))
+    leaves = fetch_leaves(store, [get_signal(s.signal)], dims, baseline, incident, Filters(service=s.service))[s.signal]
     ranked = attribute_frame(leaves, dimensions=dims, baseline="b_num", current="c_num", baseline_count="b_den",
                              current_count="c_den", min_count=MIN_SEGMENT_CALLS).sort_values("explained_share", ascending=False)  # fmt: skip
     hits = [i for i, (d, v) in enumerate(zip(ranked["dimensions"], ranked["values"]), 1) if set(zip(d, v)) in labels]

@@ -52,6 +52,11 @@ class Signal:
             return f"quantilesBFloat16If{_PERCENTILES}({self.column}, {self.den})[{_PERCENTILES.index(self.quantile) + 1}]"
         return f"sumIf({self.num}, {self.den}) / nullIf(countIf({self.den}), 0)"
 
+    def numerator(self, threshold: str) -> str:
+        """The per-call numerator; for a percentile, being slower than `threshold` (the SQL alias
+        of the baseline's percentile), which adds up over segments as a percentile does not."""
+        return f"{self.column} > {threshold}" if self.quantile is not None else self.num
+
     @property
     def calls_sql(self) -> str:
         return f"countIf({self.den})"
@@ -59,8 +64,7 @@ class Signal:
     @property
     def worst_sql(self) -> str:
         """ORDER BY fragment putting the worst calls first (for exemplar trace ids)."""
-        key = self.column if self.quantile is not None else self.num
-        return f"{key} {'DESC' if self.bad == 'up' else 'ASC'}"
+        return f"{self.num} {'DESC' if self.bad == 'up' else 'ASC'}"
 
     def is_bad(self, direction: Direction) -> bool:
         return direction == self.bad
@@ -72,7 +76,7 @@ _PERCENTILES = (0.5, 0.95, 0.99)
 
 def _percentiles(name: str, column: str, what: str) -> list[Signal]:
     return [
-        Signal(f"{name}_p{round(q * 100)}", f"{round(q * 100)}th percentile of {what} (seconds)", "up", f"{column} > threshold",
+        Signal(f"{name}_p{round(q * 100)}", f"{round(q * 100)}th percentile of {what} (seconds)", "up", column,
                f"{column} IS NOT NULL", quantile=q, column=column)
         for q in _PERCENTILES
     ]  # fmt: skip
@@ -86,6 +90,9 @@ _CALL_SIGNALS: tuple[Signal, ...] = (
     Signal("cost_per_call", "mean cost per call (USD)", "up", "cost_usd", "cost_usd IS NOT NULL"),
     Signal("cancellation_tax", "tokens generated after the caller cancelled, per call", "up",
            "ifNull(tokens_after_cancel, 0)", "1"),  # fmt: skip
+    Signal("cancellation_cost", "cost (USD) of the tokens generated after cancel, per call: the call's cost times "
+           "the share of its output tokens that came after the cancel (an upper bound: input is in the cost too)", "up",
+           "ifNull(cost_usd * tokens_after_cancel / nullIf(output_tokens, 0), 0)", "1"),  # fmt: skip
     Signal("validation_failure_rate", "share of structured outputs that failed validation", "up",
            "validation != 'ok'", "validation IS NOT NULL"),  # fmt: skip
     Signal("low_confidence_share", f"share of ASR/OCR inputs with mean word confidence under {LOW_CONFIDENCE}", "up",

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from driftline.analyzers import Filters, Window, attribute, attribute_frame
+from driftline.analyzers import Filters, Window, attribute, attribute_frame, attribute_many
 from driftline.analyzers._scenarios import BUCKET, Scenario
 from driftline.collector import AnalysisError, NoDataError, Store
 
@@ -129,3 +129,17 @@ def test_attribute_says_what_is_wrong_with_its_input(scenario_store: tuple[Store
         attribute(store, s.signal, baseline=baseline, incident=Window(s.end + timedelta(days=400), s.end + timedelta(days=401)), filters=scope)
     with pytest.raises(AnalysisError, match="too little data"):
         attribute(store, s.signal, baseline=baseline, incident=Window(incident.start, incident.start + timedelta(seconds=20)), filters=scope)
+
+
+def test_attribute_many_shares_one_scan_and_agrees_with_attribute(scenario_store: tuple[Store, list[Scenario]]) -> None:
+    store, scenarios = scenario_store
+    s = _scenario(scenarios, "latency_update")
+    baseline, incident = _windows(s)
+    scope = Filters(service=s.service)
+    together = attribute_many(store, ["latency_p95", "error_rate", "quality:faithfulness"], baseline=baseline, incident=incident, filters=scope)
+    assert list(together) == ["latency_p95", "error_rate", "quality:faithfulness"]
+    for signal, result in together.items():
+        alone = attribute(store, signal, baseline=baseline, incident=incident, filters=scope)
+        assert [x.label for x in result.suspects] == [x.label for x in alone.suspects]
+        assert result.incident_value == pytest.approx(alone.incident_value)
+    assert set(zip(together["latency_p95"].suspects[0].dimensions, together["latency_p95"].suspects[0].values)) in [set(t) for t in s.truth]

@@ -1,5 +1,4 @@
 -- The worst calls of one suspect segment in the incident window: trace ids to open.
-WITH $prelude 1 AS _
 SELECT trace_id
 FROM $source
 WHERE time >= {i_start:DateTime64(9)} AND time < {i_end:DateTime64(9)} AND $den$filters$match
