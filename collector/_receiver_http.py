@@ -135,6 +135,7 @@ class HttpHandler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     server_version = "driftline"
+    timeout = 60  # seconds a connection may sit idle or stall mid-body before it is closed
 
     def log_message(self, format: str, *args: Any) -> None:
         _log.debug(format, *args)
