@@ -49,6 +49,11 @@ _OUTSIDE_FUNCTIONS: Final = re.compile(
 _STRINGS_AND_COMMENTS: Final = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|`(?:[^`\\]|\\.)*`|--[^\n]*|/\*.*?\*/", re.DOTALL)
 _MORE_STATEMENTS: Final = re.compile(r";\s*\S")
 _READONLY_CODE: Final = 164
+_INSERT: Final = re.compile(r"\s*INSERT\b", re.IGNORECASE)
+_READ_ONLY: Final = (
+    "driftline serve's query endpoint is read-only (write statements are refused); to write to a served "
+    "embedded store, stop `driftline serve` first, or send the data to serve as OTLP"
+)
 _MAX_QUERY: Final = 8 << 20
 
 
@@ -130,7 +135,7 @@ def _as_query_error(text: str) -> QueryError:
     match = re.match(r"Code: (\d+)", text)
     code = int(match.group(1)) if match else 1000
     if code == _READONLY_CODE:
-        return QueryError(code, 403, f"driftline serve's query endpoint is read-only (write statements are refused): {text}")
+        return QueryError(code, 403, f"{_READ_ONLY}: {text}")
     return QueryError(code, 400 if code in (47, 60, 62, 36, 43, 46, 49, 53, 16, 81, 215) else 500, text)
 
 
@@ -156,6 +161,8 @@ class _QueryHandler(HttpHandler):
         if not self._authorized(params):
             return self._error(QueryError(516, 401, "driftline serve: authentication failed: pass the serve token as the password or a bearer token"))
         try:
+            if _INSERT.match(params.get("query", "")):  # refused before its (binary) data is decoded
+                raise QueryError(_READONLY_CODE, 403, _READ_ONLY)
             sql, params = self._statement(body, params)
             fmt_match = _TRAILING_FORMAT.search(sql)
             fmt = fmt_match.group(1) if fmt_match else params.get("default_format", "TabSeparated")

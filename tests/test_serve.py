@@ -463,6 +463,9 @@ def test_commands_read_the_served_store_while_it_ingests(serve: Any) -> None:
     held_dir = runner.invoke(cli, ["db", "status", "--json", "--store", f"chdb://{server.workdir / 'store'}"])
     assert held_dir.exit_code == 0, held_dir.output
     assert json.loads(held_dir.output)["url"] == server.query_url
+    # a write says why it cannot go through serve, and what to do instead
+    refused = runner.invoke(cli, ["annotate", "deploy", "api", "--store", f"chdb://{server.workdir / 'store'}"])
+    assert refused.exit_code != 0 and "read-only" in refused.output and "stop `driftline serve`" in refused.output
     # bound parameters, and the compressed Native results clickhouse-connect asks for
     assert server.rows("SELECT count() FROM otel_traces WHERE SpanAttributes['n'] = {n:String} AND ServiceName = {s:String}",
                        {"n": "42", "s": "svc"}) == [(1,)]  # fmt: skip
