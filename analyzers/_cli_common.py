@@ -79,9 +79,9 @@ def scope_options(func: F | None = None, *, since: str = "2h") -> Any:
 
 
 def window_and_filters(since: str, until: str, **filters: str | None) -> tuple[Window, Filters]:
-    """The window the options name (one `now` for both ends) and the filters; ValueError if empty."""
+    """The window the options name (one `now` for both ends, in UTC) and the filters; ValueError if empty."""
     now = datetime.now(timezone.utc)
-    start, end = parse_time(since, now=now), parse_time(until, now=now)
+    start, end = parse_time(since, now=now).astimezone(timezone.utc), parse_time(until, now=now).astimezone(timezone.utc)
     if end <= start:
         raise ValueError(f"empty window: --until {end:%Y-%m-%d %H:%M:%S} UTC is not after --since {start:%Y-%m-%d %H:%M:%S} UTC")
     return Window(start, end), Filters(**filters)

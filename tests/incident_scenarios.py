@@ -3,7 +3,8 @@
 Each scenario simulates an LLM app over a time range with a seeded random generator: calls go
 through `llm_call` (with its clock set to the simulated time), scores through `record_score`,
 changes through `annotate`. Spans are collected in memory and written into the store in one
-batch with the real `write_spans`, so the materialized views fill exactly as in production.
+batch with the real `write_spans` (or sent over OTLP to `driftline serve`), so the materialized
+views fill exactly as in production.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from driftline.collector import (
 )
 from driftline.collector._exporter import write_spans
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -74,6 +75,10 @@ class Scenario:
 
     def write(self, store: Store) -> None:
         """Simulate every call and change and write them into `store` in one batch."""
+        write_spans(store, self.spans())
+
+    def spans(self) -> tuple[ReadableSpan, ...]:
+        """Every span of the simulation (calls with their scores, then the annotated changes)."""
         captured = InMemorySpanExporter()
         provider = TracerProvider(resource=Resource.create({"service.name": self.service, "service.version": "1.4.2"}))
         provider.add_span_processor(ReleaseContextProcessor())
@@ -88,7 +93,7 @@ class Scenario:
         for at, kind, target, version, description in self.changes:
             annotate(kind, target, version=version, description=description, at=at, tracer_provider=provider)
         provider.shutdown()
-        write_spans(store, captured.get_finished_spans())
+        return captured.get_finished_spans()
 
 
 def _simulate(provider: TracerProvider, call: Call, when: datetime, rng: random.Random) -> None:
