@@ -313,18 +313,24 @@ def traces_to_columns(payloads: Iterable[bytes], *, limit: int = MAX_VALUE_CHARS
                 attrs.append(cut.attrs(span.attributes))
                 end = span.end_time_unix_nano
                 dur.append(end - start if end > start else 0)
-                code = span.status.code
+                span_status = span.status
+                code = span_status.code
                 status.append(_STATUS[code] if code < len(_STATUS) else "Unset")
-                status_msg.append(cut.text(span.status.message))
-                events = span.events
-                ev_ts.append([e.time_unix_nano for e in events])
-                ev_name.append([cut.text(e.name) for e in events])
-                ev_attrs.append([cut.attrs(e.attributes) for e in events])
-                links = span.links
-                ln_trace.append([link.trace_id.hex() for link in links])
-                ln_span.append([link.span_id.hex() for link in links])
-                ln_state.append([link.trace_state for link in links])
-                ln_attrs.append([cut.attrs(link.attributes) for link in links])
+                status_msg.append(cut.text(span_status.message))
+                events, links = span.events, span.links
+                if events:  # most spans have none; iterating an empty upb list is not free
+                    ev_ts.append([e.time_unix_nano for e in events])
+                    ev_name.append([cut.text(e.name) for e in events])
+                    ev_attrs.append([cut.attrs(e.attributes) for e in events])
+                else:
+                    ev_ts.append([]), ev_name.append([]), ev_attrs.append([])
+                if links:
+                    ln_trace.append([link.trace_id.hex() for link in links])
+                    ln_span.append([link.span_id.hex() for link in links])
+                    ln_state.append([link.trace_state for link in links])
+                    ln_attrs.append([cut.attrs(link.attributes) for link in links])
+                else:
+                    ln_trace.append([]), ln_span.append([]), ln_state.append([]), ln_attrs.append([])
     return Columns("otel_traces", OTEL_TRACES_COLUMNS, cols, len(ts), cut.cut)
 
 
