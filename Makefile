@@ -24,6 +24,7 @@ $(VENV)/.test-installed: pyproject.toml scripts/system-deps.sh | $(BIN)/python
 ## make demo: simulate an LLM app with an injected incident into the embedded store, then report.
 demo: $(VENV)/.demo-installed
 	$(BIN)/driftline demo --store '$(STORE)' --calls $(CALLS) --seed $(SEED) --fresh
+	$(BIN)/driftline incident report --since 2h --store '$(STORE)'
 
 ## make test: the whole suite, against the real embedded ClickHouse engine.
 test: $(VENV)/.test-installed
