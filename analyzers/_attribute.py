@@ -444,10 +444,9 @@ def _suspects(context: _Context, spec: Signal, ranked: pandas.DataFrame, top: in
         boost = ALIGNED_BOOST if (aligned_first or change is not None) else 1.0
         scored.append((row.score * boost, row, first, change))
     scored.sort(key=lambda s: (-s[0], len(s[1].dimensions)))
-    chosen = scored[:top]
-    traces = _exemplars(context, spec, [(row.dimensions, row.values) for _, row, _, _ in chosen[:EXEMPLAR_SUSPECTS]])
     suspects = []
-    for rank, (_, row, first, change) in enumerate(chosen):
+    for rank, (_, row, first, change) in enumerate(scored[:top]):
+        traces = _exemplars(context, spec, row.dimensions, row.values) if rank < EXEMPLAR_SUSPECTS else ()
         params = {"signal": spec.name, "dimensions": list(row.dimensions), "values": list(row.values),
                   "baseline": [baseline.start.isoformat(), baseline.end.isoformat()],
                   "incident": [incident.start.isoformat(), incident.end.isoformat()]}  # fmt: skip
@@ -455,8 +454,7 @@ def _suspects(context: _Context, spec: Signal, ranked: pandas.DataFrame, top: in
             dimensions=tuple(row.dimensions), values=tuple(row.values), explained_share=round(float(row.explained_share), 6),
             effect=row.effect, baseline_value=_maybe(row.baseline_value), current_value=_maybe(row.current_value),
             baseline_calls=int(row.baseline_count), current_calls=int(row.current_count), first_seen=first,
-            aligned_change=None if change is None else change.text,
-            evidence=Evidence("leaves", params, traces[rank] if rank < len(traces) else ()),
+            aligned_change=None if change is None else change.text, evidence=Evidence("leaves", params, tuple(traces)),
         ))  # fmt: skip
     return suspects
 
@@ -479,25 +477,16 @@ def _changes(store: Store, lo: datetime, hi: datetime, filters: Filters) -> list
     return [_Change(utc(t), str(k), str(target), None if v is None else str(v), str(desc)) for t, k, target, v, desc in rows]
 
 
-def _exemplars(context: _Context, spec: Signal, segments: Sequence[tuple[Sequence[str], Sequence[str]]]) -> list[tuple[str, ...]]:
-    """Trace ids of the worst incident calls inside each suspect segment (dimensions, values), one query."""
-    if not segments:
-        return []
+def _exemplars(context: _Context, spec: Signal, dims: Sequence[str], values: Sequence[str]) -> list[str]:
+    """Trace ids of the worst incident calls inside the suspect segment."""
     where, _ = filter_sql(context.filters)
-    params = window_params(spec, context.baseline, context.incident, context.filters) | {"limit": EXEMPLARS}
-    matches = []
-    for k, (dims, values) in enumerate(segments):
-        terms = []
-        for i, (d, v) in enumerate(zip(dims, values)):
-            if v == NONE:
-                terms.append(f"{DIMENSIONS[d]} IS NULL")
-            else:
-                terms.append(f"{DIMENSIONS[d]} = {{v{k}_{i}:String}}")
-                params[f"v{k}_{i}"] = v
-        matches.append(f"if({' AND '.join(terms)}, {k}, -1)")
+    match, params = "", window_params(spec, context.baseline, context.incident, context.filters) | {"limit": EXEMPLARS}
+    for i, (d, v) in enumerate(zip(dims, values)):
+        if v == NONE:
+            match += f"\n  AND {DIMENSIONS[d]} IS NULL"
+        else:
+            match += f"\n  AND {DIMENSIONS[d]} = {{v{i}:String}}"
+            params[f"v{i}"] = v
     sql = render("exemplars", source=source_sql(spec, with_dimensions=True, filters=context.filters), den=spec.den,
-                 filters=where, matches=", ".join(matches), worst=spec.worst_sql)  # fmt: skip
-    found: list[list[str]] = [[] for _ in segments]
-    for k, trace_id in context.store.rows(sql, params):
-        found[int(k)].append(str(trace_id))
-    return [tuple(ids) for ids in found]
+                 filters=where, match=match, worst=spec.worst_sql)  # fmt: skip
+    return [str(r[0]) for r in context.store.rows(sql, params)]
