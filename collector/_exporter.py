@@ -62,8 +62,7 @@ def attribute_string(value: Any) -> str:
     return str(value)
 
 
-def _bool_string(value: bool) -> str:
-    return "true" if value else "false"
+_bool_string: Final[Callable[[bool], str]] = {True: "true", False: "false"}.__getitem__
 
 
 def _float_string(value: float) -> str:
@@ -134,10 +133,10 @@ def spans_to_columns(spans: Sequence[ReadableSpan]) -> list[list[Any]]:
         if scope is None:
             info = span.instrumentation_scope
             scope = scopes[id(info)] = (info.name, info.version or "") if info else ("", "")
-        status = span.status
+        status, parent = span.status, span.parent
         events, links = span.events, span.links  # each access copies
         rows.append((
-            start, _hex_trace(ctx.trace_id), _hex_span(ctx.span_id), _hex_span(span.parent.span_id) if span.parent else "",
+            start, _hex_trace(ctx.trace_id), _hex_span(ctx.span_id), _hex_span(parent.span_id) if parent else "",
             ctx.trace_state.to_header() if ctx.trace_state else "", span.name, _KIND[span.kind], resource[0], resource[1],
             scope[0], scope[1], attribute_map(span.attributes), max((span.end_time or start) - start, 0),
             _STATUS[status.status_code], status.description or "",
