@@ -12,10 +12,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from driftline.collector import Store
+from driftline.collector import Store, StoreSpanExporter
 
 T0 = 1_790_000_000_000_000_000
 """A fixed span start (ns since the epoch), so durations and TTFT are exact."""
@@ -206,3 +208,11 @@ def test_attribute_values_are_stored_as_the_collector_stringifies_them(store: St
     (stored,) = store.rows("SELECT SpanAttributes FROM otel_traces WHERE SpanId = {s:String}", {"s": span_id})[0]
     assert stored == {"b": "true", "i": "42", "f": "0.1", "tiny": "0.00001", "big": "150000000000000000000", "s": "x",
                       "strs": '["a","é"]', "ints": "[1,2]", "bools": "[true,false]"}  # fmt: skip
+
+
+@pytest.mark.parametrize("key", ["deployment.environment.name", "deployment.environment"])
+def test_environment_comes_from_the_current_or_legacy_resource_attribute(store: Store, key: str) -> None:
+    provider = TracerProvider(resource=Resource.create({"service.name": "env-svc", key: "staging"}))
+    provider.add_span_processor(SimpleSpanProcessor(StoreSpanExporter(store)))
+    span_id = emit(provider, "chat gpt-4o", {"gen_ai.operation.name": "chat"})
+    assert store.rows("SELECT service, environment FROM llm_calls WHERE span_id = {s:String}", {"s": span_id}) == [("env-svc", "staging")]

@@ -7,10 +7,13 @@ a fresh store); the processor and instrument() semantics are checked on spans ca
 from __future__ import annotations
 
 import asyncio
+import http.server
 import os
+import queue
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -18,6 +21,7 @@ from typing import Any
 
 import pytest
 from opentelemetry import trace
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -471,3 +475,42 @@ def test_annotate_at_a_past_moment_keeps_that_time(store: Store, traced: TracerP
     annotate("deploy", "support-bot", version="1.4.3", at=at, tracer_provider=traced)
     (when,) = store.rows("SELECT time FROM changes")[0]
     assert abs(when.replace(tzinfo=timezone.utc) - at) < timedelta(microseconds=1)
+
+
+class _OtlpSink(http.server.BaseHTTPRequestHandler):
+    """Accepts OTLP/HTTP protobuf posts and hands each decoded request to the test's queue."""
+
+    received: queue.Queue[tuple[str, ExportTraceServiceRequest]]
+
+    def do_POST(self) -> None:  # noqa: N802  (http.server's naming)
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.received.put((self.path, ExportTraceServiceRequest.FromString(body)))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        return None
+
+
+def test_instrument_endpoint_sends_spans_over_otlp_http() -> None:
+    received: queue.Queue[tuple[str, ExportTraceServiceRequest]] = queue.Queue()
+    handler = type("Sink", (_OtlpSink,), {"received": received})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        handle = instrument("otlp-app", endpoint=f"http://127.0.0.1:{server.server_address[1]}")
+        with release(tenant="acme"):
+            with llm_call(provider="openai", model="gpt-4o"):
+                pass
+        assert handle.force_flush()
+        path, request = received.get(timeout=30)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert path == "/v1/traces"
+    (resource_spans,) = request.resource_spans
+    (span,) = resource_spans.scope_spans[0].spans
+    attributes = {kv.key: kv.value.string_value for kv in span.attributes}
+    assert (span.name, attributes["gen_ai.provider.name"], attributes["driftline.tenant"]) == ("chat gpt-4o", "openai", "acme")
