@@ -32,7 +32,6 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
 from driftline.collector._errors import AnalysisError, NoDataError
 
 from ._model import Attribution, Evidence, Filters, Suspect, Window
@@ -41,7 +40,6 @@ from ._sql import quote_identifier, render
 
 if TYPE_CHECKING:
     import pandas
-
     from driftline.collector._store import Store
 
 __all__ = ["DIMENSIONS", "attribute", "attribute_frame", "attribute_many"]

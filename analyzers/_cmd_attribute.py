@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 
 import click
 
 from ._attribute import DIMENSIONS, attribute
-from ._cli_common import handle_errors, json_option, opened, scope_options, store_option, table, window_and_filters
+from ._cli_common import (
+    handle_errors,
+    json_option,
+    opened,
+    scope_options,
+    store_option,
+    table,
+    window_and_filters,
+)
 from ._cmd_detect import check_signal, number, when
 from ._model import Attribution, Window, as_dict
 from ._signals import get_signal

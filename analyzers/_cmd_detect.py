@@ -6,10 +6,17 @@ import json
 from datetime import datetime
 
 import click
-
 from driftline.collector._errors import AnalysisError
 
-from ._cli_common import handle_errors, json_option, opened, scope_options, store_option, table, window_and_filters
+from ._cli_common import (
+    handle_errors,
+    json_option,
+    opened,
+    scope_options,
+    store_option,
+    table,
+    window_and_filters,
+)
 from ._detect import detect
 from ._model import Regression, as_dict
 from ._signals import get_signal

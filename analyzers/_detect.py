@@ -9,6 +9,7 @@ its daily traffic swings — so a swing or a handful of bad calls raises no alar
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -16,16 +17,22 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import numpy as np
-
 from driftline.collector._errors import AnalysisError, NoDataError
 
 from ._changepoints import change_points
 from ._model import Evidence, Filters, Regression, Window
-from ._signals import CALL_SIGNALS, QUALITY_PREFIX, Signal, default_bucket, get_signal, quality_series, query_series
+from ._signals import (
+    CALL_SIGNALS,
+    QUALITY_PREFIX,
+    Signal,
+    default_bucket,
+    get_signal,
+    quality_series,
+    query_series,
+)
 
 if TYPE_CHECKING:
     import pandas
-
     from driftline.collector._store import Store
 
 __all__ = ["DetectionSettings", "detect", "find_regression"]
@@ -101,7 +108,7 @@ def merge_thin_buckets(frame: pandas.DataFrame, min_calls: int) -> pandas.DataFr
     busy = frame["calls"][frame["calls"] > 0]
     if busy.empty or busy.median() >= min_calls:
         return frame
-    factor = min(int(math.ceil(min_calls / max(float(busy.median()), 1.0))), max(1, len(frame) // 12))
+    factor = min(math.ceil(min_calls / max(float(busy.median()), 1.0)), max(1, len(frame) // 12))
     if factor <= 1:
         return frame
     group = np.arange(len(frame)) // factor
@@ -167,7 +174,7 @@ def _judge(spec: Signal, frame: pandas.DataFrame, index: np.ndarray, levelled: n
         return None
     se = math.sqrt(spread**2 / len(before) + max(_robust_std(after), spread) ** 2 / len(after))
     last, ended = ends[0], None
-    for start, end in zip(ends, ends[1:]):
+    for start, end in itertools.pairwise(ends):
         if abs(_weighted_mean(levelled[start:end], calls[start:end]) - _weighted_mean(before, calls[:k])) < abs(shift) / 2:
             ended = frame["time"].iloc[int(index[start])].to_pydatetime()
             break

@@ -12,7 +12,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from ._attribute import DIMENSIONS, MIN_SEGMENT_CALLS, attribute, attribute_frame, fetch_leaves
+from ._attribute import (
+    DIMENSIONS,
+    MIN_SEGMENT_CALLS,
+    attribute,
+    attribute_frame,
+    fetch_leaves,
+)
 from ._detect import detect
 from ._model import Filters, Window
 from ._scenarios import BUCKET, Scenario

@@ -27,7 +27,7 @@ from ._sql import render
 if TYPE_CHECKING:
     from driftline.collector._store import Store
 
-__all__ = ["CAUSES", "BUCKET", "Scenario", "generate", "write"]
+__all__ = ["BUCKET", "CAUSES", "Scenario", "generate", "write"]
 
 BUCKET = timedelta(minutes=10)
 HOURS = 12
@@ -103,7 +103,7 @@ Cause = Callable[[np.random.Generator, dict[str, Any], float, "list[tuple[float,
 
 def _route_aliases(route: str) -> list[tuple[str, str]]:
     """The (dimension, value)s that select exactly the calls of `route` in a healthy world."""
-    provider, request, response, fingerprint = MODELS[route]
+    _, request, response, fingerprint = MODELS[route]
     return [("route", route), ("request_model", request), ("response_model", response), ("system_fingerprint", fingerprint)]
 
 
@@ -147,7 +147,7 @@ def prompt_edit(rng, c, at, changes):  # type: ignore[no-untyped-def]
 
 def index_rebuild(rng, c, at, changes):  # type: ignore[no-untyped-def]
     """The retrieval index rebuilt from stale documents: every retrieving route gets worse."""
-    hit = _after(c, at) & (c["index_version"] != None)  # noqa: E711  (object array)
+    hit = _after(c, at) & (c["index_version"] != None)
     c["index_version"][hit] = "idx-2026-10-stale"
     c["quality"][hit] -= rng.uniform(0.1, 0.16)
     changes.append((at, "index", "kb-docs", "idx-2026-10-stale", "nightly rebuild"))

@@ -21,7 +21,6 @@ from ._sql import quote_identifier, render
 
 if TYPE_CHECKING:
     import pandas
-
     from driftline.collector._store import Store
 
 __all__ = ["QUALITY_PREFIX", "Signal", "default_bucket", "get_signal", "signal_names", "signal_series"]
@@ -265,7 +264,7 @@ def full_grid(window: Window, bucket: timedelta) -> list[datetime]:
     step = int(bucket.total_seconds())
     first = int(window.start.timestamp()) // step * step
     end = window.end.timestamp()
-    return [datetime.fromtimestamp(t, timezone.utc) for t in range(first, int(math.ceil(end)), step) if t < end]
+    return [datetime.fromtimestamp(t, timezone.utc) for t in range(first, math.ceil(end), step) if t < end]
 
 
 def _float(value: Any) -> float:

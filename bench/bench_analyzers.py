@@ -128,8 +128,9 @@ def main() -> None:
         for signal in ("error_rate", "latency_p95", "quality:faithfulness"):
             spec = get_signal(signal)
             params = window_params(spec, baseline, incident, Filters())
-            leaf = _median_seconds(lambda: store.rows(leaves_query([spec], list(DIMENSIONS), Filters()), params))
-            bare = _median_seconds(lambda: store.rows(bare_query(signal, Filters()), params))
+            leaf_sql, bare_sql = leaves_query([spec], list(DIMENSIONS), Filters()), bare_query(signal, Filters())
+            leaf = _median_seconds(lambda sql=leaf_sql, p=params: store.rows(sql, p))
+            bare = _median_seconds(lambda sql=bare_sql, p=params: store.rows(sql, p))
             print(f"  {signal:22s} leaves {leaf:.3f} s   bare GROUP BY {bare:.3f} s   ratio {leaf / bare:.2f}x (goal <= 3x)")
 
 

@@ -9,8 +9,13 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 import pytest
-
-from driftline.analyzers import Filters, Window, attribute, attribute_frame, attribute_many
+from driftline.analyzers import (
+    Filters,
+    Window,
+    attribute,
+    attribute_frame,
+    attribute_many,
+)
 from driftline.analyzers._scenarios import BUCKET, Scenario
 from driftline.collector import AnalysisError, NoDataError, Store
 

@@ -7,7 +7,6 @@ from datetime import timedelta
 
 import pytest
 from click.testing import CliRunner
-
 from driftline.analyzers._cli import cli
 from driftline.analyzers._scenarios import Scenario
 from driftline.collector import Store
@@ -55,7 +54,7 @@ def test_attribute_ranks_the_cause_in_a_table_and_in_json(incident: tuple[Store,
 
 
 def test_unknown_signal_is_bad_usage_listing_the_valid_ones(incident: tuple[Store, Scenario]) -> None:
-    store, s = incident
+    store, _ = incident
     for command in (["detect"], ["attribute", "--since", "1h"]):
         code, _, err = _run(*command, "--signal", "quality", "--store", store.url)
         assert code == 2 and "error_rate" in err and "quality:<evaluation name>" in err

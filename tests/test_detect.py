@@ -8,7 +8,6 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pandas as pd
 import pytest
-
 from driftline.analyzers import Filters, Window, change_points, detect
 from driftline.analyzers._detect import find_regression
 from driftline.analyzers._scenarios import BUCKET

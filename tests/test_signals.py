@@ -7,7 +7,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-
 from driftline.analyzers import Filters, Window, signal_names, signal_series
 from driftline.collector import AnalysisError, NoDataError, Store
 
