@@ -48,10 +48,10 @@ class Capabilities:
 def redact_url(url: str) -> str:
     """The URL with any password replaced, for messages and logs."""
     parts = urlsplit(url)
-    if parts.password is None:
+    userinfo, at, hostport = parts.netloc.rpartition("@")  # text only: a malformed port must not raise here
+    if not at or ":" not in userinfo:
         return url
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    return urlunsplit(parts._replace(netloc=f"{userinfo.partition(':')[0]}:***@{hostport}"))
 
 
 class Store:
@@ -307,9 +307,15 @@ def _connect_server(url: str, connect_timeout: float) -> Store:
 
     parts = urlsplit(url)
     try:
+        port = parts.port
+    except ValueError as exc:  # not a number, or out of range
+        raise ConfigError(f"store URL {redact_url(url)!r}: {str(exc).lower()}") from None
+    if not parts.hostname:
+        raise ConfigError(f"store URL {redact_url(url)!r} names no host: use http(s)://user:password@host:8123/database")
+    try:
         client = clickhouse_connect.get_client(dsn=url, connect_timeout=connect_timeout, send_receive_timeout=300)
     except Error as exc:
-        where = f"{parts.hostname}:{parts.port or (8443 if parts.scheme == 'https' else 8123)}"
+        where = f"{parts.hostname}:{port or (8443 if parts.scheme == 'https' else 8123)}"
         raise StoreUnavailable(
             f"cannot reach ClickHouse at {where}: {_transport_reason(exc)}. "
             "Is the server (or `driftline serve`) running? Check --store / DRIFTLINE_STORE",

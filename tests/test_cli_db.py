@@ -87,6 +87,13 @@ def test_commands_reject_an_unsupported_store_scheme_with_exit_3(command: list[s
     assert_one_error_line(result.stderr, "unsupported store URL", "chdb:///")
 
 
+@pytest.mark.parametrize("url", ["http://", "http://127.0.0.1:99999/x", "http://h:port/x", "chdb://"])
+def test_malformed_store_url_is_one_line_and_exit_3(url: str) -> None:
+    result = invoke("db", "status", "--store", url)
+    assert result.exit_code == 3
+    assert_one_error_line(result.stderr, "store URL")
+
+
 @pytest.mark.slow
 def test_unreachable_server_is_one_line_and_exit_3_without_traceback(tmp_path: Path) -> None:
     port = closed_port()

@@ -60,9 +60,21 @@ def test_connect_unreachable_server_raises_store_unavailable(tmp_path: Path) -> 
     assert "s3cret" not in message and "\n" not in message
 
 
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [("http://", "names no host"), ("http://u:pw@127.0.0.1:99999/x", "port out of range"), ("https://u:pw@h:port/x", "could not be cast")],
+)
+def test_connect_rejects_malformed_server_urls_without_leaking_the_password(url: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as caught:
+        connect(url)
+    assert ":pw@" not in str(caught.value)
+
+
 def test_redact_url_hides_only_the_password() -> None:
     assert redact_url("https://ops:pw@ch.example:8443/llm") == "https://ops:***@ch.example:8443/llm"
     assert redact_url("chdb:///var/lib/driftline") == "chdb:///var/lib/driftline"
+    assert redact_url("http://ops@ch:8123") == "http://ops@ch:8123"
+    assert redact_url("http://ops:pw@ch:notaport/x") == "http://ops:***@ch:notaport/x"
 
 
 def test_store_url_precedence_is_argument_then_env_then_default(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
