@@ -474,7 +474,7 @@ def calls_in_windows(windows: str, extra_columns: str = "", *, worst: int | None
         f"  FROM llm_calls AS c\n  INNER JOIN (\n"
         f"    SELECT span_id, avg(score) AS mean_score FROM llm_scores\n"
         f"    WHERE {SIGNAL} = 'quality' AND evaluation = ${{evaluation:singlequote}}\n"
-        f"      AND time >= $__fromTime - {OFFSET} AND time <= $__toTime AND score IS NOT NULL\n"
+        f"      AND ({windows.replace('c.time', 'time')}) AND score IS NOT NULL\n"
         f"    GROUP BY span_id\n  ) AS s ON c.span_id = s.span_id\n"
         f"  WHERE {SIGNAL} = 'quality' AND {filters}{top('ASC')}"
     )
