@@ -2,9 +2,9 @@
 
 Receivers (HTTP, gRPC) call `Ingester.accept` once a body parsed; it returns only when the batch
 is durable in the spool, so an acknowledgement never covers data that only lived in memory.
-One writer thread reads the spool in order, decodes to columns, inserts columnar with an
-insert-deduplication token per group (`<spool id>:<signal>:<first>-<last>`), then releases the
-group. When the store is down or slow, batches wait in the spool (bounded by bytes; past the
+The writer reads the spool in order: a decoder thread turns each group of records into
+columns while an inserter thread inserts the previous group columnar, with an insert
+deduplication token per group (`<spool id>:<signal>:<first>-<last>`), then releases it. When the store is down or slow, batches wait in the spool (bounded by bytes; past the
 limit `accept` raises `Overloaded`) and go in, in order, once it answers again.
 
 Fault drills: with `fault_file` set, the writer treats the store as unreachable while that
@@ -79,7 +79,7 @@ class _Group:
 
 
 class Ingester:
-    """Owns the spool, the store connection and the writer thread."""
+    """Owns the spool, the store connection and the writer (decoder and inserter threads)."""
 
     def __init__(self, store_url: str, spool_dir: Path, *, limits: IngestLimits, metrics: ServeMetrics,
                  fault_file: Path | None = None, store: Store | None = None) -> None:  # fmt: skip
