@@ -14,6 +14,7 @@ Goal: driftline / bare >= 0.7.
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import tempfile
 import time
@@ -21,14 +22,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
+from driftline.collector import Store, StoreSpanExporter, connect, migrate
+from driftline.collector._exporter import OTEL_TRACES_COLUMNS, spans_to_columns
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
-
-from driftline.collector import Store, StoreSpanExporter, connect, migrate
-from driftline.collector._exporter import OTEL_TRACES_COLUMNS, spans_to_columns
 
 GOAL = 0.7
 
@@ -91,11 +91,12 @@ def measure(store: Store, size: int, rounds: int) -> dict[str, float]:
     exporter = StoreSpanExporter(store)
     ours_t, bare_t = [], []
     for i in range(rounds + 1):
-        batch, table = make_spans(size), arrow_table(make_spans(size))
+        export_ours = functools.partial(exporter.export, make_spans(size))
+        insert_bare = functools.partial(store.client.insert_arrow, "otel_traces", arrow_table(make_spans(size)))
         if i % 2 == 0:
-            ours, bare = timed(lambda: exporter.export(batch)), timed(lambda: store.client.insert_arrow("otel_traces", table))
+            ours, bare = timed(export_ours), timed(insert_bare)
         else:
-            bare, ours = timed(lambda: store.client.insert_arrow("otel_traces", table)), timed(lambda: exporter.export(batch))
+            bare, ours = timed(insert_bare), timed(export_ours)
         if i > 0:  # the first round warms up
             ours_t.append(ours)
             bare_t.append(bare)

@@ -7,7 +7,7 @@ An annotation is a `driftline.change` span, so it travels whatever way the app's
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
@@ -17,12 +17,12 @@ from ._calls import _tracer
 
 __all__ = ["annotate"]
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _nanos(at: datetime) -> int:
     """Exact ns since the epoch (float seconds lose the microseconds); naive times are UTC."""
-    aware = at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+    aware = at if at.tzinfo else at.replace(tzinfo=UTC)
     return (aware - _EPOCH) // timedelta(microseconds=1) * 1000
 
 

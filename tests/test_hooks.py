@@ -15,18 +15,11 @@ import sys
 import textwrap
 import threading
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from opentelemetry import trace
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
-
 from driftline.collector import (
     ConfigError,
     ReleaseContextProcessor,
@@ -40,6 +33,14 @@ from driftline.collector import (
     release,
     tag_retrieval,
 )
+from opentelemetry import trace
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+)
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
 T0 = 1_790_000_000_000_000_000
 MS = 1_000_000
@@ -279,7 +280,7 @@ def test_record_score_rejects_bad_input(kwargs: dict[str, Any], message: str) ->
 
 
 def test_annotate_round_trips_into_changes(store: Store, traced: TracerProvider) -> None:
-    at = datetime(2026, 11, 20, 9, 30, tzinfo=timezone.utc)
+    at = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
     annotate("index", "kb-docs", version="v42", description="rebuilt from the Nov crawl", author="ana", at=at, tracer_provider=traced)
     rows = store.rows("SELECT time, kind, target, version, description, author, service FROM changes")
     assert rows == [(at.replace(tzinfo=None), "index", "kb-docs", "v42", "rebuilt from the Nov crawl", "ana", "test-svc")]
@@ -445,7 +446,7 @@ def test_instrument_rejects_two_destinations_and_unknown_protocol() -> None:
 
 def _run(code: str, env_dir: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DRIFTLINE_", "OTEL_"))}
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120, cwd=env_dir, env=env)
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], check=False, capture_output=True, text=True, timeout=120, cwd=env_dir, env=env)
 
 
 @pytest.mark.slow
@@ -471,10 +472,10 @@ def test_process_exit_flushes_spans_to_the_embedded_store(tmp_path: Path) -> Non
 
 
 def test_annotate_at_a_past_moment_keeps_that_time(store: Store, traced: TracerProvider) -> None:
-    at = datetime.now(timezone.utc) - timedelta(minutes=15)
+    at = datetime.now(UTC) - timedelta(minutes=15)
     annotate("deploy", "support-bot", version="1.4.3", at=at, tracer_provider=traced)
     (when,) = store.rows("SELECT time FROM changes")[0]
-    assert abs(when.replace(tzinfo=timezone.utc) - at) < timedelta(microseconds=1)
+    assert abs(when.replace(tzinfo=UTC) - at) < timedelta(microseconds=1)
 
 
 class _OtlpSink(http.server.BaseHTTPRequestHandler):
@@ -482,7 +483,7 @@ class _OtlpSink(http.server.BaseHTTPRequestHandler):
 
     received: queue.Queue[tuple[str, ExportTraceServiceRequest]]
 
-    def do_POST(self) -> None:  # noqa: N802  (http.server's naming)
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         self.received.put((self.path, ExportTraceServiceRequest.FromString(body)))
         self.send_response(200)

@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-
 from driftline.collector import ConfigError, Store, connect, migrate, pending
 from driftline.collector._exporter import OTEL_TRACES_COLUMNS
 from driftline.collector._migrate import MIGRATIONS_TABLE, latest_version, migrations

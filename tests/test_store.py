@@ -11,8 +11,14 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
-
-from driftline.collector import ConfigError, Store, StoreError, StoreUnavailable, connect, migrate
+from driftline.collector import (
+    ConfigError,
+    Store,
+    StoreError,
+    StoreUnavailable,
+    connect,
+    migrate,
+)
 from driftline.collector._config import default_store_url, store_url
 from driftline.collector._migrate import latest_version
 from driftline.collector._status import status
@@ -165,7 +171,7 @@ def test_migrate_while_readers_poll_status_never_fails_a_reader(store_url: str) 
             while not done.is_set():
                 try:
                     status(reader)
-                except BaseException as exc:  # noqa: BLE001  (collected and asserted below)
+                except BaseException as exc:
                     errors.append(exc)
                     return
 

@@ -29,7 +29,7 @@ def _clean_env() -> dict[str, str]:
 
 
 def _check(argv: list[str], cwd: Path, timeout: float = 600) -> str:
-    done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=_clean_env())
+    done = subprocess.run(argv, check=False, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=_clean_env())
     assert done.returncode == 0, f"{' '.join(argv)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return done.stdout
 
@@ -114,7 +114,7 @@ def test_installed_wheel_imports_cheaply_and_finds_its_data(installed: Path, tmp
 @pytest.mark.slow
 @pytest.mark.parametrize("command", [["db", "migrate"], ["db", "status", "--store", "chdb:///tmp/driftline-no-chdb"]])
 def test_command_needing_the_embedded_store_without_chdb_names_the_extra(installed: Path, tmp_path: Path, command: list[str]) -> None:
-    done = subprocess.run([str(installed / "driftline"), *command], cwd=tmp_path, capture_output=True, text=True, timeout=120, env=_clean_env())
+    done = subprocess.run([str(installed / "driftline"), *command], check=False, cwd=tmp_path, capture_output=True, text=True, timeout=120, env=_clean_env())
     assert done.returncode == 3
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
