@@ -14,11 +14,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
-from driftline.collector._errors import AnalysisError
+from driftline.collector._errors import AnalysisError, NoDataError
 from driftline.collector._store import Store
 
 from . import _runbooks
-from ._attribute import DIMENSIONS, NONE, attribute
+from ._attribute import DIMENSIONS, NONE, attribute, attribute_many
 from ._detect import detect
 from ._model import (
     Attribution,
@@ -77,6 +77,7 @@ FINDING_TYPES: tuple[tuple[str, str, str], ...] = (
     ("latency_", "latency_regression", "streaming-stalls"),
     ("cost_per_call", "cost_spike", "cost-spike"),
     ("cancellation_tax", "cancellation_tax", "cancellation-tax"),
+    ("cancellation_cost", "cancellation_tax", "cancellation-tax"),
     ("validation_failure_rate", "structured_output_failures", "structured-output-failures"),
     ("low_confidence_share", "low_input_confidence", "asr-ocr-confidence"),
 )
@@ -142,7 +143,7 @@ class Finding:
 
 @dataclass(frozen=True)
 class Impact:
-    """What the incident cost, over the incident period (first change point to the end)."""
+    """What the lead finding cost, over its incident period (its change point to its end)."""
 
     period: Window
     calls: int
@@ -213,21 +214,25 @@ def incident_report(
     now: datetime | None = None,
     progress: Progress | None = None,
 ) -> IncidentReport:
-    """Detect, attribute, time-line and cost the incident in `window`; NoDataError if it is empty."""
+    """Detect, attribute, time-line and cost the incident in `window`; NoDataError if it is empty.
+
+    Findings list the regressions still under way first, then those that ended, each group
+    worst first as `detect` ranks them; the first (the lead finding) is what the summary line
+    and the impact speak of.
+    """
     say = progress or (lambda _: None)
     now = now or datetime.now(timezone.utc)
     say("checking the window")
     calls = require_data(store, window, filters, now=now)
     say("detecting regressions")
-    regressions = detect(store, window, filters=filters)
-    findings = []
-    for i, r in enumerate(regressions, 1):
-        say(f"attributing {r.signal} ({i}/{len(regressions)})")
-        findings.append(_finding(store, window, filters, r))
+    regressions = sorted(detect(store, window, filters=filters), key=lambda r: r.ended_at is not None)  # still broken first
+    attributions = attribute_regressions(store, window, filters, regressions, say)
+    say("charting")
+    findings = [_finding(store, window, filters, r, a) for r, a in zip(regressions, attributions)]
     say("building the timeline")
     events = timeline(store, window, filters=filters, regressions=regressions)
     say("measuring the impact")
-    impact = measure_impact(store, window, filters, findings, slo=slo) if findings else None
+    impact = measure_impact(store, window, filters, findings[0], slo=slo) if findings else None
     silent = tuple(e.flags[0] for e in events if SILENT_PROVIDER_UPDATE in e.flags)
     return IncidentReport(
         generated_at=now,
@@ -244,29 +249,54 @@ def incident_report(
     )
 
 
-def _finding(store: Store, window: Window, filters: Filters, r: Regression) -> Finding:
-    """Attribute one regression (baseline: the window before its change point) and chart it."""
-    kind, runbook = finding_type(r.signal)
-    incident = Window(r.started_at, r.ended_at or window.end)
-    attribution, note = None, None
-    if r.started_at <= window.start:
-        note = "The regression starts at the window's start, so there is no baseline to attribute it against: widen --since."
-    else:
+NO_BASELINE = "The regression starts at the window's start, so there is no baseline to attribute it against: widen --since."
+
+
+def attribute_regressions(store: Store, window: Window, filters: Filters, regressions: Sequence[Regression],
+                          say: Progress) -> list[Attribution | str]:  # fmt: skip
+    """Each regression's attribution (baseline: the window before its change point), or why there is none.
+
+    Regressions over the same windows share one `attribute_many` pass (one leaf scan for them all).
+    """
+    results: list[Attribution | str] = [NO_BASELINE] * len(regressions)
+    groups: dict[tuple[datetime, datetime], list[int]] = {}
+    for i, r in enumerate(regressions):
+        if r.started_at > window.start:
+            groups.setdefault((r.started_at, r.ended_at or window.end), []).append(i)
+    for (start, end), members in groups.items():
+        signals = [regressions[i].signal for i in members]
+        say(f"attributing {', '.join(signals)}")
+        baseline, incident = Window(window.start, start), Window(start, end)
         try:
-            attribution = attribute(store, r.signal, baseline=Window(window.start, r.started_at), incident=incident, filters=filters)
-        except AnalysisError as exc:
-            note = f"Not attributed: {exc}"
+            found = attribute_many(store, signals, baseline=baseline, incident=incident, filters=filters)
+            for i in members:
+                results[i] = found[regressions[i].signal]
+        except (AnalysisError, NoDataError):  # one signal without enough data: attribute the others alone
+            for i in members:
+                try:
+                    results[i] = attribute(store, regressions[i].signal, baseline=baseline, incident=incident, filters=filters)
+                except (AnalysisError, NoDataError) as exc:
+                    results[i] = f"Not attributed: {exc}"
+    return results
+
+
+def _finding(store: Store, window: Window, filters: Filters, r: Regression, attributed: Attribution | str) -> Finding:
+    """A regression with its attribution, runbook and chart."""
+    kind, runbook = finding_type(r.signal)
+    attribution = attributed if isinstance(attributed, Attribution) else None
     top = attribution.suspects[0] if attribution and attribution.suspects else None
+    note = attributed if isinstance(attributed, str) else None
     return Finding(kind, r, attribution, runbook_link(runbook), split_chart(store, window, filters, r, top), note)
 
 
-def measure_impact(store: Store, window: Window, filters: Filters, findings: Sequence[Finding], *, slo: float) -> Impact:
-    """Calls, tenants, failures and spend from the first change point to the incident's end."""
-    start = min(f.regression.started_at for f in findings)
-    ends = [f.regression.ended_at for f in findings]
-    period = Window(start, window.end if any(e is None for e in ends) else max(e for e in ends if e is not None))
-    suspects = [f.top_suspect for f in findings if f.top_suspect is not None]
-    segment, segment_params = segments_sql(suspects)
+def measure_impact(store: Store, window: Window, filters: Filters, lead: Finding, *, slo: float) -> Impact:
+    """Calls, tenants, failures and spend while the lead finding lasted (its change point to its end).
+
+    Affected calls are those in its top suspect's segment; the summary line speaks of them.
+    """
+    period = Window(lead.regression.started_at, lead.regression.ended_at or window.end)
+    top = lead.top_suspect
+    segment, segment_params = segments_sql([top] if top else [])
     where, params = window_parameters(window, filters)
     params |= segment_params | {"i_start": period.start, "i_end": period.end}
     row = store.rows(render("incident_impact", filters=where, segment=segment), params)[0]
@@ -277,7 +307,7 @@ def measure_impact(store: Store, window: Window, filters: Filters, findings: Seq
         period=period,
         calls=int(calls),
         affected_calls=int(affected),
-        affected_basis="in the top suspects' segments" if suspects else "every call in scope during the incident",
+        affected_basis=f"in the top suspect's segment, {top.label}" if top else "every call in scope during the incident",
         tenants=tuple(tenants),
         failed_calls=int(failed),
         slo=slo,
@@ -306,6 +336,8 @@ def summary_line(window: Window, filters: Filters, calls: int, findings: Sequenc
     if top is not None:
         why = "possible silent provider update, " if top.label in silent else ""
         text += f"; top suspect {top.label} ({why}explains {top.explained_share:.0%})"
+        also = [f.regression.signal for f in findings[1:] if f.top_suspect is not None and f.top_suspect.label == top.label]
+        text += f", also the top suspect of {', '.join(also)}" if also else ""
     if impact is not None:
         text += f"; {impact.affected_calls:,} calls and {len(impact.tenants)} tenants affected"
         if impact.extra_cost > 0 or impact.cancellation_tax_cost > 0:
@@ -315,19 +347,20 @@ def summary_line(window: Window, filters: Filters, calls: int, findings: Sequenc
 
 
 def follow_ups(findings: Sequence[Finding], silent: Sequence[str]) -> list[str]:
-    """Suggested action items; the humans decide, own and date them."""
+    """Suggested action items (the lead finding's suspect, each runbook once); humans decide, own and date them."""
     items = []
-    for f in findings:
-        top = f.top_suspect
-        if top is not None and top.label in silent:
-            items.append(f"Confirm with the provider that {top.label} replaced the model behind the alias; pin a dated model version.")
-        elif top is not None:
-            items.append(f"Confirm {top.label} caused {f.regression.signal}; roll it back or fix forward.")
-        if f.runbook is not None:
-            items.append(f"Walk through the runbook {f.runbook.path} for {f.regression.signal}.")
-    if silent:
+    top = findings[0].top_suspect if findings else None
+    if top is not None and top.label in silent:
+        items.append(f"Confirm with the provider that {top.label} now answers behind the alias; pin a dated model version.")
         items.append("Annotate the provider change (`driftline annotate model …`) so the next report names it.")
-    return list(dict.fromkeys(items))
+    elif top is not None:
+        items.append(f"Confirm that {top.label} caused {findings[0].regression.signal}; roll it back or fix forward.")
+    runbooks: dict[str, list[str]] = {}
+    for f in findings:
+        if f.runbook is not None:
+            runbooks.setdefault(f.runbook.path, []).append(f.regression.signal)
+    items += [f"Follow {path} ({', '.join(signals)})." for path, signals in runbooks.items()]
+    return items
 
 
 def segments_sql(suspects: Sequence[Suspect]) -> tuple[str, dict[str, Any]]:

@@ -190,3 +190,25 @@ def test_filters_scope_the_report(silent_update_store: Any) -> None:
     assert not [f for f in report.findings if f.regression.signal == "quality:faithfulness"]
     assert report.calls == store.rows("SELECT count() FROM llm_calls WHERE route = '/search'")[0][0]
     assert " on /search " in report.summary
+
+
+@pytest.mark.slow
+def test_on_the_demo_the_injected_cause_leads_and_the_harmless_changes_rank_below(store: Store) -> None:
+    """What `make demo` ends with: its silent provider update singled out, its ordinary changes not."""
+    from driftline.analyzers._demo import run_demo
+
+    run = run_demo(store, calls=30_000, seed=7)
+    report = incident_report(store, Window(run.end - timedelta(hours=2), run.end + timedelta(minutes=1)))
+    [injected] = [c for c in run.changes if c.harmful]
+    harmless = {c.version for c in run.changes if not c.harmful}
+    lead = report.findings[0]
+    assert lead.regression.ended_at is None and lead.top_suspect is not None
+    assert lead.top_suspect.values == (injected.version,) and lead.top_suspect.label in report.silent_updates
+    quality = next(f for f in report.findings if f.regression.signal == "quality:answer_quality")
+    assert quality.top_suspect is not None and quality.top_suspect.label in report.silent_updates
+    for finding in report.findings:
+        top = finding.top_suspect
+        assert top is None or not harmless & set(top.values), (finding.regression.signal, top.label)
+    assert f"top suspect response_model={injected.version} (possible silent provider update" in report.summary
+    flagged = [e for e in report.timeline if e.kind == "first_seen" and injected.version in e.summary]
+    assert flagged and "possible silent provider update" in flagged[0].summary

@@ -1,5 +1,5 @@
 -- What the incident cost: calls, failures and spend in the incident period [i_start, i_end)
--- against the window before it, the calls and tenants in the top suspects' segments (segment slot:
+-- against the window before it, the calls and tenants in the top suspect's segment (segment slot:
 -- allow-listed dimensions, values bound), and the cancellation tax (tokens generated after the
 -- caller cancelled, and their share of the call's cost, pro rata by tokens).
 -- The filters slot holds the fixed equality filters (values bound).
