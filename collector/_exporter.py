@@ -146,8 +146,8 @@ def spans_to_columns(spans: Sequence[ReadableSpan]) -> list[list[Any]]:
     return [list(column) for column in zip(*rows)] if rows else [[] for _ in OTEL_TRACES_COLUMNS]
 
 
-_NONE_3: Final = ([], [], [])
-_NONE_4: Final = ([], [], [], [])
+_NONE_3: Final[tuple[list[Any], list[Any], list[Any]]] = ([], [], [])
+_NONE_4: Final[tuple[list[Any], list[Any], list[Any], list[Any]]] = ([], [], [], [])
 """The event (3) and link (4) columns of a span without any (most spans); shared, never mutated."""
 
 
