@@ -1,7 +1,8 @@
 """The call wrapper and stream recorder: what no instrumentation records on its own.
 
 `llm_call(...)` opens a GenAI client span named per the conventions (`{operation} {model}`).
-Inside it, `call.stream(chunks)` wraps the provider's stream and measures time to first chunk,
+Inside it, `call.stream(chunks)` (or `call.astream(...)` for an async stream) wraps the provider's
+stream and measures time to first chunk,
 time per output token and the longest stall between chunks; a consumer that stops iterating
 early marks the call cancelled, and the provider's billed output tokens (when reported) give
 the tokens generated after the cancel. `call.response(...)` records what the provider returned.
@@ -13,7 +14,7 @@ from __future__ import annotations
 import functools
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from contextvars import Token
 from types import TracebackType
 from typing import Any, TypeVar
@@ -122,6 +123,22 @@ class LLMCall:
     def _relay(self, chunks: Iterable[T], tokens: Callable[[T], int]) -> Iterator[T]:
         try:
             for chunk in chunks:
+                self._on_chunk(tokens(chunk))
+                yield chunk
+        except Exception:
+            self._open_streams -= 1
+            raise
+        self._open_streams -= 1
+
+    def astream(self, chunks: AsyncIterable[T], *, tokens: Callable[[T], int] = lambda _: 1) -> AsyncIterator[T]:
+        """`stream` for an async provider stream (AsyncOpenAI, AsyncAnthropic): `async for`."""
+        self._stream = True
+        self._open_streams += 1
+        return self._arelay(chunks, tokens)
+
+    async def _arelay(self, chunks: AsyncIterable[T], tokens: Callable[[T], int]) -> AsyncIterator[T]:
+        try:
+            async for chunk in chunks:
                 self._on_chunk(tokens(chunk))
                 yield chunk
         except Exception:

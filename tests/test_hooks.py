@@ -14,7 +14,7 @@ import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -167,6 +167,37 @@ def test_stream_consumed_to_the_end_without_finish_reason_is_not_cancelled(store
     with llm_call(provider="openai", model="gpt-4o", stream=True, tracer_provider=traced) as call:
         list(call.stream(["a", "b"]))
     assert only_call(store, "cancelled", "tokens_delivered") == {"cancelled": False, "tokens_delivered": 2}
+
+
+async def _chunks(*items: str) -> AsyncIterator[str]:
+    for item in items:
+        await asyncio.sleep(0)
+        yield item
+
+
+def test_astream_records_an_async_stream_like_a_sync_one(store: Store, traced: TracerProvider) -> None:
+    async def call_model() -> list[str]:
+        with llm_call(provider="openai", model="gpt-4o", stream=True, clock=clock(0, 250, 300, 700, 800), tracer_provider=traced) as call:
+            received = [chunk async for chunk in call.astream(_chunks("a", "b", "c"))]
+            call.response(finish_reason="stop", output_tokens=3)
+        return received
+
+    assert asyncio.run(call_model()) == ["a", "b", "c"]
+    row = only_call(store, "ttft_s", "longest_stall_s", "time_per_output_token_s", "tokens_delivered", "cancelled", "duration_s")
+    assert row == {"ttft_s": 0.25, "longest_stall_s": 0.4, "time_per_output_token_s": pytest.approx(0.225), "tokens_delivered": 3,
+                   "cancelled": False, "duration_s": 0.8}  # fmt: skip
+
+
+def test_astream_stopped_early_counts_cancelled(store: Store, traced: TracerProvider) -> None:
+    async def call_model() -> None:
+        with llm_call(provider="openai", model="gpt-4o", stream=True, tracer_provider=traced) as call:
+            async for chunk in call.astream(_chunks("a", "b", "c", "d")):
+                if chunk == "b":
+                    break
+            call.response(output_tokens=4)
+
+    asyncio.run(call_model())
+    assert only_call(store, "cancelled", "tokens_delivered", "tokens_after_cancel") == {"cancelled": True, "tokens_delivered": 2, "tokens_after_cancel": 2}
 
 
 def test_stream_cancel_marks_a_stream_the_user_left(store: Store, traced: TracerProvider) -> None:
