@@ -11,6 +11,7 @@ An exception leaving the block marks the span as an error with `error.type`.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 import weakref
@@ -121,10 +122,16 @@ class LLMCall:
         return self._relay(chunks, tokens)
 
     def _relay(self, chunks: Iterable[T], tokens: Callable[[T], int]) -> Iterator[T]:
-        try:
+        with self._reading():
             for chunk in chunks:
                 self._on_chunk(tokens(chunk))
                 yield chunk
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Close the stream's count when it ends or fails; one abandoned mid-way stays open (a cancel)."""
+        try:
+            yield
         except Exception:
             self._open_streams -= 1
             raise
@@ -137,14 +144,10 @@ class LLMCall:
         return self._arelay(chunks, tokens)
 
     async def _arelay(self, chunks: AsyncIterable[T], tokens: Callable[[T], int]) -> AsyncIterator[T]:
-        try:
+        with self._reading():
             async for chunk in chunks:
                 self._on_chunk(tokens(chunk))
                 yield chunk
-        except Exception:
-            self._open_streams -= 1
-            raise
-        self._open_streams -= 1
 
     def _on_chunk(self, count: int) -> None:
         now = self._clock()

@@ -169,6 +169,18 @@ def test_stream_consumed_to_the_end_without_finish_reason_is_not_cancelled(store
     assert only_call(store, "cancelled", "tokens_delivered") == {"cancelled": False, "tokens_delivered": 2}
 
 
+def test_stream_the_provider_broke_is_an_error_not_a_cancel(store: Store, traced: TracerProvider) -> None:
+    def broken() -> Iterator[str]:
+        yield "a"
+        raise ConnectionResetError("peer went away")
+
+    with pytest.raises(ConnectionResetError):
+        with llm_call(provider="openai", model="gpt-4o", stream=True, tracer_provider=traced) as call:
+            list(call.stream(broken()))
+    row = only_call(store, "status", "error_type", "cancelled", "tokens_delivered")
+    assert row == {"status": "Error", "error_type": "ConnectionResetError", "cancelled": False, "tokens_delivered": 1}
+
+
 async def _chunks(*items: str) -> AsyncIterator[str]:
     for item in items:
         await asyncio.sleep(0)
