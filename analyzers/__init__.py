@@ -1,4 +1,4 @@
-"""driftline.analyzers: insight out. Signals, detection, attribution (and the CLI).
+"""driftline.analyzers: insight out. Signals, detection, attribution, the incident report (and the CLI).
 
 Everything heavy runs as SQL in ClickHouse; these functions receive small aggregates.
 """
@@ -9,7 +9,10 @@ from ._attribute import DIMENSIONS, attribute, attribute_frame, attribute_many
 from ._changepoints import change_points
 from ._detect import DetectionSettings, detect
 from ._model import Attribution, Evidence, Filters, Regression, Suspect, TimelineEvent, Window, as_dict
+from ._render import render_report
+from ._report import IncidentReport, incident_report
 from ._signals import signal_names, signal_series
+from ._timeline import timeline
 
 __all__ = [
     "DIMENSIONS",
@@ -17,6 +20,7 @@ __all__ = [
     "DetectionSettings",
     "Evidence",
     "Filters",
+    "IncidentReport",
     "Regression",
     "Suspect",
     "TimelineEvent",
@@ -27,6 +31,9 @@ __all__ = [
     "attribute_many",
     "change_points",
     "detect",
+    "incident_report",
+    "render_report",
     "signal_names",
     "signal_series",
+    "timeline",
 ]

@@ -23,7 +23,7 @@ from ._cli_common import (
     window_and_filters,
 )
 from ._model import as_dict
-from ._render import FORMATS, TRACE_ID, render
+from ._render import FORMATS, TRACE_ID, render_report
 from ._report import DEFAULT_SLO, SCHEMA_VERSION, incident_report
 from ._timeline import timeline
 
@@ -100,7 +100,7 @@ def report_command(since: str, until: str, service: str | None, route: str | Non
         raise click.UsageError("the HTML report is a file to open in a browser: add --out incident.html")
     with opened(store_url) as store, progress() as say:
         result = incident_report(store, window, filters=filters, slo=slo / 100, progress=say)
-    text = render(result, fmt, grafana_url=grafana_url)
+    text = render_report(result, fmt, grafana_url=grafana_url)
     if out is not None:
         out.write_text(text, encoding="utf-8")
         click.echo(result.summary)

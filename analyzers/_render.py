@@ -21,7 +21,7 @@ from driftline.collector._errors import ConfigError
 from ._model import Evidence, Suspect, as_dict
 from ._report import Chart, Finding, IncidentReport
 
-__all__ = ["FORMATS", "render", "trace_url"]
+__all__ = ["FORMATS", "render_report", "trace_url"]
 
 FORMATS: Final = ("md", "html", "json")
 TRACE_ID: Final = "{trace_id}"
@@ -38,7 +38,7 @@ def trace_url(template: str | None, trace_id: str) -> str | None:
     return template.replace(TRACE_ID, trace_id) if template else None
 
 
-def render(report: IncidentReport, fmt: str, *, grafana_url: str | None = None) -> str:
+def render_report(report: IncidentReport, fmt: str, *, grafana_url: str | None = None) -> str:
     """The report in `fmt` (md, html or json); exemplar trace ids link through `grafana_url`."""
     if grafana_url is not None and TRACE_ID not in grafana_url:
         raise ValueError(f"the Grafana URL template needs a {TRACE_ID} placeholder, e.g. http://grafana:3000/explore?...{TRACE_ID}...")

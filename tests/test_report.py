@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from driftline.analyzers._model import Filters, Window
-from driftline.analyzers._render import render
+from driftline.analyzers._render import render_report
 from driftline.analyzers._report import FINDING_TYPES, IncidentReport, incident_report
 from driftline.analyzers._runbooks import names as runbook_names
 from driftline.collector import Store
@@ -119,7 +119,7 @@ def test_costly_prompt_is_ranked_first_with_its_annotated_change(costly: Any) ->
 
 
 def test_markdown_report_has_every_section_and_cites_its_evidence(silent_report: IncidentReport) -> None:
-    text = render(silent_report, "md")
+    text = render_report(silent_report, "md")
     headings = re.findall(r"^## (.+)$", text, re.M)
     assert headings == ["Impact", "Findings", "Timeline (UTC)", "Runbooks", "Action items"]
     assert f"> {silent_report.summary}" in text
@@ -134,19 +134,19 @@ def test_exemplar_trace_ids_open_in_grafana_when_a_template_is_given(silent_repo
     top = silent_report.findings[0].top_suspect
     assert top is not None and top.evidence.trace_ids
     trace = top.evidence.trace_ids[0]
-    linked = render(silent_report, "md", grafana_url=GRAFANA)
+    linked = render_report(silent_report, "md", grafana_url=GRAFANA)
     assert f"(http://grafana.test/explore?traceId={trace})" in linked
-    plain = render(silent_report, "md")
+    plain = render_report(silent_report, "md")
     assert f"`{trace}`" in plain and "grafana.test" not in plain
 
 
 def test_grafana_template_without_a_placeholder_is_refused(silent_report: IncidentReport) -> None:
     with pytest.raises(ValueError, match="trace_id"):
-        render(silent_report, "md", grafana_url="http://grafana.test/explore")
+        render_report(silent_report, "md", grafana_url="http://grafana.test/explore")
 
 
 def test_json_report_has_the_documented_versioned_shape(silent_report: IncidentReport) -> None:
-    data = json.loads(render(silent_report, "json", grafana_url=GRAFANA))
+    data = json.loads(render_report(silent_report, "json", grafana_url=GRAFANA))
     assert list(data)[:3] == ["schema_version", "kind", "trace_url_template"]
     assert data["schema_version"] == 1 and data["kind"] == "driftline.incident_report"
     assert data["window"]["start"].endswith("+00:00")
@@ -180,7 +180,7 @@ def test_a_window_where_nothing_regressed_says_so(store: Store) -> None:
     report = incident_report(store, _window(scenario))
     assert not report.regressed and report.impact is None and not report.findings
     assert report.summary.startswith("driftline: no regression between")
-    text = render(report, "md")
+    text = render_report(report, "md")
     assert "No regression detected in this window." in text
 
 

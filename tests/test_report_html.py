@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from driftline.analyzers._model import Window
-from driftline.analyzers._render import render
+from driftline.analyzers._render import render_report
 from driftline.analyzers._report import IncidentReport, incident_report
 
 CHARTS = """
@@ -43,7 +42,7 @@ def test_html_report_renders_its_charts_with_no_console_errors(report: list[Inci
                                                                tmp_path: Path) -> None:  # fmt: skip
     result = report[which]
     page = tmp_path / "incident.html"
-    page.write_text(render(result, "html"), encoding="utf-8")
+    page.write_text(render_report(result, "html"), encoding="utf-8")
     chromium.errors.clear()
     chromium.open(page)
     charts = chromium.evaluate(CHARTS)
@@ -62,7 +61,7 @@ def test_html_report_renders_its_charts_with_no_console_errors(report: list[Inci
 
 
 def test_html_report_is_one_self_contained_file(report: list[IncidentReport]) -> None:
-    html = render(report[0], "html")
+    html = render_report(report[0], "html")
     assert "Plotly.newPlot" in html and "plotly.js v" in html
     markup = re.sub(r"<script>.*?</script>", "", html, flags=re.S)  # inline scripts: plotly.js and the plots
     assert not re.search(r"<script[^>]+src=|<link[^>]+stylesheet|@import|(?:src|href)=\"(?:https?:)?//", markup)
@@ -74,5 +73,5 @@ def test_html_report_escapes_what_the_data_says(report: list[IncidentReport]) ->
     from dataclasses import replace
 
     hostile = replace(report[0], summary="<img src=x onerror=alert(1)>")
-    html = render(hostile, "html")
+    html = render_report(hostile, "html")
     assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
