@@ -368,9 +368,10 @@ def attribute(store: Store, signal: str, *, baseline: Window, incident: Window, 
 
     Dimensions default to the whole allow-list (`DIMENSIONS`). A suspect's first appearance
     (first_seen table) or an annotated change (changes table) within `align_within` of the
-    incident start (default: a tenth of the incident window, at least 5 minutes) lines up with
-    the regression and raises its rank. For latency/TTFT percentiles the values compared are
-    the share of calls slower than the baseline's percentile.
+    incident start lines up with the regression and raises its rank (default: a fifth of the
+    incident window, at least 5 minutes: about as far as a start found two buckets off). For
+    latency/TTFT percentiles the values compared are the share of calls slower than the
+    baseline's percentile.
 
     NoDataError if either window holds no calls with the signal; AnalysisError for an unknown
     signal or dimension, or too few calls to say anything.
@@ -391,7 +392,7 @@ def attribute_many(store: Store, signals: Sequence[str], *, baseline: Window, in
     leaves: dict[str, pandas.DataFrame] = {}
     for group in groups:
         leaves |= fetch_leaves(store, group, dims, baseline, incident, filters)
-    context = _Context(store, baseline, incident, filters, align_within or max(timedelta(minutes=5), (incident.end - incident.start) / 10))
+    context = _Context(store, baseline, incident, filters, align_within or max(timedelta(minutes=5), (incident.end - incident.start) / 5))
     return {s.name: _attribution(context, s, dims, leaves[s.name], top) for s in specs}
 
 
