@@ -1,9 +1,8 @@
 """The incident report: one run answers what broke, since when, for whom, what it cost, which
 change explains it, and what to do next.
 
-`incident_report()` assembles an `IncidentReport` from the analyzers (detect, attribute,
-signal_series), the timeline and a few aggregate queries; `_render` turns it into Markdown, HTML
-or JSON. The report holds data only, so every format says the same thing.
+`incident_report()` assembles an `IncidentReport` from the analyzers (detect, attribute_many),
+the timeline and a few aggregate queries; `_render` turns it into Markdown, HTML or JSON. The report holds data only, so every format says the same thing.
 """
 
 from __future__ import annotations
@@ -222,6 +221,7 @@ def incident_report(
     """
     say = progress or (lambda _: None)
     now = now or datetime.now(timezone.utc)
+    window = Window(window.start.astimezone(timezone.utc), window.end.astimezone(timezone.utc))  # the report speaks UTC
     say("checking the window")
     calls = require_data(store, window, filters, now=now)
     say("detecting regressions")
