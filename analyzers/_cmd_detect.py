@@ -34,6 +34,7 @@ def check_signal(ctx: click.Context, param: click.Parameter, value: str | tuple[
 
 
 def check_duration(ctx: click.Context, param: click.Parameter, value: str | None) -> object:
+    """A duration option (5m, 1h) as a timedelta, or bad usage."""
     try:
         return None if value is None else parse_duration(value)
     except ValueError as exc:

@@ -98,7 +98,8 @@ def _after(c: dict[str, Any], at: float) -> np.ndarray:
     return c["t"] >= at
 
 
-Cause = Callable[[np.random.Generator, dict[str, Any], float, "list[tuple[float, str, str, str, str]]"], tuple[tuple[Label, ...], str]]
+Cause = Callable[[np.random.Generator, dict[str, Any], float, list[Any]], tuple[tuple[Label, ...], str]]
+"""Edits a world's calls from `at` (seconds) on, appends its annotations; returns labels and signal kind."""
 
 
 def _route_aliases(route: str) -> list[tuple[str, str]]:
@@ -111,7 +112,7 @@ def _route(rng: np.random.Generator) -> str:
     return str(rng.choice(ROUTES[:2]))
 
 
-def model_change(rng, c, at, changes):  # type: ignore[no-untyped-def]
+def model_change(rng: np.random.Generator, c: dict[str, Any], at: float, changes: list[Any]) -> tuple[tuple[Label, ...], str]:
     """An annotated switch of the requested model on one route; the new model answers worse."""
     route = _route(rng)
     hit = _after(c, at) & (c["route"] == route)
@@ -121,7 +122,7 @@ def model_change(rng, c, at, changes):  # type: ignore[no-untyped-def]
     return ((("request_model", "gpt-4.1-mini"),), (("response_model", "gpt-4.1-mini-2025-04-14"),), (("system_fingerprint", "fp_z9"),)), "quality"
 
 
-def silent_update(rng, c, at, changes):  # type: ignore[no-untyped-def]
+def silent_update(rng: np.random.Generator, c: dict[str, Any], at: float, changes: list[Any]) -> tuple[tuple[Label, ...], str]:
     """The provider swaps the model behind an alias (new response model and fingerprint), nothing annotated."""
     route = _route(rng)
     hit = _after(c, at) & (c["route"] == route)
@@ -135,7 +136,7 @@ def silent_update(rng, c, at, changes):  # type: ignore[no-untyped-def]
     return ((("response_model", new_model),), (("system_fingerprint", "fp_new7"),)), signal
 
 
-def prompt_edit(rng, c, at, changes):  # type: ignore[no-untyped-def]
+def prompt_edit(rng: np.random.Generator, c: dict[str, Any], at: float, changes: list[Any]) -> tuple[tuple[Label, ...], str]:
     """A new prompt version on one route, annotated; it answers worse."""
     route = _route(rng)
     hit = _after(c, at) & (c["route"] == route)
@@ -145,7 +146,7 @@ def prompt_edit(rng, c, at, changes):  # type: ignore[no-untyped-def]
     return ((("prompt_version", "v4"),),), "quality"
 
 
-def index_rebuild(rng, c, at, changes):  # type: ignore[no-untyped-def]
+def index_rebuild(rng: np.random.Generator, c: dict[str, Any], at: float, changes: list[Any]) -> tuple[tuple[Label, ...], str]:
     """The retrieval index rebuilt from stale documents: every retrieving route gets worse."""
     hit = _after(c, at) & (c["index_version"] != None)
     c["index_version"][hit] = "idx-2026-10-stale"
@@ -154,7 +155,7 @@ def index_rebuild(rng, c, at, changes):  # type: ignore[no-untyped-def]
     return ((("index_version", "idx-2026-10-stale"),),), "quality"
 
 
-def low_confidence(rng, c, at, changes):  # type: ignore[no-untyped-def]
+def low_confidence(rng: np.random.Generator, c: dict[str, Any], at: float, changes: list[Any]) -> tuple[tuple[Label, ...], str]:
     """An ASR engine update: many more voice inputs are low-confidence, and those answers are worse."""
     voice = _after(c, at) & ~np.isnan(c["confidence_mean"])
     worse = voice & (rng.random(len(voice)) < 0.7)
@@ -163,7 +164,7 @@ def low_confidence(rng, c, at, changes):  # type: ignore[no-untyped-def]
     return ((("input_confidence", "low"),),), "quality"
 
 
-def mix_shift(rng, c, at, changes):  # type: ignore[no-untyped-def]
+def mix_shift(rng: np.random.Generator, c: dict[str, Any], at: float, changes: list[Any]) -> tuple[tuple[Label, ...], str]:
     """No one got worse: a tenant with weaker answers grows to most of the traffic (Simpson)."""
     after = _after(c, at)
     moved = after & (rng.random(len(after)) < 0.55)
@@ -172,7 +173,7 @@ def mix_shift(rng, c, at, changes):  # type: ignore[no-untyped-def]
     return ((("tenant", "initech"),),), "quality"
 
 
-def two_dimensional(rng, c, at, changes):  # type: ignore[no-untyped-def]
+def two_dimensional(rng: np.random.Generator, c: dict[str, Any], at: float, changes: list[Any]) -> tuple[tuple[Label, ...], str]:
     """A prompt version rolled out everywhere that breaks only one route."""
     route = _route(rng)
     after = _after(c, at)
@@ -182,7 +183,7 @@ def two_dimensional(rng, c, at, changes):  # type: ignore[no-untyped-def]
     return tuple((("prompt_version", "v5"), alias) for alias in _route_aliases(route)), "quality"
 
 
-def latency_model(rng, c, at, changes):  # type: ignore[no-untyped-def]
+def latency_model(rng: np.random.Generator, c: dict[str, Any], at: float, changes: list[Any]) -> tuple[tuple[Label, ...], str]:
     """A provider-side update on one route makes it much slower (p95 latency)."""
     route = _route(rng)
     hit = _after(c, at) & (c["route"] == route)
@@ -191,7 +192,7 @@ def latency_model(rng, c, at, changes):  # type: ignore[no-untyped-def]
     return ((("response_model", "gpt-4o-2024-11-20"),), (("system_fingerprint", "fp_slow"),)), "latency"
 
 
-def no_incident(rng, c, at, changes):  # type: ignore[no-untyped-def]
+def no_incident(rng: np.random.Generator, c: dict[str, Any], at: float, changes: list[Any]) -> tuple[tuple[Label, ...], str]:
     """Nothing breaks; only harmless changes happen."""
     return (), "quality"
 

@@ -118,7 +118,7 @@ def get_signal(name: str) -> Signal:
 # --- query building -----------------------------------------------------------------------------
 
 _FILTER_COLUMNS = ("service", "route", "tenant", "environment")
-"""Filters columns (fixed); their values are always bound."""
+"""The filter columns (fixed); their values are always bound."""
 
 
 def filter_sql(filters: Filters, *, only: tuple[str, ...] = _FILTER_COLUMNS) -> tuple[str, dict[str, Any]]:
@@ -145,18 +145,15 @@ def source_sql(signal: Signal, *, with_dimensions: bool, filters: Filters) -> st
 
 def scope_params(signal: Signal, lo: datetime, hi: datetime) -> dict[str, Any]:
     """Parameters every source needs: its overall time range, and the evaluation for quality."""
-    params: dict[str, Any] = {"lo": _utc(lo), "hi": _utc(hi)}
+    params: dict[str, Any] = {"lo": utc(lo), "hi": utc(hi)}
     if signal.evaluation is not None:
         params["evaluation"] = signal.evaluation
     return params
 
 
-def _utc(value: datetime) -> datetime:
-    return value.astimezone(timezone.utc)
-
-
 def utc(value: datetime) -> datetime:
-    """A (naive, UTC) datetime from the store as timezone-aware UTC."""
+    """A datetime as timezone-aware UTC: the store's naive ones are UTC; aware ones are converted
+    (bound values are sent in UTC, the store's zone)."""
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
@@ -170,9 +167,10 @@ def default_bucket(window: Window, *, target: int = 150) -> timedelta:
 
 
 def bucket_params(window: Window, bucket: timedelta) -> dict[str, Any]:
+    """Bound values of a bucketed query: bucket width in seconds and the window in UTC."""
     if bucket.total_seconds() < 1:
         raise AnalysisError(f"bucket {bucket} is shorter than a second")
-    return {"bucket": int(bucket.total_seconds()), "start": _utc(window.start), "end": _utc(window.end)}
+    return {"bucket": int(bucket.total_seconds()), "start": utc(window.start), "end": utc(window.end)}
 
 
 # --- public functions -----------------------------------------------------------------------------
@@ -182,7 +180,7 @@ def signal_names(store: Store, window: Window, filters: Filters = Filters()) -> 
     """The signals with data in the window: llm_calls signals, then one quality:<name> per evaluation."""
     where, params = filter_sql(filters)
     columns = "".join(f",\n       {s.calls_sql} AS {quote_identifier(s.name)}" for s in _CALL_SIGNALS)
-    params |= {"start": _utc(window.start), "end": _utc(window.end)}
+    params |= {"start": utc(window.start), "end": utc(window.end)}
     row = store.rows(render("present", columns=columns, filters=where), params)[0]
     names = [s.name for s, count in zip(_CALL_SIGNALS, row[1:]) if count]
     return names + [f"{QUALITY_PREFIX}{e}" for e in evaluations(store, window, filters)]
@@ -201,7 +199,7 @@ def _all_scores_query(name: str, window: Window, filters: Filters) -> tuple[str,
     """A query over the scores of every evaluation (llm_scores alone unless a filter needs the calls)."""
     where, params = filter_sql(filters, only=filter_columns(_ALL_SCORES, filters))
     sql = render(name, source=source_sql(_ALL_SCORES, with_dimensions=False, filters=filters), filters=where)
-    return sql, params | {"start": _utc(window.start), "end": _utc(window.end)} | scope_params(_ALL_SCORES, window.start, window.end)
+    return sql, params | {"start": utc(window.start), "end": utc(window.end)} | scope_params(_ALL_SCORES, window.start, window.end)
 
 
 def quality_series(store: Store, window: Window, bucket: timedelta, filters: Filters) -> dict[str, pandas.DataFrame]:

@@ -100,3 +100,12 @@ def test_unknown_signal_and_empty_window_raise_clear_errors(store: Store) -> Non
         signal_series(store, "errors", WINDOW)
     with pytest.raises(NoDataError, match="no data for error_rate"):
         signal_series(store, "error_rate", WINDOW)
+
+
+def test_identifiers_enter_sql_only_through_the_quoting_helper() -> None:
+    from driftline.analyzers._sql import quote_identifier
+
+    assert quote_identifier("response_model") == "`response_model`"
+    for bad in ("a b", "x`; DROP TABLE llm_calls; --", "1abc", ""):
+        with pytest.raises(ValueError):
+            quote_identifier(bad)
