@@ -72,7 +72,7 @@ MIN_SEGMENT_CALLS = 20
 ALIGNED_BOOST = 1.5
 """Score multiplier for a candidate whose first appearance or annotated change lines up with the start."""
 PAIR_FACTOR = 0.9
-"""A pair ranks below a single value that explains the same thing."""
+"""Per dimension beyond the first: a pair ranks below a single value that explains the same thing."""
 EXEMPLARS = 5
 EXEMPLAR_SUSPECTS = 3
 
@@ -93,12 +93,14 @@ def attribute_frame(frame: pandas.DataFrame, *, dimensions: Sequence[str], basel
       scored calls); the total is sum(numerator) / sum(count), and a candidate's part splits
       into within (its rate changed) and mix (its share of calls changed), see the module doc.
 
-    Candidates are every value of each dimension and, with max_order=2, every pair of values
-    of two dimensions, each with at least `min_count` current volume (count, or KPI when
-    additive); a pair with exactly the volumes and share of a candidate ranked above it is
-    left out (an alias, such as a value paired with the version every call had). Returns one row per candidate, best first: `dimensions` and `values` (tuples),
+    Candidates are every value of each dimension and every combination of values of up to
+    `max_order` dimensions (pairs by default; 3 for benchmarks with three-dimensional
+    causes), each with at least `min_count` current volume (count, or KPI when additive); a
+    combination with exactly the volumes and share of a candidate ranked above it is left out
+    (an alias, such as a value paired with the version every call had). Returns one row per
+    candidate, best first: `dimensions` and `values` (tuples),
     `label`, `explained_share` (part of the total change; the shares of one dimension's
-    values add to 1), `within_share`, `mix_share`, `effect` ('worse' where the within part
+    values add to 1, about 1 for a rate), `within_share`, `mix_share`, `effect` ('worse' where the within part
     carries the change, 'mix' where the shift of volume does, 'better' if it works against the
     change), `baseline_value`/`current_value` (the candidate's own rate or KPI sum; NaN for a
     rate without baseline calls), `baseline_count`/`current_count` (volume), `coverage`
@@ -115,7 +117,7 @@ def attribute_frame(frame: pandas.DataFrame, *, dimensions: Sequence[str], basel
     if (baseline_count is None) != (current_count is None):
         raise ValueError("give both baseline_count and current_count (a rate), or neither (an additive KPI)")
     leaves = _leaf_parts(frame, dims, baseline, current, baseline_count, current_count)
-    groups = [(d,) for d in dims] + (list(itertools.combinations(dims, 2)) if max_order >= 2 else [])
+    groups = [g for order in range(1, max_order + 1) for g in itertools.combinations(dims, order)]
     parts = [_candidates(leaves, g, leaves.change) for g in groups]
     out = pd.DataFrame({c: list(itertools.chain.from_iterable(p[c] for p in parts)) if c in _OBJECT_COLUMNS
                         else np.concatenate([p[c] for p in parts]) for c in parts[0]})  # fmt: skip
@@ -128,7 +130,7 @@ _OBJECT_COLUMNS = ("dimensions", "values", "label", "effect")
 
 
 def _aliases(ranked: pandas.DataFrame) -> pandas.Series:
-    """Pairs with exactly the volumes and share of a candidate ranked above them (a pair of a
+    """Combinations with exactly the volumes and share of a candidate ranked above them (a pair of a
     value with the version every call had, or of two values that always come together): they
     say nothing that candidate does not. Single values are always kept."""
     import pandas as pd
@@ -256,7 +258,7 @@ def _candidates(leaves: _Leaves, dims: tuple[str, ...], total: float) -> dict[st
     mix = np.where(is_new(g["b_share"], g["c_share"]), 0.0, grew)
     share = within + mix
     coverage = np.clip((g["b_share"] + g["c_share"]) / 2, 1e-12, None)
-    score = np.nan_to_num(np.clip(share, 0, None) ** 1.5 / coverage**0.5) * (PAIR_FACTOR if len(dims) > 1 else 1.0)
+    score = np.nan_to_num(np.clip(share, 0, None) ** 1.5 / coverage**0.5) * PAIR_FACTOR ** (len(dims) - 1)
     with np.errstate(divide="ignore", invalid="ignore"):
         b_value = g["b_num"] / np.where(g["b_den"] > 0, g["b_den"], np.nan) if rate else g["b_num"]
         c_value = g["c_num"] / np.where(g["c_den"] > 0, g["c_den"], np.nan) if rate else g["c_num"]

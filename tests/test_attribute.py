@@ -148,3 +148,9 @@ def test_attribute_many_shares_one_scan_and_agrees_with_attribute(scenario_store
         assert [x.label for x in result.suspects] == [x.label for x in alone.suspects]
         assert result.incident_value == pytest.approx(alone.incident_value)
     assert set(zip(together["latency_p95"].suspects[0].dimensions, together["latency_p95"].suspects[0].values)) in [set(t) for t in s.truth]
+
+
+def test_attribute_frame_reaches_three_dimensional_causes_when_asked() -> None:
+    frame = _leaves(6, {"a": "a1", "b": "b3", "c": "c2"}, 0.2)
+    assert attribute_frame(frame, dimensions=["a", "b", "c"], baseline="predict", current="real", max_order=3).iloc[0]["label"] == "a=a1 & b=b3 & c=c2"
+    assert attribute_frame(frame, dimensions=["a", "b", "c"], baseline="predict", current="real").iloc[0]["dimensions"] != ("a", "b", "c")
