@@ -72,9 +72,11 @@ def make_spans(count: int, *, service: str = "svc", start: int = 0) -> list[Read
 
 
 def send_with(exporter: SpanExporter, count: int, *, batch: int = 512, start: int = 0, service: str = "svc") -> None:
-    """Send through the SDK's BatchSpanProcessor, as an app does; shutdown flushes."""
+    """Send through the SDK's BatchSpanProcessor, as an app does (its queue holds them all, so
+    nothing is dropped client-side while the exporter retries); shutdown flushes."""
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
-    provider.add_span_processor(BatchSpanProcessor(exporter, max_export_batch_size=batch, schedule_delay_millis=50))
+    provider.add_span_processor(BatchSpanProcessor(exporter, max_queue_size=max(count, 2048), max_export_batch_size=batch,
+                                                   schedule_delay_millis=50, export_timeout_millis=180_000))  # fmt: skip
     tracer = provider.get_tracer("tests")
     for n in range(start, start + count):
         with tracer.start_as_current_span("chat gpt-4o") as span:
@@ -506,3 +508,16 @@ def test_grpc_metrics_are_refused_with_an_otlp_partial_success(serve: Any) -> No
     export = grpc.insecure_channel(server.grpc).unary_unary("/opentelemetry.proto.collector.metrics.v1.MetricsService/Export")
     response = ExportMetricsServiceResponse.FromString(export(request.SerializeToString(), timeout=30))
     assert response.partial_success.rejected_data_points == 3 and "does not store metrics" in response.partial_success.error_message
+
+
+def test_the_sdk_exporter_retries_503_and_every_span_arrives(serve: Any, tmp_path: Path) -> None:
+    fault = tmp_path / "down"
+    fault.touch()
+    server = serve("--fault-file", str(fault), "--spool-max-mb", "1")
+    sender = threading.Thread(target=send_with, args=(HttpSpanExporter(endpoint=f"{server.http}/v1/traces", timeout=120), 20_000))
+    sender.start()
+    wait_for(lambda: server.metrics().get('driftline_serve_rejected_total{reason="spool_full",signal="traces"}', 0) > 0, what="a 503")
+    fault.unlink()  # the store returns; the exporter's retries get in
+    sender.join(180)
+    assert server.wait_rows("otel_traces", 20_000) == 20_000
+    assert server.rows("SELECT count(DISTINCT SpanAttributes['n']) FROM otel_traces") == [(20_000,)]
