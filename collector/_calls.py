@@ -31,8 +31,6 @@ __all__ = ["LLMCall", "llm_call"]
 
 T = TypeVar("T")
 
-_TRACER_NAME = "driftline"
-
 
 @functools.cache
 def _version() -> str:
@@ -52,7 +50,7 @@ def _tracer(provider: trace.TracerProvider | None = None) -> trace.Tracer:
     source = provider or trace.get_tracer_provider()
     tracer = _tracers.get(source)
     if tracer is None:
-        tracer = _tracers[source] = source.get_tracer(_TRACER_NAME, _version())
+        tracer = _tracers[source] = source.get_tracer(n.SCOPE, _version())
     return tracer
 
 

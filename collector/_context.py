@@ -154,6 +154,9 @@ class ReleaseContextProcessor(SpanProcessor):
         if not ambient:
             return
         try:
+            scope = span.instrumentation_scope
+            if scope is not None and scope.name == n.SCOPE:  # llm_call stamped its span as it started it
+                return
             attributes = span.attributes or {}
             missing = {k: v for k, v in ambient.items() if k not in attributes}
             if missing and _is_genai(attributes, span.name):

@@ -117,6 +117,8 @@ COST: Final = "driftline.cost"
 VALIDATION_OUTCOME: Final = "driftline.validation.outcome"
 """dl: structured-output validation: ok, parse_error, schema_error, semantic_error."""
 
+SCOPE: Final = "driftline"
+"""dl: instrumentation scope (tracer name) of the spans driftline's hooks make."""
 CHANGE_SPAN: Final = "driftline.change"
 """dl span name: an explicit change annotation (deploy, prompt publish, index rebuild, ...)."""
 CHANGE_KIND: Final = "driftline.change.kind"
