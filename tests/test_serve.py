@@ -510,14 +510,17 @@ def test_grpc_metrics_are_refused_with_an_otlp_partial_success(serve: Any) -> No
     assert response.partial_success.rejected_data_points == 3 and "does not store metrics" in response.partial_success.error_message
 
 
-def test_the_sdk_exporter_retries_503_and_every_span_arrives(serve: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("transport", ["http", "grpc"])
+def test_the_sdk_exporters_retry_when_refused_and_every_span_arrives(serve: Any, tmp_path: Path, transport: str) -> None:
     fault = tmp_path / "down"
     fault.touch()
     server = serve("--fault-file", str(fault), "--spool-max-mb", "1")
-    sender = threading.Thread(target=send_with, args=(HttpSpanExporter(endpoint=f"{server.http}/v1/traces", timeout=120), 20_000))
+    exporter = (HttpSpanExporter(endpoint=f"{server.http}/v1/traces", timeout=120) if transport == "http"
+                else GrpcSpanExporter(endpoint=server.grpc, insecure=True, timeout=120))  # fmt: skip
+    sender = threading.Thread(target=send_with, args=(exporter, 20_000))
     sender.start()
     wait_for(lambda: server.metrics().get('driftline_serve_rejected_total{reason="spool_full",signal="traces"}', 0) > 0, what="a 503")
-    fault.unlink()  # the store returns; the exporter's retries get in
+    fault.unlink()  # the store returns; the exporter's retries (503 / UNAVAILABLE) get in
     sender.join(180)
     assert server.wait_rows("otel_traces", 20_000) == 20_000
     assert server.rows("SELECT count(DISTINCT SpanAttributes['n']) FROM otel_traces") == [(20_000,)]
