@@ -212,3 +212,15 @@ def test_on_the_demo_the_injected_cause_leads_and_the_harmless_changes_rank_belo
     assert f"top suspect response_model={injected.version} (possible silent provider update" in report.summary
     flagged = [e for e in report.timeline if e.kind == "first_seen" and injected.version in e.summary]
     assert flagged and "possible silent provider update" in flagged[0].summary
+
+
+def test_action_items_suggest_next_steps_and_leave_the_rest_to_humans(silent_report: IncidentReport, costly: Any) -> None:
+    items = silent_report.follow_ups
+    assert items[0].startswith(f"Confirm with the provider that response_model={NEW_MODEL}")
+    assert "Follow runbooks/quality-regression.md (quality:faithfulness)." in items
+    costly_items = costly[2].follow_ups
+    assert costly_items[0].startswith("Confirm that prompt_version=v9 caused ")
+    assert not any("provider" in item for item in costly_items)
+    section = render_report(silent_report, "md").split("## Action items")[1]
+    assert section.count("- [ ] ") == len(items) + 1  # one left blank
+    assert section.rstrip().endswith("| | | | |")
