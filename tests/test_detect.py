@@ -94,3 +94,14 @@ def test_detect_says_when_there_is_no_data_or_too_little(scenario_store: tuple[S
         detect(store, Window(s.start - timedelta(days=400), s.start - timedelta(days=399)))
     with pytest.raises(AnalysisError, match="too little data"):
         detect(store, Window(s.start, s.start + timedelta(minutes=4)), filters=Filters(service=s.service))
+
+
+def test_detect_filters_narrow_the_search_to_the_route_that_broke(scenario_store: tuple[Store, list]) -> None:  # type: ignore[type-arg]
+    store, scenarios = scenario_store
+    s = next(s for s in scenarios if s.cause == "prompt_edit")
+    broken = next(target for _, kind, target, _, _ in s.changes if kind == "prompt")
+    healthy = next(r for r in ("/chat/answer", "/search", "/summarize") if r != broken)
+    on = detect(store, Window(s.start, s.end), filters=Filters(service=s.service, route=broken), bucket=BUCKET)
+    off = detect(store, Window(s.start, s.end), filters=Filters(service=s.service, route=healthy), bucket=BUCKET)
+    assert [r.signal for r in on] == ["quality:faithfulness"]
+    assert "quality:faithfulness" not in [r.signal for r in off]
