@@ -402,9 +402,13 @@ def split_chart(store: Store, window: Window, filters: Filters, r: Regression, t
         for i, (name, _) in enumerate(parts)
     )  # fmt: skip
     markers = [Marker(r.started_at, f"{r.signal} change point {r.started_at:%H:%M} UTC")]
-    if top is not None and top.first_seen is not None and abs(top.first_seen - r.started_at) >= bucket:
-        markers.append(Marker(top.first_seen, f"first {top.label}"))
-    return Chart(r.signal, tuple(grid), lines, tuple(markers), Evidence("by_bucket", {k: v for k, v in params.items()}))
+    if top is not None and top.first_seen is not None and top.first_seen > window.start:
+        first = f"first {top.label} {top.first_seen:%H:%M} UTC"
+        if abs(top.first_seen - r.started_at) >= bucket:
+            markers.append(Marker(top.first_seen, first))
+        else:  # the same moment on this axis: one line, both labels
+            markers[0] = Marker(r.started_at, f"{first}; {markers[0].label}")
+    return Chart(r.signal, tuple(grid), lines, tuple(markers), Evidence("by_bucket", params))
 
 
 def _number(value: Any) -> float | None:
