@@ -103,7 +103,12 @@ def attribute_map(attributes: Mapping[str, Any] | None) -> dict[str, str]:
         return {}
     copy = getattr(attributes, "copy", None)  # the SDK's read-only views copy to a plain dict at C speed;
     plain = copy() if copy else attributes  # iterating them as a Mapping costs more than the insert
-    return {k: v if type(v) is str else _BY_TYPE.get(type(v), attribute_string)(v) for k, v in plain.items()}
+    if type(plain) is not dict:
+        plain = dict(plain)
+    for key, value in plain.items():  # most values are strings already: rewrite only the others, in place
+        if type(value) is not str:
+            plain[key] = _BY_TYPE.get(type(value), attribute_string)(value)
+    return plain
 
 
 def _hex_trace(value: int) -> str:
