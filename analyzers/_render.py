@@ -31,6 +31,8 @@ SUSPECTS_SHOWN: Final = 5
 """Suspects per finding in Markdown and HTML (JSON carries every one attribution returned)."""
 TRACES_SHOWN: Final = 3
 """Exemplar trace ids per suspect in Markdown and HTML."""
+HEADROOM: Final = 0.35
+"""Space above a chart's highest value, as a share of its range: the marker labels go there."""
 
 
 def trace_url(template: str | None, trace_id: str) -> str | None:
@@ -179,7 +181,7 @@ def _figure(finding: Finding) -> dict[str, Any] | None:
     layout = {
         "title": {"text": f"{chart.signal}, split by the top suspect", "font": {"size": 14}},
         "xaxis": {"title": {"text": "time (UTC)"}, "type": "date"},
-        "yaxis": {"title": {"text": chart.signal}, "rangemode": "tozero"},
+        "yaxis": {"title": {"text": chart.signal}, "range": _y_range(chart)},
         "shapes": shapes,
         "annotations": notes,
         "margin": {"l": 60, "r": 20, "t": 40, "b": 50},
@@ -187,3 +189,12 @@ def _figure(finding: Finding) -> dict[str, Any] | None:
         "legend": {"orientation": "h", "y": -0.25},
     }
     return {"data": data, "layout": layout}
+
+
+def _y_range(chart: Chart) -> list[float]:
+    """From zero (or below) to the highest value plus headroom where the marker labels sit, so
+    no label covers a line."""
+    values = [v for line in chart.lines for v in line.values if v is not None and math.isfinite(v)]
+    low, high = min([0.0, *values]), max([0.0, *values])
+    span = (high - low) or abs(high) or 1.0
+    return [low, high + span * HEADROOM]

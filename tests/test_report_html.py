@@ -20,10 +20,15 @@ new Promise(function (resolve) {
     resolve(Array.from(document.querySelectorAll('.chart')).map(function (chart) {
       var box = chart.getBoundingClientRect();
       var lines = Array.from(chart.querySelectorAll('.scatterlayer path.js-line'));
+      var labels = Array.from(chart.querySelectorAll('.annotation')).map(function (a) { return a.getBoundingClientRect(); });
+      var covered = Array.from(chart.querySelectorAll('.scatterlayer path.point')).filter(function (p) {
+        var r = p.getBoundingClientRect(), x = r.x + r.width / 2, y = r.y + r.height / 2;
+        return labels.some(function (l) { return x >= l.left && x <= l.right && y >= l.top && y <= l.bottom; });
+      }).length;
       return {signal: chart.dataset.signal, width: box.width, height: box.height,
               traces: chart.querySelectorAll('.scatterlayer .trace').length,
               drawn: lines.filter(function (p) { return /^M[^L]+L/.test(p.getAttribute('d') || ''); }).length,
-              markers: chart.querySelectorAll('.shapelayer path').length,
+              markers: chart.querySelectorAll('.shapelayer path').length, labels: labels.length, covered: covered,
               visible: getComputedStyle(chart).visibility === 'visible' && getComputedStyle(chart).display !== 'none'};
     }));
   }); });
@@ -53,7 +58,8 @@ def test_html_report_renders_its_charts_with_no_console_errors(report: list[Inci
         assert chart["visible"] and chart["width"] > 400 and chart["height"] > 200, chart
         assert finding.chart is not None
         assert chart["traces"] == chart["drawn"] == len(finding.chart.lines) == 2, chart  # top suspect vs the rest
-        assert chart["markers"] == len(finding.chart.markers) >= 1, chart
+        assert chart["markers"] == chart["labels"] == len(finding.chart.markers) >= 1, chart
+        assert chart["covered"] == 0, chart  # no marker label hides a data point
     assert chromium.evaluate("document.getElementById('summary').textContent") == result.summary
     shot = chromium.screenshot(tmp_path / "incident.png")
     width, height = struct.unpack(">II", shot.read_bytes()[16:24])
