@@ -76,6 +76,9 @@ def timeline(
 
 def require_data(store: Store, window: Window, filters: Filters, *, now: datetime) -> int:
     """The number of calls in scope; NoDataError saying why when there are none."""
+    if not store.table_exists("llm_calls"):
+        raise NoDataError(f"the store {store.url} has no driftline tables yet, so no data: run `driftline db migrate` and "
+                          "instrument an app (see README), or run `driftline demo`")  # fmt: skip
     where, params = window_parameters(window, filters)
     in_scope, store_calls, first, last = store.rows(render("incident_coverage", filters=where), params)[0]
     if in_scope:

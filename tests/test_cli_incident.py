@@ -92,6 +92,12 @@ def test_a_store_without_calls_says_so(store: Store) -> None:
         assert "holds no LLM calls yet" in result.stderr and len(result.stderr.splitlines()) == 1
 
 
+def test_a_store_never_migrated_has_no_data(store_url: str) -> None:
+    result = run("report", "--since", "2h", "--store", store_url)
+    assert result.exit_code == EXIT_NO_DATA
+    assert "has no driftline tables yet" in result.stderr and "driftline db migrate" in result.stderr
+
+
 def test_a_window_without_calls_says_when_the_store_has_some(silent_update_store: Any) -> None:
     store, scenario = silent_update_store
     result = run("report", "--since", "10d", "--until", "9d", "--store", store.url)
