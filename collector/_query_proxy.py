@@ -164,6 +164,8 @@ class _QueryHandler(HttpHandler):
             if _INSERT.match(params.get("query", "")):  # refused before its (binary) data is decoded
                 raise QueryError(_READONLY_CODE, 403, _READ_ONLY)
             sql, params = self._statement(body, params)
+            if _INSERT.match(_STRINGS_AND_COMMENTS.sub(" ", sql)):
+                raise QueryError(_READONLY_CODE, 403, _READ_ONLY)
             fmt_match = _TRAILING_FORMAT.search(sql)
             fmt = fmt_match.group(1) if fmt_match else params.get("default_format", "TabSeparated")
             if fmt_match:
