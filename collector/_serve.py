@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from ._config import store_url as resolve_store_url
-from ._errors import ConfigError
+from ._errors import ConfigError, StoreUnavailable
 from ._ingest import Ingester, IngestLimits
 from ._migrate import migrate, require_schema
 from ._serve_metrics import ServeMetrics
@@ -100,6 +100,12 @@ class Server:
 
     def _open_store(self) -> Store:
         store = connect(self.url)
+        if self.url.startswith("chdb:") and not store.capabilities.embedded:  # reached through another serve
+            store.close()
+            raise StoreUnavailable(
+                f"the embedded store {redact_url(self.url)} is already served by another `driftline serve` "
+                f"(read-only at {store.url}); send OTLP to that one, or stop it first"
+            )
         if store.capabilities.embedded:
             migrate(store)
         else:

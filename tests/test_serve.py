@@ -524,3 +524,9 @@ def test_the_sdk_exporters_retry_when_refused_and_every_span_arrives(serve: Any,
     sender.join(180)
     assert server.wait_rows("otel_traces", 20_000) == 20_000
     assert server.rows("SELECT count(DISTINCT SpanAttributes['n']) FROM otel_traces") == [(20_000,)]
+
+
+def test_a_second_serve_on_the_same_embedded_store_refuses_to_start(serve: Any, tmp_path: Path) -> None:
+    first = serve(workdir=tmp_path / "one")
+    with pytest.raises(RuntimeError, match="already served by another `driftline serve`"):
+        serve(store=first.store, workdir=tmp_path / "two")
