@@ -461,22 +461,27 @@ def calls_in_windows(windows: str, extra_columns: str = "", *, worst: int | None
     """The calls in the chosen windows, each with its dimension value `dim` and its signal value
     `v`. Two branches, one per source; the one the signal does not use has a constant-false
     WHERE, so ClickHouse reads nothing for it (the score join costs only when quality is shown).
-    `worst`: keep only that many worst calls per branch (highest value, lowest score), so the
-    extra columns are read for those rows alone."""
+
+    `worst`: only that many worst calls per branch (highest value, lowest score). The extra
+    columns are then read for those rows alone, and for quality the worst scores are picked in
+    llm_scores first and their calls found through llm_calls' trace_id index, with no full join."""
     dim = "ifNull(${dimension_sql:raw}, '(none)')"
     filters = f"({windows}){where('service', prefix='c.')}"
-    top = (lambda order: f"\n    AND v IS NOT NULL ORDER BY v {order}, time DESC LIMIT {worst}") if worst else (lambda order: "")
+    scores = (
+        f"    SELECT span_id, avg(score) AS mean_score{', any(trace_id) AS trace_id' if worst else ''} FROM llm_scores\n"
+        f"    WHERE {SIGNAL} = 'quality' AND evaluation = ${{evaluation:singlequote}}\n"
+        f"      AND ({windows.replace('c.time', 'time')}) AND score IS NOT NULL{where('service') if worst else ''}\n"
+        f"    GROUP BY span_id{f' ORDER BY mean_score ASC LIMIT {worst}' if worst else ''}"
+    )
+    calls_top = f"\n    AND v IS NOT NULL ORDER BY v DESC, time DESC LIMIT {worst}" if worst else ""
+    scored_only = f"\n    AND c.trace_id IN (SELECT trace_id FROM (\n{scores}\n    ))" if worst else ""
     return (
         f"SELECT c.time AS time, {dim} AS dim, ${{signal_sql:raw}} AS v{extra_columns}\n"
-        f"  FROM llm_calls AS c\n  WHERE {SIGNAL} != 'quality' AND {filters}{top('DESC')}\n"
+        f"  FROM llm_calls AS c\n  WHERE {SIGNAL} != 'quality' AND {filters}{calls_top}\n"
         f"  UNION ALL\n"
         f"  SELECT c.time AS time, {dim} AS dim, s.mean_score AS v{extra_columns}\n"
-        f"  FROM llm_calls AS c\n  INNER JOIN (\n"
-        f"    SELECT span_id, avg(score) AS mean_score FROM llm_scores\n"
-        f"    WHERE {SIGNAL} = 'quality' AND evaluation = ${{evaluation:singlequote}}\n"
-        f"      AND ({windows.replace('c.time', 'time')}) AND score IS NOT NULL\n"
-        f"    GROUP BY span_id\n  ) AS s ON c.span_id = s.span_id\n"
-        f"  WHERE {SIGNAL} = 'quality' AND {filters}{top('ASC')}"
+        f"  FROM llm_calls AS c\n  INNER JOIN (\n{scores}\n  ) AS s ON c.span_id = s.span_id\n"
+        f"  WHERE {SIGNAL} = 'quality' AND {filters}{scored_only}"
     )
 
 
