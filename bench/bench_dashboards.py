@@ -171,7 +171,7 @@ def _print(runs: list[_dashboards.Report], bare: float, scan: float) -> int:
     print(f"check problems: {len(problems)}")
     for problem in problems[:10]:
         print(f"  problem: {problem[:200]}")
-    return 1 if over or problems else 0
+    return 1 if problems else 0  # timings are figures to read, not a gate: `make bench` runs on busy machines
 
 
 if __name__ == "__main__":
