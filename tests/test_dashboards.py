@@ -53,7 +53,7 @@ def _panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def test_dashboard_json_is_built_from_the_specs() -> None:
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_dashboards.py"), "--check"], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_dashboards.py"), "--check"], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
 
 
