@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from typing import Any, Final
 
 from ._errors import DriftlineError, StoreError, StoreUnavailable
 from ._otlp_decode import MAX_VALUE_CHARS, Columns, logs_to_columns, traces_to_columns
+from ._otlp_sql import insert_file, length_delimited, write_schema
 from ._serve_metrics import ServeMetrics
 from ._spool import Record, Spool, SpoolError, SpoolFull
 from ._store import Store, connect
@@ -70,12 +72,25 @@ class IngestLimits:
 _TO_COLUMNS: Final[dict[Signal, Callable[..., Columns]]] = {Signal.TRACES: traces_to_columns, Signal.LOGS: logs_to_columns}
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Group:
-    """Spool records inserted together (one insert per signal, one deduplication token each)."""
+    """Spool records inserted together (one insert per signal, one deduplication token each).
+
+    With an embedded store, traces arrive as `traces_file` (the raw requests, for the engine to
+    decode) instead of columns, until the engine hands the group back to the Python decoder."""
 
     records: list[Record]
     columns: list[tuple[Signal, Columns]]
+    traces_file: Path | None = None
+
+
+def _engine_files(spool_dir: Path) -> tuple[Path, Path]:
+    """The directory for group files the engine decodes, and its schema (a crash's left-overs are
+    stale: the spool replays those groups)."""
+    directory = spool_dir / "engine"
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    return directory, write_schema(directory)
 
 
 class Ingester:
@@ -88,6 +103,7 @@ class Ingester:
         self.metrics = metrics
         self.fault_file = fault_file
         self.spool = Spool(spool_dir, max_bytes=limits.spool_bytes)
+        self._engine = _engine_files(spool_dir) if store_url.startswith("chdb:") else None
         self._store = store
         self._store_error: str | None = None
         self._writer_failure: str | None = None
@@ -199,12 +215,17 @@ class Ingester:
                 return
 
     def _decode(self, records: list[Record]) -> _Group:
-        columns = []
+        group = _Group(records, [])
         for signal in Signal:
             payloads = [r.payload for r in records if r.kind == signal]
-            if payloads:
-                columns.append((signal, _TO_COLUMNS[signal](payloads, limit=self.limits.max_value_chars)))
-        return _Group(records, columns)
+            if not payloads:
+                continue
+            if signal is Signal.TRACES and self._engine is not None:  # the engine decodes them, without the GIL
+                group.traces_file = self._engine[0] / f"traces-{records[0].seq}-{records[-1].seq}.pb"
+                length_delimited(payloads, group.traces_file)
+            else:
+                group.columns.append((signal, _TO_COLUMNS[signal](payloads, limit=self.limits.max_value_chars)))
+        return group
 
     def _store_group(self, group: _Group) -> bool:
         """Insert a group until it is in (True) or shutdown gives up on it (False: it stays spooled)."""
@@ -226,6 +247,8 @@ class Ingester:
         if recovered:  # everything spooled while the store was away is a replay
             self._replay_until = max(self._replay_until, self.spool.durable_seq)
         self.spool.release(records)
+        if group.traces_file is not None:
+            group.traces_file.unlink(missing_ok=True)
         self.metrics.add("stored", sum(r.items for r in records))
         self.metrics.add("replayed", sum(r.items for r in records if r.seq <= self._replay_until))
         self.metrics.add("truncated_values", sum(cols.truncated for _, cols in group.columns))
@@ -236,13 +259,35 @@ class Ingester:
 
     def _insert(self, group: _Group) -> None:
         store = self._connected()
-        first, last = group.records[0].seq, group.records[-1].seq
+        if group.traces_file is not None:
+            self._insert_traces_file(store, group)
         for signal, cols in group.columns:
-            token = f"{self.spool.spool_id}:{signal.name.lower()}:{first}-{last}"
             started = time.perf_counter()
             self._check_fault()
-            store.insert(cols.table, cols.data, cols.names, settings={**_DEDUP_SETTINGS, "insert_deduplication_token": token})
+            store.insert(cols.table, cols.data, cols.names, settings=self._insert_settings(group, signal))
             self.metrics.observe_insert(time.perf_counter() - started)
+
+    def _insert_settings(self, group: _Group, signal: Signal) -> dict[str, Any]:
+        token = f"{self.spool.spool_id}:{signal.name.lower()}:{group.records[0].seq}-{group.records[-1].seq}"
+        return {**_DEDUP_SETTINGS, "insert_deduplication_token": token}
+
+    def _insert_traces_file(self, store: Store, group: _Group) -> None:
+        """Let the engine decode and insert the group's traces; on its say-so, decode them in Python instead.
+
+        The engine refuses (throwIf) before it writes a row, so the Python insert that follows,
+        under the same deduplication token, is the group's only one."""
+        assert group.traces_file is not None and self._engine is not None
+        if store.capabilities.embedded:
+            started = time.perf_counter()
+            self._check_fault()
+            settings = self._insert_settings(group, Signal.TRACES)
+            if insert_file(store, group.traces_file, schema=self._engine[1], limit=self.limits.max_value_chars, settings=settings):
+                self.metrics.observe_insert(time.perf_counter() - started)
+                return
+        payloads = [r.payload for r in group.records if r.kind == Signal.TRACES]
+        group.columns.insert(0, (Signal.TRACES, traces_to_columns(payloads, limit=self.limits.max_value_chars)))
+        group.traces_file.unlink(missing_ok=True)
+        group.traces_file = None
 
     def _connected(self) -> Store:
         self._check_fault()

@@ -76,10 +76,10 @@ class Store:
             self._lock.release()
             self._lock = None
 
-    def command(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Any:
+    def command(self, sql: str, parameters: Mapping[str, Any] | None = None, *, settings: Mapping[str, Any] | None = None) -> Any:
         """Run a statement that returns no rows (DDL, INSERT … SELECT)."""
         with _wrapped(sql):
-            return self.client.command(sql, parameters=dict(parameters or {}))
+            return self.client.command(sql, parameters=dict(parameters or {}), settings=dict(settings or {}))
 
     def rows(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
         """Run a query; values are bound server-side as {name:Type}."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import zlib
+from pathlib import Path
 
 import pytest
 from driftline.collector._exporter import attribute_string, spans_to_columns
@@ -16,8 +17,10 @@ from driftline.collector._otlp_decode import (
     parse_request,
     traces_to_columns,
 )
+from driftline.collector._otlp_sql import insert_file, length_delimited, write_schema
 from driftline.collector._receiver_http import TooLarge, decode_content
-from hypothesis import HealthCheck, given, settings
+from driftline.collector._store import Store
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
@@ -106,6 +109,41 @@ def test_received_spans_decode_to_the_rows_the_direct_exporter_writes(attrs: dic
     received = traces_to_columns([payload])
     assert received.rows == len(spans) and received.truncated == 0
     assert received.data == spans_to_columns(spans)
+
+
+def _plain(value: object) -> bool:
+    """Values the engine's decoder must handle itself (everything else may go back to the Python one)."""
+    if isinstance(value, float):
+        return value == 0 or 1e-3 <= abs(value) < 1e15
+    if isinstance(value, list):
+        return all(isinstance(v, int) or not any(c in v for c in '"\\') and all(c >= " " for c in v) for v in value)
+    return True
+
+
+def _stored_rows(store: Store) -> list[tuple]:
+    return store.rows("SELECT * EXCEPT (ResourceAttributeItems, SpanAttributeItems) FROM otel_traces ORDER BY SpanId")
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(attrs=attributes, events=st.integers(0, 2), links=st.integers(0, 1), limit=st.sampled_from([8, 65_536]))
+def test_the_engine_decodes_spans_to_the_rows_the_python_decoder_writes(store: Store, tmp_path: Path, attrs: dict, events: int,
+                                                                       links: int, limit: int) -> None:  # fmt: skip
+    """The embedded store's path (serve hands raw requests to ClickHouse's Protobuf format) against traces_to_columns."""
+    _, payload = parse_request(encode_spans(sdk_spans(attrs, events, links)).SerializeToString(), ExportTraceServiceRequest, json_body=False)
+    group = tmp_path / "group.pb"
+    length_delimited([payload, payload], group)
+    store.command("TRUNCATE TABLE otel_traces")
+    by_engine = insert_file(store, group, schema=write_schema(tmp_path), limit=limit, settings={})
+    event("decoded by the engine" if by_engine else "handed to the Python decoder")
+    if not by_engine:
+        assert limit == 8 or not all(map(_plain, attrs.values())), "only exotic or possibly cut values go to Python"
+        assert _stored_rows(store) == []
+        return
+    by_engine = _stored_rows(store)
+    store.command("TRUNCATE TABLE otel_traces")
+    cols = traces_to_columns([payload, payload], limit=limit)
+    store.insert(cols.table, cols.data, cols.names)
+    assert cols.truncated == 0 and by_engine == _stored_rows(store)
 
 
 def test_kvlist_and_bytes_values_are_stringified_like_the_collector() -> None:
