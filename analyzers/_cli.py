@@ -20,7 +20,6 @@ from ._cmd_runbook import runbook
 from ._cmd_serve import serve_command
 
 
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="driftline")
 @click.option("-v", "--verbose", is_flag=True, help="Log what driftline does (to stderr).")
@@ -31,9 +30,10 @@ def cli(verbose: bool) -> None:
 
     \b
     Example:
-      driftline db migrate                 # create the embedded store in ./.driftline
-      driftline demo --calls 20000         # simulate an incident into it
-      driftline db status --store http://127.0.0.1:8123/default
+      driftline demo --calls 20000 --store chdb://$PWD/.driftline/demo   # simulate an incident
+      driftline incident report --since 2h --store chdb://$PWD/.driftline/demo
+      driftline serve                       # OTLP on 127.0.0.1:4318/4317 into ./.driftline
+      driftline db status --store http://127.0.0.1:8124
     """
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if not verbose:  # driver retries and transport noise; the error line says what matters
@@ -50,7 +50,6 @@ cli.add_command(dashboards)
 cli.add_command(demo)
 cli.add_command(runbook)
 cli.add_command(serve_command)
-
 
 
 def main() -> None:
