@@ -478,16 +478,27 @@ def _changes(store: Store, lo: datetime, hi: datetime, filters: Filters) -> list
     return [_Change(utc(t), str(k), str(target), None if v is None else str(v), str(desc)) for t, k, target, v, desc in rows]
 
 
+def segment_terms(dimensions: Sequence[str], values: Sequence[str], prefix: str) -> tuple[list[str], dict[str, str]]:
+    """SQL terms (to AND together) matching one segment, values bound as `{<prefix><i>:String}`.
+
+    NULL-safe: a call without the dimension never matches a value, so `NOT (…)` stays exact.
+    """
+    terms, params = [], {}
+    for i, (dimension, value) in enumerate(zip(dimensions, values)):
+        if value == NONE:
+            terms.append(f"{DIMENSIONS[dimension]} IS NULL")
+        else:
+            terms.append(f"ifNull({DIMENSIONS[dimension]} = {{{prefix}{i}:String}}, 0)")
+            params[f"{prefix}{i}"] = value
+    return terms, params
+
+
 def _exemplars(context: _Context, spec: Signal, dims: Sequence[str], values: Sequence[str]) -> list[str]:
     """Trace ids of the worst incident calls inside the suspect segment."""
     where, _ = filter_sql(context.filters)
-    match, params = "", window_params(spec, context.baseline, context.incident, context.filters) | {"limit": EXEMPLARS}
-    for i, (d, v) in enumerate(zip(dims, values)):
-        if v == NONE:
-            match += f"\n  AND {DIMENSIONS[d]} IS NULL"
-        else:
-            match += f"\n  AND {DIMENSIONS[d]} = {{v{i}:String}}"
-            params[f"v{i}"] = v
+    terms, params = segment_terms(dims, values, "v")
+    params |= window_params(spec, context.baseline, context.incident, context.filters) | {"limit": EXEMPLARS}
+    match = "".join(f"\n  AND {term}" for term in terms)
     sql = render("exemplars", source=source_sql(spec, with_dimensions=True, filters=context.filters), den=spec.den,
                  filters=where, match=match, worst=spec.worst_sql)  # fmt: skip
     return [str(r[0]) for r in context.store.rows(sql, params)]

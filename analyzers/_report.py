@@ -17,7 +17,7 @@ from driftline.collector._errors import AnalysisError, NoDataError
 from driftline.collector._store import Store
 
 from . import _runbooks
-from ._attribute import DIMENSIONS, NONE, attribute, attribute_many
+from ._attribute import attribute, attribute_many, segment_terms
 from ._detect import detect
 from ._model import (
     Attribution,
@@ -370,14 +370,9 @@ def segments_sql(suspects: Sequence[Suspect]) -> tuple[str, dict[str, Any]]:
     """
     clauses, params = [], {}
     for i, suspect in enumerate(suspects):
-        terms = []
-        for j, (dimension, val) in enumerate(zip(suspect.dimensions, suspect.values)):
-            if val == NONE:
-                terms.append(f"{DIMENSIONS[dimension]} IS NULL")
-            else:
-                terms.append(f"ifNull({DIMENSIONS[dimension]} = {{s{i}_{j}:String}}, 0)")
-                params[f"s{i}_{j}"] = val
+        terms, bound = segment_terms(suspect.dimensions, suspect.values, f"s{i}_")
         clauses.append("(" + " AND ".join(terms) + ")")
+        params |= bound
     return (" OR ".join(clauses) or "1"), params
 
 
