@@ -378,7 +378,7 @@ def _dependents(dashboard: Mapping[str, Any], name: str) -> set[str]:
 
 
 def _check_one(store: Store, name: str, dashboard: Mapping[str, Any], ctx: QueryContext, results: list[QueryCheck],
-               keep: tuple[str, ...] | None) -> list[tuple[str, str]]:
+               keep: tuple[str, ...] | None, choices: Mapping[str, str]) -> list[tuple[str, str]]:
     run = _Run(store, name, dashboard, ctx, results)
     specs = _variables(dashboard)
     links = runbook_links(dashboard)
@@ -396,7 +396,7 @@ def _check_one(store: Store, name: str, dashboard: Mapping[str, Any], ctx: Query
     for variant in variants:
         if keep is not None and not variant.name.startswith(keep):
             continue
-        variables = run.resolve(variant.choices, variant.name)
+        variables = run.resolve({**choices, **variant.choices}, variant.name)
         run.panels(variables, variant)
         for title, runbook in links:
             if runbook.startswith("$"):
@@ -410,11 +410,12 @@ def _check_one(store: Store, name: str, dashboard: Mapping[str, Any], ctx: Query
 
 
 def check(store: Store, *, start: datetime, end: datetime, dashboards: Iterable[str] | None = None,
-          variants: tuple[str, ...] | None = None) -> Report:
+          variants: tuple[str, ...] | None = None, choices: Mapping[str, str] | None = None) -> Report:
     """Check every shipped dashboard (or the named ones) against the data in `store`.
 
     `variants` keeps only the variable choices whose names start with one of these prefixes
-    (e.g. `("filters: All", "signal=")`); by default every one is checked."""
+    (e.g. `("filters: All", "signal=")`); by default every one is checked. `choices` sets
+    variables in every variant (e.g. `{"evaluation": "user_feedback"}`; default: first value)."""
     chosen = load()
     if dashboards is not None:
         wanted = set(dashboards)
@@ -425,5 +426,5 @@ def check(store: Store, *, start: datetime, end: datetime, dashboards: Iterable[
     ctx = QueryContext(start, end, grafana_interval(start, end))
     results: list[QueryCheck] = []
     structure = {name: structure_problems(d) for name, d in chosen.items()}
-    runbooks = {name: _check_one(store, name, d, ctx, results, variants) for name, d in chosen.items()}
+    runbooks = {name: _check_one(store, name, d, ctx, results, variants, choices or {}) for name, d in chosen.items()}
     return Report(structure, results, runbooks)

@@ -3,11 +3,13 @@
 Fills a fresh chDB directory with 48 hours of calls (so the drill-down's 1-day baseline has data
 too) at realistic cardinalities, generated in ClickHouse with INSERT ... SELECT FROM numbers():
 3 services, 3 providers, 6 requested and 8 returned models, 24 prompt versions, 10 index
-versions, 12 routes, 200 tenants; 10% of calls judged (llm_scores), one root span per trace in
+versions, 12 routes, 200 tenants; 10% of calls judged on the span and 1% thumbed later on a linked
+span (llm_scores, two evaluations), one root span per trace in
 otel_traces for the trace view, 40 change annotations. Then runs `driftline dashboards check`'s
 machinery (every panel, annotation and variable query with the filters on All, and the
-drill-down once per signal) twice and prints, per query, the faster time to answer and the
-ratio to a count() scan of the same 24 h measured side by side in the same run.
+drill-down once per signal; then the score queries again on the later thumbs) twice and prints,
+per query, the faster time to answer and the ratio to a count() scan of the same 24 h measured
+side by side in the same run.
 
     .venv/bin/python bench/bench_dashboards.py [--rows 10000000] [--dir /tmp/driftline-bench]
 
@@ -17,6 +19,7 @@ A --dir that already holds the rows is reused (the range then ends at its newest
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
 import statistics
@@ -29,6 +32,7 @@ from driftline.analyzers import _dashboards
 from driftline.collector import Store, connect, migrate
 
 LIMIT_S = 1.0
+FEEDBACK = "user_feedback"
 VARIANTS = ("filters: All", "signal=")
 
 CALLS = """
@@ -69,13 +73,18 @@ FROM numbers({rows:UInt64})
 """
 
 SCORES = """
-INSERT INTO llm_scores
-SELECT time + toIntervalSecond(2), trace_id, span_id, service, 'answer_quality',
-       greatest(0, least(1, 0.82 - if(prompt_version = 'v5', 0.2, 0) - if(confidence_mean < 0.7, 0.15, 0) + (cityHash64(span_id) % 200 - 100) / 1000)),
-       NULL, NULL, span_id
-FROM llm_calls WHERE cityHash64(span_id) % 10 = 0
+INSERT INTO llm_scores (time, trace_id, span_id, service, evaluation, score, label, source_span_id, call_time, {dimensions})
+SELECT time + toIntervalSecond(if(late, 900, 2)), trace_id, span_id, service, if(late, '{feedback}', 'answer_quality'),
+       if(late, toFloat64(h % 3 > 0), greatest(0, least(1, 0.82 - if(prompt_version = 'v5', 0.2, 0) - if(confidence_mean < 0.7, 0.15, 0) + (h % 200 - 100) / 1000))),
+       if(late, if(h % 3 > 0, 'up', 'down'), NULL), if(late, lower(hex(cityHash64(span_id, 3))), span_id), if(late, NULL, time), {judged_dimensions}
+FROM (SELECT *, cityHash64(span_id) AS h, h % 100 = 1 AS late FROM llm_calls WHERE h % 10 = 0 OR late)
 """
-
+"""As llm_scores_mv writes them: a judge's score recorded on the judged span carries the call's
+time and dimensions (10% of calls); users' thumbs come later on a linked span and carry neither
+(1% of calls), so the dashboards look their calls up in llm_calls."""
+DIMENSIONS = ("environment", "route", "tenant", "service_version", "provider", "request_model", "response_model", "system_fingerprint",
+              "prompt_name", "prompt_version", "index_name", "index_version", "confidence_mean")  # fmt: skip
+SCORES = SCORES.replace("{feedback}", FEEDBACK).replace("{dimensions}", ", ".join(DIMENSIONS)).replace("{judged_dimensions}", ", ".join(f"if(late, NULL, {d})" for d in DIMENSIONS))
 ROOT_SPANS = """
 INSERT INTO otel_traces (Timestamp, TraceId, SpanId, ParentSpanId, SpanName, SpanKind, ServiceName, ResourceAttributes, SpanAttributes, Duration, StatusCode)
 SELECT min(time) - toIntervalMillisecond(5), trace_id, lower(hex(cityHash64(trace_id))), '', 'POST /answer', 'Server', any(service),
@@ -130,11 +139,20 @@ def main() -> int:
             in_range = store.rows("SELECT count() FROM llm_calls WHERE time >= {s:DateTime64(9)}", {"s": start})[0][0]
             print(f"  {in_range:,} calls in the 24 h range checked")
             runs = [_dashboards.check(store, start=start, end=end, variants=VARIANTS) for _ in range(2)]
+            feedback = [_later_scores(store, start, end) for _ in range(2)]
             bare, scan = baseline(store, start, end)
-        return _print(runs, bare, scan)
+        return _print(runs, feedback, bare, scan)
     finally:
         if args.dir is None:
             shutil.rmtree(directory, ignore_errors=True)
+
+
+def _later_scores(store: Store, start: datetime, end: datetime) -> list[_dashboards.QueryCheck]:
+    """The queries that read scores again, with the evaluation whose scores all came later
+    (their calls are looked up in llm_calls); the default run shows the judge's, on the span."""
+    report = _dashboards.check(store, start=start, end=end, dashboards=["quality-changes.json", "incident-drilldown.json"],
+                               variants=("filters: All",), choices={"evaluation": FEEDBACK})  # fmt: skip
+    return [dataclasses.replace(q, variant=f"{q.variant}, {FEEDBACK}") for q in report.queries if FEEDBACK in q.sql and q.kind != "variable"]
 
 
 def _filled(store: Store, rows: int) -> datetime:
@@ -149,9 +167,9 @@ def _filled(store: Store, rows: int) -> datetime:
     return newest.replace(tzinfo=timezone.utc) + timedelta(seconds=1)
 
 
-def _print(runs: list[_dashboards.Report], bare: float, scan: float) -> int:
+def _print(runs: list[_dashboards.Report], feedback: list[list[_dashboards.QueryCheck]], bare: float, scan: float) -> int:
     best: dict[tuple[str, str, str], _dashboards.QueryCheck] = {}
-    for q in (q for run in runs for q in run.queries):
+    for q in [q for run in runs for q in run.queries] + [q for run in feedback for q in run]:
         key = (q.dashboard, q.title, q.variant)
         if key not in best or q.seconds < best[key].seconds:
             best[key] = q
@@ -167,7 +185,7 @@ def _print(runs: list[_dashboards.Report], bare: float, scan: float) -> int:
     print(f"\n{len(queries)} queries; median {statistics.median(q.seconds for q in queries) * 1000:.0f} ms; slowest {slowest.seconds * 1000:.0f} ms "
           f"({slowest.seconds / scan:.1f}x the scan): {slowest.dashboard} / {slowest.title} [{slowest.variant}]")  # fmt: skip
     print(f"{len(over)} at or over {LIMIT_S:.0f} s: " + ("; ".join(f"{q.title} [{q.variant}] {q.seconds:.2f} s" for q in over) or "none"))
-    problems = runs[-1].problems
+    problems = runs[-1].problems + [f"{q.dashboard}: {q.title} [{q.variant}]: {q.problem}" for q in feedback[-1] if q.problem]
     print(f"check problems: {len(problems)}")
     for problem in problems[:10]:
         print(f"  problem: {problem[:200]}")

@@ -2,10 +2,11 @@
 
 Each migration is a numbered `.sql` file in `migrations/`: statements end with `;` at a line end.
 Two placeholders keep the files free of copies: `{include: NAME}` inserts `NAME.sql` (a view's
-SELECT, used by both its backfill and its materialized view), and `{ttl: EXPR}` becomes a TTL
-clause when a retention is configured. ClickHouse has no DDL transactions, so every statement is
-idempotent (IF NOT EXISTS, guarded backfills) and a migration is recorded only after all of its
-statements ran: a crash mid-way is repaired by running `migrate` again.
+SELECT, used by both its backfill and its materialized view, or a part of one; included files
+may include others), and `{ttl: EXPR}` becomes a TTL clause when a retention is configured.
+ClickHouse has no DDL transactions, so every statement is idempotent (IF NOT EXISTS, guarded
+backfills) and a migration is recorded only after all of its statements ran: a crash mid-way is
+repaired by running `migrate` again.
 """
 
 from __future__ import annotations
@@ -37,9 +38,14 @@ class Migration:
 
     def statements(self, *, ttl_days: int) -> list[str]:
         """The statements to run, with includes and the TTL clause expanded."""
-        expanded = _INCLUDE.sub(lambda m: _read(m.group(1) + ".sql").strip().rstrip(";"), self.text)
+        expanded = _expand_includes(self.text)
         expanded = _TTL.sub(lambda m: f"TTL {m.group(1)} + toIntervalDay({ttl_days})" if ttl_days > 0 else "", expanded)
         return [s.strip() for s in re.split(r";\s*$", expanded, flags=re.M) if _has_sql(s)]
+
+
+def _expand_includes(text: str) -> str:
+    """`text` with every `{include: NAME}` replaced, includes inside included files too."""
+    return _INCLUDE.sub(lambda m: _expand_includes(_read(m.group(1) + ".sql").strip().rstrip(";")), text)
 
 
 def _has_sql(chunk: str) -> bool:

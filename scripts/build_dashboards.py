@@ -88,17 +88,34 @@ def where(*names: str, prefix: str = "") -> str:
 OVERVIEW_FILTERS = ("service", "provider", "model", "route", "tenant")
 QUALITY_FILTERS = ("service", "route", "tenant")
 
+JUDGED_COLUMNS = ("span_id", "service", "route", "tenant", "provider", "service_version", "request_model", "response_model",
+                  "system_fingerprint", "prompt_name", "prompt_version", "index_name", "index_version", "confidence_mean")
+"""The judged call's columns that llm_scores carries (collector/migrations/0005)."""
+
+
+def judged(scores_where: str) -> str:
+    """Scores matching `scores_where`, each with `call_time` and the columns of the call it judges.
+
+    A score recorded on the judged span carries them in llm_scores itself (call_time set): no
+    join. The others (scores given later on a linked span, log events, rows older than the
+    columns) look their call up in llm_calls; they are few, and an empty side costs nothing."""
+    return (
+        f"  SELECT time, score, call_time, {', '.join(JUDGED_COLUMNS)}\n  FROM llm_scores\n"
+        f"  WHERE {scores_where} AND call_time IS NOT NULL\n"
+        f"  UNION ALL\n"
+        f"  SELECT s.time, s.score, c.time, {', '.join('c.' + c for c in JUDGED_COLUMNS)}\n"
+        f"  FROM llm_calls AS c\n  INNER JOIN (\n"
+        f"    SELECT span_id, time, score FROM llm_scores\n    WHERE {scores_where} AND call_time IS NULL\n"
+        f"  ) AS s ON c.span_id = s.span_id"
+    )
+
 
 def scored(select: str, group: str, *, order: str = "t", extra: str = "") -> str:
-    """Scores of the chosen evaluation joined to the calls they judge (small side on the right)."""
+    """Scores of the chosen evaluation in the range, of calls in the range, with the calls' columns."""
+    evaluation = "$__timeFilter(time) AND evaluation = ${evaluation:singlequote} AND score IS NOT NULL"
     return (
-        f"SELECT {select}\n"
-        f"FROM llm_calls AS c\n"
-        f"INNER JOIN (\n"
-        f"  SELECT span_id, time, score FROM llm_scores\n"
-        f"  WHERE $__timeFilter(time) AND evaluation = ${{evaluation:singlequote}} AND score IS NOT NULL\n"
-        f") AS s ON c.span_id = s.span_id\n"
-        f"WHERE $__timeFilter(c.time){extra}{where(*QUALITY_FILTERS, prefix='c.')}\n"
+        f"SELECT {select}\nFROM (\n{judged(evaluation)}\n) AS s\n"
+        f"WHERE $__timeFilter(call_time){extra}{where(*QUALITY_FILTERS)}\n"
         f"GROUP BY {group}\nORDER BY {order}"
     )
 
@@ -289,6 +306,18 @@ def dashboard(uid: str, title: str, description: str, tags: list[str], variables
 # --- LLM service overview ------------------------------------------------------------------
 
 
+def latency_by(column: str) -> Panel:
+    """The slowest values of `column` (route, tenant) by p95 latency. One table per column: a
+    route x tenant table has thousands of groups, each with its quantile sketches (3x slower)."""
+    sql = (f"SELECT ifNull(value, '(none)') AS {column}, calls, error_rate, q[1] AS p50, q[2] AS p95, q[3] AS p99, ttft_p95 FROM (\n"
+           f"  SELECT {column} AS value, count() AS calls,\n"
+           "    avg(status = 'Error') AS error_rate, quantiles(0.5, 0.95, 0.99)(duration_s) AS q, quantile(0.95)(ttft_s) AS ttft_p95\n"
+           f"  FROM llm_calls\n  WHERE $__timeFilter(time){where(*OVERVIEW_FILTERS)}\n  GROUP BY value\n)\nORDER BY p95 DESC\nLIMIT 50")  # fmt: skip
+    return Panel(f"Latency by {column}", "table", sql,
+                 f"Slowest {column}s by p95 latency in the range, with their call count, error rate and TTFT p95 (approximate quantiles).",
+                 "ttft-regression", unit="s", overrides=[unit_override("calls", "short"), unit_override("error_rate", "percentunit", GOOD_LOW)])  # fmt: skip
+
+
 def overview() -> dict[str, Any]:
     provider = "ifNull(provider, 'unknown') AS provider"
     model = "ifNull(request_model, 'unknown') AS label"
@@ -309,14 +338,8 @@ def overview() -> dict[str, Any]:
         Panel("Time to first token p50 / p95 / p99 by model", "timeseries", percentiles("ttft_s", model, "\n  AND ttft_s IS NOT NULL"),
               "Time from request to the first streamed chunk, per requested model (streamed calls only). This is the wait the user sees.",
               "ttft-regression", unit="s", steps=(("green", None), ("orange", 2.0), ("red", 5.0)), min=0),
-        Panel("Latency by route and tenant", "table",
-              "SELECT route, tenant, calls, error_rate, q[1] AS p50, q[2] AS p95, q[3] AS p99, ttft_p95 FROM (\n"
-              "  SELECT ifNull(route, '(none)') AS route, ifNull(tenant, '(none)') AS tenant, count() AS calls,\n"
-              "    avg(status = 'Error') AS error_rate, quantiles(0.5, 0.95, 0.99)(duration_s) AS q, quantile(0.95)(ttft_s) AS ttft_p95\n"
-              f"  FROM llm_calls\n  WHERE $__timeFilter(time){where(*OVERVIEW_FILTERS)}\n  GROUP BY route, tenant\n)\nORDER BY p95 DESC\nLIMIT 50",
-              "Slowest route and tenant pairs by p95 latency in the range, with their error rate and TTFT p95.",
-              "ttft-regression", unit="s", width=24,
-              overrides=[unit_override("calls", "short"), unit_override("error_rate", "percentunit", GOOD_LOW)]),
+        latency_by("route"),
+        latency_by("tenant"),
         Panel("Tokens per second", "timeseries",
               per_interval("sum(input_tokens) / $__interval_s AS input, sum(output_tokens) / $__interval_s AS output,\n"
                            "  sum(cached_tokens) / $__interval_s AS cached_input, sum(reasoning_tokens) / $__interval_s AS reasoning", ""),
@@ -357,7 +380,7 @@ def overview() -> dict[str, Any]:
 
 
 def score_by(label_sql: str, what: str) -> Panel:
-    sql = scored(f"$__timeInterval(s.time) AS t, {label_sql} AS label, avg(s.score) AS score", "t, label")
+    sql = scored(f"$__timeInterval(time) AS t, {label_sql} AS label, avg(s.score) AS score", "t, label")
     return Panel(f"Quality by {what}", "timeseries", sql,
                  f"Mean score of the selected evaluation per {what}. Change annotations mark deploys, prompt publishes, index rebuilds and first-seen models.",
                  "quality-regression", unit="none", steps=GOOD_HIGH, min=0, max=1)  # fmt: skip
@@ -366,10 +389,10 @@ def score_by(label_sql: str, what: str) -> Panel:
 def quality() -> dict[str, Any]:
     failure_steps = (("green", None), ("orange", 0.02), ("red", 0.1))
     panels = [
-        score_by("ifNull(c.request_model, 'unknown')", "request model"),
-        score_by("ifNull(c.response_model, 'unknown')", "response model"),
-        score_by("concat(ifNull(c.prompt_name, '?'), ':', ifNull(c.prompt_version, '(none)'))", "prompt version"),
-        score_by("concat(ifNull(c.index_name, '?'), ':', ifNull(c.index_version, '(none)'))", "index version"),
+        score_by("ifNull(request_model, 'unknown')", "request model"),
+        score_by("ifNull(response_model, 'unknown')", "response model"),
+        score_by("concat(ifNull(prompt_name, '?'), ':', ifNull(prompt_version, '(none)'))", "prompt version"),
+        score_by("concat(ifNull(index_name, '?'), ':', ifNull(index_version, '(none)'))", "index version"),
         Panel("Structured-output failures by outcome", "timeseries",
               "SELECT t, outcome, calls / sum(calls) OVER (PARTITION BY t) AS share\nFROM (\n"
               + per_interval("validation AS outcome, count() AS calls", "outcome", QUALITY_FILTERS, "\n  AND validation IS NOT NULL")
@@ -390,9 +413,9 @@ def quality() -> dict[str, Any]:
               "Confidence of the transcribed or scanned input the LLM read: mean, the 10th percentile of each input's weakest word, and the share of inputs with any low-confidence word.",
               "asr-ocr-confidence", unit="percentunit", steps=GOOD_HIGH, min=0, max=1),
         Panel("Quality by input confidence", "table",
-              scored("toString(floor(c.confidence_mean * 10) / 10) AS confidence_from, count() AS scored_calls, avg(s.score) AS mean_score,\n"
-                     "  quantile(0.1)(s.score) AS score_p10", "confidence_from", order="confidence_from",
-                     extra="\n  AND c.confidence_mean IS NOT NULL"),
+              scored("toString(floor(confidence_mean * 10) / 10) AS confidence_from, count() AS scored_calls, avg(score) AS mean_score,\n"
+                     "  quantile(0.1)(score) AS score_p10", "confidence_from", order="confidence_from",
+                     extra="\n  AND confidence_mean IS NOT NULL"),
               "How quality falls with ASR/OCR confidence: mean and p10 score of the selected evaluation per confidence decile of the input.",
               "asr-ocr-confidence", unit="none", overrides=[unit_override("mean_score", "none", GOOD_HIGH), unit_override("score_p10", "none", GOOD_HIGH)]),
         Panel("Changes in this range", "table",
@@ -460,28 +483,40 @@ def _qualify(expr: str) -> str:
 def calls_in_windows(windows: str, extra_columns: str = "", *, worst: int | None = None) -> str:
     """The calls in the chosen windows, each with its dimension value `dim` and its signal value
     `v`. Two branches, one per source; the one the signal does not use has a constant-false
-    WHERE, so ClickHouse reads nothing for it (the score join costs only when quality is shown).
+    WHERE, so ClickHouse reads nothing for it. Quality is the mean score per judged call, read
+    from llm_scores with the call's columns (`judged`).
 
     `worst`: only that many worst calls per branch (highest value, lowest score). The extra
     columns are then read for those rows alone, and for quality the worst scores are picked in
     llm_scores first and their calls found through llm_calls' trace_id index, with no full join."""
     dim = "ifNull(${dimension_sql:raw}, '(none)')"
     filters = f"({windows}){where('service', prefix='c.')}"
-    scores = (
-        f"    SELECT span_id, avg(score) AS mean_score{', any(trace_id) AS trace_id' if worst else ''} FROM llm_scores\n"
-        f"    WHERE {SIGNAL} = 'quality' AND evaluation = ${{evaluation:singlequote}}\n"
-        f"      AND ({windows.replace('c.time', 'time')}) AND score IS NOT NULL{where('service') if worst else ''}\n"
-        f"    GROUP BY span_id{f' ORDER BY mean_score ASC LIMIT {worst}' if worst else ''}"
-    )
-    calls_top = f"\n    AND v IS NOT NULL ORDER BY v DESC, time DESC LIMIT {worst}" if worst else ""
-    scored_only = f"\n    AND c.trace_id IN (SELECT trace_id FROM (\n{scores}\n    ))" if worst else ""
-    return (
+    evaluation = f"{SIGNAL} = 'quality' AND evaluation = ${{evaluation:singlequote}}"
+    score_windows = f"({windows.replace('c.time', 'time')})"
+    calls = (
         f"SELECT c.time AS time, {dim} AS dim, ${{signal_sql:raw}} AS v{extra_columns}\n"
-        f"  FROM llm_calls AS c\n  WHERE {SIGNAL} != 'quality' AND {filters}{calls_top}\n"
+        f"  FROM llm_calls AS c\n  WHERE {SIGNAL} != 'quality' AND {filters}"
+    )
+    if worst is None:
+        return (
+            f"{calls}\n  UNION ALL\n"
+            f"  SELECT c.time AS time, c.dim AS dim, c.v AS v{extra_columns}\n  FROM (\n"
+            f"    SELECT any(c.call_time) AS time, any({dim}) AS dim, avg(c.score) AS v\n    FROM (\n"
+            f"{judged(f'{evaluation} AND {score_windows} AND score IS NOT NULL')}\n"
+            f"    ) AS c\n    WHERE {filters.replace('c.time', 'c.call_time')}\n    GROUP BY c.span_id\n  ) AS c"
+        )
+    scores = (
+        f"    SELECT span_id, avg(score) AS mean_score, any(trace_id) AS trace_id FROM llm_scores\n"
+        f"    WHERE {evaluation}\n"
+        f"      AND {score_windows} AND score IS NOT NULL{where('service')}\n"
+        f"    GROUP BY span_id ORDER BY mean_score ASC LIMIT {worst}"
+    )
+    return (
+        f"{calls}\n    AND v IS NOT NULL ORDER BY v DESC, time DESC LIMIT {worst}\n"
         f"  UNION ALL\n"
         f"  SELECT c.time AS time, {dim} AS dim, s.mean_score AS v{extra_columns}\n"
         f"  FROM llm_calls AS c\n  INNER JOIN (\n{scores}\n  ) AS s ON c.span_id = s.span_id\n"
-        f"  WHERE {SIGNAL} = 'quality' AND {filters}{scored_only}"
+        f"  WHERE {SIGNAL} = 'quality' AND {filters}\n    AND c.trace_id IN (SELECT trace_id FROM (\n{scores}\n    ))"
     )
 
 

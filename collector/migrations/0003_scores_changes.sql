@@ -15,10 +15,13 @@ ORDER BY (evaluation, toStartOfHour(time), time)
 {ttl: toDateTime(time)}
 SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1;
 
--- As for llm_calls: the view first, then the rows it has not seen (per source span).
-CREATE MATERIALIZED VIEW IF NOT EXISTS llm_scores_mv TO llm_scores AS {include: llm_scores_select};
+-- As for llm_calls: the view first, then the rows it has not seen (per source span). The columns
+-- are named: 0005 adds the judged call's, and replaces this view with one that fills them.
+CREATE MATERIALIZED VIEW IF NOT EXISTS llm_scores_mv TO llm_scores AS
+SELECT time, trace_id, span_id, service, evaluation, score, label, explanation, source_span_id FROM ({include: llm_scores_select});
 
-INSERT INTO llm_scores SELECT * FROM ({include: llm_scores_select})
+INSERT INTO llm_scores (time, trace_id, span_id, service, evaluation, score, label, explanation, source_span_id)
+SELECT time, trace_id, span_id, service, evaluation, score, label, explanation, source_span_id FROM ({include: llm_scores_select})
 WHERE source_span_id NOT IN (SELECT source_span_id FROM llm_scores);
 
 CREATE TABLE IF NOT EXISTS changes (

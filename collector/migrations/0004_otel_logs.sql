@@ -36,8 +36,10 @@ ORDER BY (ServiceName, TimestampTime, Timestamp)
 {ttl: TimestampTime}
 SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1;
 
--- Evaluation results sent as log events reach llm_scores too (Collector-written rows backfilled once).
-INSERT INTO llm_scores SELECT * FROM ({include: llm_scores_logs_select})
+-- Evaluation results sent as log events reach llm_scores too (Collector-written rows backfilled once;
+-- columns named, as 0005 adds more).
+INSERT INTO llm_scores (time, trace_id, span_id, service, evaluation, score, label, explanation, source_span_id)
+SELECT * FROM ({include: llm_scores_logs_select})
 WHERE (trace_id, span_id, evaluation, time) NOT IN (SELECT trace_id, span_id, evaluation, time FROM llm_scores);
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS llm_scores_logs_mv TO llm_scores AS {include: llm_scores_logs_select};
