@@ -2,10 +2,13 @@
 
 Receivers (HTTP, gRPC) call `Ingester.accept` once a body parsed; it returns only when the batch
 is durable in the spool, so an acknowledgement never covers data that only lived in memory.
-The writer reads the spool in order: a decoder thread turns each group of records into
-columns while an inserter thread inserts the previous group columnar, with an insert
-deduplication token per group (`<spool id>:<signal>:<first>-<last>`), then releases it. When the store is down or slow, batches wait in the spool (bounded by bytes; past the
-limit `accept` raises `Overloaded`) and go in, in order, once it answers again.
+The writer reads the spool in order and cuts it into groups, recording each group's intent
+before handing it on; inserter threads (two by default: one insert stream cannot keep both
+cores busy) insert groups columnar, each with its own insert deduplication token
+(`<spool id>:<signal>:<first>-<last>`), and release them; the spool's checkpoint advances in
+order whatever order the inserts finish in. When the store is down or slow, batches wait in
+the spool (bounded by bytes; past the limit `accept` raises `Overloaded`) and go in, oldest
+first, once it answers again.
 
 Fault drills: with `fault_file` set, the writer treats the store as unreachable while that
 file exists. It sits on the real insert path, so an outage can be rehearsed (and tested)
@@ -65,6 +68,7 @@ class IngestLimits:
     spool_bytes: int = 1 << 30
     batch_bytes: int = 6 << 20  # one insert's requests; 8 MiB took the engine's peak RSS to 958-996 MiB, 6 MiB 880
     linger_seconds: float = 0.2
+    inserters: int = 2  # groups inserted at once
     max_value_chars: int = MAX_VALUE_CHARS
     retry_after_seconds: int = 2
 
@@ -94,7 +98,7 @@ def _engine_files(spool_dir: Path) -> tuple[Path, Path]:
 
 
 class Ingester:
-    """Owns the spool, the store connection and the writer (decoder and inserter threads)."""
+    """Owns the spool, the store connections and the writer (its thread cuts groups; inserter threads insert them)."""
 
     def __init__(self, store_url: str, spool_dir: Path, *, limits: IngestLimits, metrics: ServeMetrics,
                  fault_file: Path | None = None, store: Store | None = None) -> None:  # fmt: skip
@@ -104,7 +108,7 @@ class Ingester:
         self.fault_file = fault_file
         self.spool = Spool(spool_dir, max_bytes=limits.spool_bytes)
         self._engine = _engine_files(spool_dir) if store_url.startswith("chdb:") else None
-        self._store = store
+        self._stores: list[Store | None] = [store] + [None] * (limits.inserters - 1)  # one connection per inserter
         self._store_error: str | None = None
         self._writer_failure: str | None = None
         self._stop = threading.Event()
@@ -158,60 +162,72 @@ class Ingester:
         self._abandon.set()
         self._writer.join(10)
         drained = self.spool.backlog_items == 0
-        if self._store is not None and not self._writer.is_alive():
-            self._store.close()
+        if not self._writer.is_alive():
+            for store in self._stores:
+                if store is not None:
+                    store.close()
         return drained
 
     # --- the writer -------------------------------------------------------------------------------
 
     def _run(self) -> None:
-        """The inserter; a decoder thread prepares the next group's columns meanwhile (chDB
-        releases the GIL while it inserts, so decoding and inserting overlap on two cores)."""
+        """Cut the spool into groups for the inserter threads (the engine releases the GIL while it
+        inserts, so groups go in side by side on both cores)."""
         groups: queue.Queue[_Group | None] = queue.Queue(maxsize=1)
-        decoder = threading.Thread(target=self._guarded, args=(self._decode_loop, groups), name="driftline-decoder", daemon=True)
-        decoder.start()
-        self._guarded(self._insert_loop, groups)
+        inserters = [threading.Thread(target=self._guarded, args=(self._insert_loop, groups, slot), name=f"driftline-inserter-{slot}",
+                                      daemon=True) for slot in range(self.limits.inserters)]  # fmt: skip
+        for inserter in inserters:
+            inserter.start()
+        self._guarded(self._decode_loop, groups, self.limits.inserters)
+        for inserter in inserters:
+            inserter.join()
 
-    def _guarded(self, loop: Callable[[queue.Queue[_Group | None]], None], groups: queue.Queue[_Group | None]) -> None:
+    def _guarded(self, loop: Callable[[queue.Queue[_Group | None], int], None], groups: queue.Queue[_Group | None], arg: int) -> None:
         try:
-            loop(groups)
+            loop(groups, arg)
         except Exception as exc:  # noqa: BLE001 - a bug, not an outage: say so loudly; the spool keeps the data
             _log.exception("writer stopped")
             self._store_error = self._writer_failure = f"writer stopped: {type(exc).__name__}: {exc}"
             self._stop.set()
 
-    def _decode_loop(self, groups: queue.Queue[_Group | None]) -> None:
-        """Read the spool in order and decode each group, a recorded intent first."""
+    def _decode_loop(self, groups: queue.Queue[_Group | None], inserters: int) -> None:
+        """Read the spool in order and decode each group, recorded intents first; one end mark per inserter."""
         cursor = self.spool.stored_seq
-        if self.spool.intent:
-            first, cursor = self.spool.intent
-            groups.put(self._decode(self.spool.read_range(first, cursor)))
+        for first, cursor in list(self.spool.intents):
+            if not self._hand_on(groups, self.spool.read_range(first, cursor)):
+                return
         while True:
             if self.spool.backlog_bytes < self.limits.batch_bytes and not self._stop.is_set():
                 self._stop.wait(self.limits.linger_seconds)  # let a group build up: fewer, larger parts
             records = self.spool.read(cursor, max_bytes=self.limits.batch_bytes)
             if not records:
                 if self._stop.is_set():
-                    groups.put(None)
+                    for _ in range(inserters):
+                        self._put(groups, None)
                     return
                 self.spool.wait_for_data(cursor, timeout=1.0)
                 continue
             cursor = records[-1].seq
-            while not self._put(groups, self._decode(records)):
-                if self._writer_failure or not self._writer.is_alive():
-                    return
+            if not self._hand_on(groups, records):
+                return
 
-    @staticmethod
-    def _put(groups: queue.Queue[_Group | None], group: _Group) -> bool:
-        try:
-            groups.put(group, timeout=1.0)
-        except queue.Full:
-            return False
-        return True
+    def _hand_on(self, groups: queue.Queue[_Group | None], records: list[Record]) -> bool:
+        """Record the group's intent, then queue it; False once the inserters have stopped."""
+        self.spool.begin(records[0].seq, records[-1].seq)
+        return self._put(groups, self._decode(records))
 
-    def _insert_loop(self, groups: queue.Queue[_Group | None]) -> None:
+    def _put(self, groups: queue.Queue[_Group | None], group: _Group | None) -> bool:
+        while True:
+            try:
+                groups.put(group, timeout=1.0)
+                return True
+            except queue.Full:
+                if self._writer_failure or self._abandon.is_set():
+                    return False
+
+    def _insert_loop(self, groups: queue.Queue[_Group | None], slot: int) -> None:
         while (group := groups.get()) is not None:
-            if not self._store_group(group):
+            if not self._store_group(group, slot):
                 return
 
     def _decode(self, records: list[Record]) -> _Group:
@@ -227,19 +243,16 @@ class Ingester:
                 group.columns.append((signal, _TO_COLUMNS[signal](payloads, limit=self.limits.max_value_chars)))
         return group
 
-    def _store_group(self, group: _Group) -> bool:
+    def _store_group(self, group: _Group, slot: int) -> bool:
         """Insert a group until it is in (True) or shutdown gives up on it (False: it stays spooled)."""
         records = group.records
-        if not records:
-            return True
-        self.spool.begin(records[0].seq, records[-1].seq)
         delay = 0.1
         while True:
             try:
-                self._insert(group)
+                self._insert(group, slot)
                 break
             except DriftlineError as exc:
-                self._note_failure(exc)
+                self._note_failure(exc, slot)
             if self._abandon.wait(delay):
                 return False  # the drain timed out while the store was away: the spool keeps the batch
             delay = min(delay * 2, 5.0)
@@ -257,8 +270,8 @@ class Ingester:
             self._store_error = None
         return True
 
-    def _insert(self, group: _Group) -> None:
-        store = self._connected()
+    def _insert(self, group: _Group, slot: int) -> None:
+        store = self._connected(slot)
         if group.traces_file is not None:
             self._insert_traces_file(store, group)
         for signal, cols in group.columns:
@@ -289,24 +302,27 @@ class Ingester:
         group.traces_file.unlink(missing_ok=True)
         group.traces_file = None
 
-    def _connected(self) -> Store:
+    def _connected(self, slot: int) -> Store:
         self._check_fault()
-        if self._store is None:
-            self._store = connect(self.store_url)
-        return self._store
+        store = self._stores[slot]
+        if store is None:
+            store = self._stores[slot] = connect(self.store_url)
+        return store
 
     def _check_fault(self) -> None:
         if self.fault_file is not None and self.fault_file.exists():
             raise StoreUnavailable(f"store unreachable: fault drill ({self.fault_file} exists)")
 
-    def _note_failure(self, exc: DriftlineError) -> None:
+    def _note_failure(self, exc: DriftlineError, slot: int) -> None:
         message = str(exc)
         if message != self._store_error:
             _log.warning("store insert failed; batches wait in the spool", extra={"error": message})
         self._store_error = message
         self.metrics.add("insert_failures")
-        if isinstance(exc, StoreError) and not isinstance(exc, StoreUnavailable) and self._store is not None:
+        store = self._stores[slot]
+        if store is None or store.capabilities.embedded:
+            return
+        if isinstance(exc, StoreError) and not isinstance(exc, StoreUnavailable):
             return  # the store answered (e.g. schema): keep the connection, retry later
-        if self._store is not None and not self._store.capabilities.embedded:
-            self._store.close()
-            self._store = None
+        store.close()
+        self._stores[slot] = None

@@ -75,8 +75,8 @@ _JSON_UNSAFE: Final = r"'[\\x00-\\x1f\"\\\\]'"
 
 
 def _float(x: str) -> str:
-    """Python's `_float_string` of a Float64 expression (values ClickHouse prints with an exponent fall back)."""
-    return f"if(isFinite({x}) AND {x} = floor({x}) AND abs({x}) < 1e16, toString({x}) || '.0', toString({x}))"
+    """Python's `_float_string` of a Float64 expression, for values ClickHouse prints without an exponent."""
+    return f"if({x} = floor({x}), toString({x}) || '.0', toString({x}))"
 
 
 def _item(v: str) -> str:
@@ -91,30 +91,37 @@ def _item_exotic(v: str) -> str:
             f" OR ({v}.value = 'string_value' AND match({v}.string_value, {_JSON_UNSAFE})))")  # fmt: skip
 
 
+def _unless(condition: str, value: str) -> str:
+    """`value`, or the engine's refusal where `condition` holds: the group then goes to the Python decoder.
+    Inside multiIf branches (short-circuit evaluation), so common values pay for no test but their own."""
+    return f"if({condition}, toString(throwIf({condition}, '{_FALLBACK}')), {value})"
+
+
 def _value(v: str) -> str:
-    """An AnyValue as `attribute_string` gives it."""
-    return (f"multiIf({v}.value = 'string_value', {v}.string_value, {v}.value = 'int_value', toString({v}.int_value),"
-            f" {v}.value = 'double_value', {_float(f'{v}.double_value')}, {v}.value = 'bool_value', if({v}.bool_value, 'true', 'false'),"
-            f" {v}.value = 'array_value', '[' || arrayStringConcat(arrayMap(i -> {_item('i')}, {v}.array_value.values), ',') || ']',"
-            f" {v}.value = 'bytes_value', base64Encode({v}.bytes_value), '')")  # fmt: skip
+    """An AnyValue as `attribute_string` gives it; refused where the SQL would not give exactly that, or where
+    the cut might apply (judged on bytes, conservatively: byte length <= limit means code points <= limit)."""
+    d, items = f"{v}.double_value", f"{v}.array_value.values"
+    json_size = f"arraySum(i -> length(i.string_value) + 2 * length(i.bytes_value) + 24, {items})"
+    exotic_items = f"arrayExists(i -> {_item_exotic('i')}, {items})"
+    array = f"'[' || arrayStringConcat(arrayMap(i -> {_item('i')}, {items}), ',') || ']'"
+    kvlist_or_none = _unless(f"{v}.value = 'kvlist_value'", "''")
+    return (f"multiIf({v}.value = 'string_value', {_unless(f'length({v}.string_value) > {{limit:UInt32}}', f'{v}.string_value')},"
+            f" {v}.value = 'int_value', toString({v}.int_value),"
+            f" {v}.value = 'double_value', {_unless(f'NOT ({d} = 0 OR (abs({d}) >= 1e-4 AND abs({d}) < 1e16))', _float(d))},"  # else Python's repr is exponential
+            f" {v}.value = 'bool_value', if({v}.bool_value, 'true', 'false'),"
+            f" {v}.value = 'array_value', {_unless(f'{exotic_items} OR {json_size} > {{limit:UInt32}}', array)},"
+            f" {v}.value = 'bytes_value', {_unless(f'2 * length({v}.bytes_value) > {{limit:UInt32}}', f'base64Encode({v}.bytes_value)')},"
+            f" {kvlist_or_none})")  # fmt: skip
 
 
 def _map(kvs: str) -> str:
-    return f"mapFromArrays(arrayMap(kv -> kv.key, {kvs}), arrayMap(kv -> {_value('kv.value')}, {kvs}))"
+    key = _unless("length(kv.key) > {limit:UInt32}", "kv.key")
+    return f"mapFromArrays(arrayMap(kv -> {key}, {kvs}), arrayMap(kv -> {_value('kv.value')}, {kvs}))"
 
 
-def _kvs_exotic(kvs: str) -> str:
-    """Whether attributes hold a value the SQL does not stringify exactly, or one that might need the cut
-    (judged on bytes, conservatively: byte length <= limit means code points <= limit)."""
-    v = "kv.value"
-    size = f"length(kv.key) + length({v}.string_value) + 2 * length({v}.bytes_value) + arraySum(i -> length(i.string_value) + 2 * length(i.bytes_value) + 24, {v}.array_value.values)"
-    return (f"arrayExists(kv -> {v}.value = 'kvlist_value' OR {size} > {{limit:UInt32}}"
-            f" OR ({v}.value = 'double_value' AND position(toString({v}.double_value), 'e') > 0)"
-            f" OR ({v}.value = 'array_value' AND arrayExists(i -> {_item_exotic('i')}, {v}.array_value.values)), {kvs})")
-
-
-def _long(*texts: str) -> str:
-    return " OR ".join(f"length({t}) > {{limit:UInt32}}" for t in texts)
+def _text(x: str) -> str:
+    """A span's own string (name, status message, scope) or the refusal when it might need the cut."""
+    return _unless(f"length({x}) > {{limit:UInt32}}", x)
 
 
 _KIND_NAMES: Final = "['Unspecified', 'Internal', 'Server', 'Client', 'Producer', 'Consumer']"
@@ -126,18 +133,18 @@ _COLUMNS: Final = {
     "SpanId": "lower(hex(sp.span_id))",
     "ParentSpanId": "lower(hex(sp.parent_span_id))",
     "TraceState": "sp.trace_state",
-    "SpanName": "sp.name",
+    "SpanName": _text("sp.name"),
     "SpanKind": f"if(sp.kind >= 0 AND sp.kind < 6, {_KIND_NAMES}[sp.kind + 1], 'Unspecified')",
     "ServiceName": "res['service.name']",
     "ResourceAttributes": "res",
-    "ScopeName": "scope_name",
-    "ScopeVersion": "scope_version",
+    "ScopeName": _text("scope_name"),
+    "ScopeVersion": _text("scope_version"),
     "SpanAttributes": _map("sp.attributes"),
     "Duration": "if(sp.end_time_unix_nano > sp.start_time_unix_nano, sp.end_time_unix_nano - sp.start_time_unix_nano, 0)",
     "StatusCode": f"if(sp.status.code >= 0 AND sp.status.code < 3, {_STATUS_NAMES}[sp.status.code + 1], 'Unset')",
-    "StatusMessage": "sp.status.message",
+    "StatusMessage": _text("sp.status.message"),
     "Events.Timestamp": "arrayMap(e -> fromUnixTimestamp64Nano(toInt64(e.time_unix_nano)), sp.events)",
-    "Events.Name": "arrayMap(e -> e.name, sp.events)",
+    "Events.Name": f"arrayMap(e -> {_text('e.name')}, sp.events)",
     "Events.Attributes": f"arrayMap(e -> {_map('e.attributes')}, sp.events)",
     "Links.TraceId": "arrayMap(l -> lower(hex(l.trace_id)), sp.links)",
     "Links.SpanId": "arrayMap(l -> lower(hex(l.span_id)), sp.links)",
@@ -146,19 +153,11 @@ _COLUMNS: Final = {
 }
 assert tuple(_COLUMNS) == OTEL_TRACES_COLUMNS
 
-_EXOTIC: Final = " OR ".join((
-    "res_exotic", _kvs_exotic("sp.attributes"),
-    f"arrayExists(e -> {_kvs_exotic('e.attributes')} OR {_long('e.name')}, sp.events)",
-    f"arrayExists(l -> {_kvs_exotic('l.attributes')}, sp.links)",
-    _long("sp.name", "sp.status.message", "scope_name", "scope_version"),
-))  # fmt: skip
-
-
 _STRUCTURE_SQL: Final = _STRUCTURE.replace("'", "\\'")
 _SPANS: Final = (  # one ARRAY JOIN per level, carrying down only what the rows need (not whole parents)
-    "SELECT res, res_exotic, scope_name, scope_version, sp FROM ("
-    "SELECT res, res_exotic, ss.scope.name AS scope_name, ss.scope.version AS scope_version, ss.spans AS spans FROM ("
-    f"SELECT {_map('rs.resource.attributes')} AS res, {_kvs_exotic('rs.resource.attributes')} AS res_exotic, rs.scope_spans AS scopes"
+    "SELECT res, scope_name, scope_version, sp FROM ("
+    "SELECT res, ss.scope.name AS scope_name, ss.scope.version AS scope_version, ss.spans AS spans FROM ("
+    f"SELECT {_map('rs.resource.attributes')} AS res, rs.scope_spans AS scopes"
     f" FROM file({{path:String}}, 'Protobuf', '{_STRUCTURE_SQL}') ARRAY JOIN resource_spans AS rs)"
     " ARRAY JOIN scopes AS ss) ARRAY JOIN spans AS sp"
 )
@@ -189,8 +188,7 @@ def insert_file(store: Store, path: Path, *, schema: Path, limit: int, settings:
 def insert_sql() -> str:
     """The INSERT ... SELECT for one group file; binds {path:String} and {limit:UInt32}."""
     columns = ", ".join(f"`{name}`" for name in OTEL_TRACES_COLUMNS)
-    return (f"INSERT INTO otel_traces ({columns}) SELECT {', '.join(_COLUMNS.values())}"
-            f" FROM ({_SPANS}) WHERE throwIf({_EXOTIC}, '{_FALLBACK}') = 0")
+    return f"INSERT INTO otel_traces ({columns}) SELECT {', '.join(_COLUMNS.values())} FROM ({_SPANS})"
 
 
 def length_delimited(payloads: Iterable[bytes], path: Path) -> None:

@@ -5,10 +5,12 @@ one fsync covers every batch that arrived while the previous one ran). The write
 spool in order, inserts, and then advances a checkpoint; a batch leaves the spool only after
 the store has it. Before each insert the writer records its *intent* (which records, in which
 group) so a restart replays exactly that group again, with the same deduplication token.
+Several groups may be in flight at once; the checkpoint only moves past a group once every
+earlier one is stored too, so a restart replays from the oldest group not yet confirmed.
 
 Layout of the spool directory:
     spool.id                 random id of this spool, part of every deduplication token
-    checkpoint.json          {"seq": last stored, "intent": [first, last] or null}
+    checkpoint.json          {"seq": last stored, "intents": [[first, last], ...] in flight}
     seg-<first seq>.log      records: header (magic, kind, seq, items, length, crc32) + payload
 
 A torn tail (a crash mid-write) is cut off at start: those batches were never acknowledged.
@@ -68,7 +70,9 @@ class Spool:
         self.segment_bytes = segment_bytes
         directory.mkdir(parents=True, exist_ok=True)
         self.spool_id = self._spool_id()
-        self.stored_seq, self.intent = self._read_checkpoint()
+        self.stored_seq, self.intents = self._read_checkpoint()
+        self._done: set[tuple[int, int]] = set()
+        self._checkpoint_lock = threading.Lock()  # the writer's side; appenders never wait on its fsyncs
         self._cond = threading.Condition()
         self._pending: list[Record] = []
         self._closed = False
@@ -203,15 +207,23 @@ class Spool:
 
     def begin(self, first: int, last: int) -> None:
         """Record the group about to be inserted, so a restart replays exactly this group."""
-        self.intent = (first, last)
-        self._write_checkpoint()
+        with self._checkpoint_lock:
+            if (first, last) in self.intents:
+                return  # a recorded intent being replayed
+            self.intents.append((first, last))
+            self._write_checkpoint()
 
     def release(self, records: list[Record]) -> None:
-        """The store has these records: advance the checkpoint and delete spent segments."""
+        """The store has these records (one group): move the checkpoint past every group now stored
+        without a gap, and delete spent segments."""
         if not records:
             return
-        self.stored_seq, self.intent = records[-1].seq, None
-        self._write_checkpoint()
+        with self._checkpoint_lock:
+            self._done.add((records[0].seq, records[-1].seq))
+            while self.intents and self.intents[0] in self._done:
+                self._done.discard(self.intents[0])
+                self.stored_seq = self.intents.pop(0)[1]
+            self._write_checkpoint()
         with self._cond:
             self.backlog_bytes -= sum(r.size for r in records)
             self.backlog_items -= sum(r.items for r in records)
@@ -236,16 +248,16 @@ class Spool:
             _atomic_write(path, secrets.token_hex(8))
         return path.read_text(encoding="ascii").strip()
 
-    def _read_checkpoint(self) -> tuple[int, tuple[int, int] | None]:
+    def _read_checkpoint(self) -> tuple[int, list[tuple[int, int]]]:
         path = self.directory / "checkpoint.json"
         if not path.exists():
-            return 0, None
+            return 0, []
         data = json.loads(path.read_text(encoding="utf-8"))
-        intent = data.get("intent")
-        return int(data["seq"]), (int(intent[0]), int(intent[1])) if intent else None
+        intents = data.get("intents") or ([data["intent"]] if data.get("intent") else [])  # "intent": spools from before groups overlapped
+        return int(data["seq"]), [(int(first), int(last)) for first, last in intents]
 
     def _write_checkpoint(self) -> None:
-        _atomic_write(self.directory / "checkpoint.json", json.dumps({"seq": self.stored_seq, "intent": self.intent}))
+        _atomic_write(self.directory / "checkpoint.json", json.dumps({"seq": self.stored_seq, "intents": self.intents}))
 
     def _recover(self) -> list[Path]:
         """Segments in order, with a torn tail of the last one cut off."""
