@@ -18,7 +18,11 @@ SELECT
     call_time, environment, route, tenant, service_version, provider, request_model, response_model, system_fingerprint,
     prompt_name, prompt_version, index_name, index_version, confidence_mean
 FROM (
-    {include: llm_calls_columns},
+    WITH {include: llm_calls_dimensions}
+    SELECT
+        ServiceName AS service,
+        environment, route, tenant, service_version, provider, request_model, response_model, system_fingerprint,
+        prompt_name, prompt_version, index_name, index_version, confidence_mean,
         SpanId AS source_span_id,
         if(SpanName = 'driftline.evaluation' AND length(Links.TraceId) > 0, Links.TraceId[1], TraceId) AS judged_trace_id,
         if(SpanName = 'driftline.evaluation' AND length(Links.SpanId) > 0, Links.SpanId[1], SpanId) AS judged_span_id,
