@@ -98,7 +98,8 @@ def judged(scores_where: str) -> str:
 
     A score recorded on the judged span carries them in llm_scores itself (call_time set): no
     join. The others (scores given later on a linked span, log events, rows older than the
-    columns) look their call up in llm_calls; they are few, and an empty side costs nothing."""
+    columns) look their call up in llm_calls by span id: a scan of the window's span ids when
+    there are any (about 0.25 s of CPU per 5 M calls), nothing when there are none."""
     return (
         f"  SELECT time, score, call_time, {', '.join(JUDGED_COLUMNS)}\n  FROM llm_scores\n"
         f"  WHERE {scores_where} AND call_time IS NOT NULL\n"
