@@ -43,6 +43,8 @@ def _token(token: str | None, token_file: Path | None) -> str | None:
 @click.option("--max-body-mb", type=click.IntRange(min=1), default=16, show_default=True, help="Largest request body as sent (413 beyond).")
 @click.option("--max-decoded-mb", type=click.IntRange(min=1), default=64, show_default=True, help="Largest body after decompression (413 beyond; bombs stop here).")
 @click.option("--max-in-flight", type=click.IntRange(min=1), default=8, show_default=True, help="Requests decoded at once per transport (429 / RESOURCE_EXHAUSTED beyond).")
+@click.option("--inserters", type=click.IntRange(1, 8), default=None,
+              help="Groups inserted at once. Default: 1 for an embedded store (it shares this process's memory), 2 for a server.")
 @click.option("--max-value-chars", type=click.IntRange(min=16), default=65536, show_default=True, help="Attribute values, bodies and names are cut to this many characters.")
 @click.option("--drain-timeout", type=click.FloatRange(min=0), default=30.0, show_default=True, help="Seconds SIGTERM waits for the spool to reach the store.")
 @click.option("--fault-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -53,7 +55,7 @@ def _token(token: str | None, token_file: Path | None) -> str | None:
 @handle_errors
 def serve_command(store_url: str | None, host: str, http_port: int, grpc_port: int, query_port: int, token: str | None,
                   token_file: Path | None, spool_dir: Path | None, spool_max_mb: int, max_body_mb: int, max_decoded_mb: int,
-                  max_in_flight: int, max_value_chars: int, drain_timeout: float, fault_file: Path | None,
+                  max_in_flight: int, inserters: int | None, max_value_chars: int, drain_timeout: float, fault_file: Path | None,
                   ready_file: Path | None, log_format: str) -> None:  # fmt: skip
     """Receive OTLP traces and logs (HTTP :4318, gRPC :4317) into the store.
 
@@ -76,7 +78,7 @@ def serve_command(store_url: str | None, host: str, http_port: int, grpc_port: i
     from driftline.collector._serve import ServeConfig, run
 
     _setup_logging(log_format)
-    limits = IngestLimits(spool_bytes=spool_max_mb * _MIB, max_value_chars=max_value_chars)
+    limits = IngestLimits(spool_bytes=spool_max_mb * _MIB, inserters=inserters, max_value_chars=max_value_chars)
     config = ServeConfig(
         store_url=store_url, host=host, http_port=http_port, grpc_port=grpc_port, query_port=query_port,
         token=_token(token, token_file), spool_dir=spool_dir, limits=limits, max_body=max_body_mb * _MIB,

@@ -3,10 +3,12 @@
 Receivers (HTTP, gRPC) call `Ingester.accept` once a body parsed; it returns only when the batch
 is durable in the spool, so an acknowledgement never covers data that only lived in memory.
 The writer reads the spool in order and cuts it into groups, recording each group's intent
-before handing it on; inserter threads (two by default: one insert stream cannot keep both
-cores busy) insert groups columnar, each with its own insert deduplication token
-(`<spool id>:<signal>:<first>-<last>`), and release them; the spool's checkpoint advances in
-order whatever order the inserts finish in. When the store is down or slow, batches wait in
+before handing it on; inserter threads insert groups, each under insert deduplication tokens
+derived from its range (`<spool id>:<signal>:<first>-<last>`), and release them; the spool's
+checkpoint advances in order whatever order the inserts finish in. With an embedded store the
+engine decodes a group's traces itself, in one insert of up to `group_bytes` (large parts mean
+less merging later, which costs the engine as much as inserting); with a server store, or for
+values the engine hands back, the Python decoder turns `decode_bytes` at a time into columns. When the store is down or slow, batches wait in
 the spool (bounded by bytes; past the limit `accept` raises `Overloaded`) and go in, oldest
 first, once it answers again.
 
@@ -23,7 +25,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
 from typing import Any, Final
@@ -66,9 +68,10 @@ class IngestLimits:
     """Bounds of the pipeline; all byte sizes."""
 
     spool_bytes: int = 1 << 30
-    batch_bytes: int = 6 << 20  # one insert's requests; 8 MiB took the engine's peak RSS to 958-996 MiB, 6 MiB 880
+    group_bytes: int = 32 << 20  # requests the engine decodes in one insert: one large part per table, so fewer merges
+    decode_bytes: int = 6 << 20  # requests the Python decoder turns into columns at once (it holds ~20x this)
     linger_seconds: float = 0.2
-    inserters: int = 2  # groups inserted at once
+    inserters: int | None = None  # groups inserted at once; default 1 for an embedded store (its memory), else 2
     max_value_chars: int = MAX_VALUE_CHARS
     retry_after_seconds: int = 2
 
@@ -78,14 +81,15 @@ _TO_COLUMNS: Final[dict[Signal, Callable[..., Columns]]] = {Signal.TRACES: trace
 
 @dataclass
 class _Group:
-    """Spool records inserted together (one insert per signal, one deduplication token each).
+    """Spool records inserted together, with deduplication tokens derived from their range.
 
-    With an embedded store, traces arrive as `traces_file` (the raw requests, for the engine to
-    decode) instead of columns, until the engine hands the group back to the Python decoder."""
+    With an embedded store, traces come with `traces_file` (the raw requests, for the engine to
+    decode in one insert) until the engine hands the group back to the Python decoder; what the
+    Python decoder inserts goes in chunks of `decode_bytes`, one token each."""
 
     records: list[Record]
-    columns: list[tuple[Signal, Columns]]
     traces_file: Path | None = None
+    truncated: dict[tuple[Signal, int], int] = field(default_factory=dict)
 
 
 def _engine_files(spool_dir: Path) -> tuple[Path, Path]:
@@ -108,7 +112,9 @@ class Ingester:
         self.fault_file = fault_file
         self.spool = Spool(spool_dir, max_bytes=limits.spool_bytes)
         self._engine = _engine_files(spool_dir) if store_url.startswith("chdb:") else None
-        self._stores: list[Store | None] = [store] + [None] * (limits.inserters - 1)  # one connection per inserter
+        self._group_bytes = limits.group_bytes if self._engine else limits.decode_bytes
+        self._inserters = limits.inserters or (1 if self._engine else 2)
+        self._stores: list[Store | None] = [store] + [None] * (self._inserters - 1)  # one connection per inserter
         self._store_error: str | None = None
         self._writer_failure: str | None = None
         self._stop = threading.Event()
@@ -175,10 +181,10 @@ class Ingester:
         inserts, so groups go in side by side on both cores)."""
         groups: queue.Queue[_Group | None] = queue.Queue(maxsize=1)
         inserters = [threading.Thread(target=self._guarded, args=(self._insert_loop, groups, slot), name=f"driftline-inserter-{slot}",
-                                      daemon=True) for slot in range(self.limits.inserters)]  # fmt: skip
+                                      daemon=True) for slot in range(self._inserters)]  # fmt: skip
         for inserter in inserters:
             inserter.start()
-        self._guarded(self._decode_loop, groups, self.limits.inserters)
+        self._guarded(self._decode_loop, groups, self._inserters)
         for inserter in inserters:
             inserter.join()
 
@@ -197,9 +203,9 @@ class Ingester:
             if not self._hand_on(groups, self.spool.read_range(first, cursor)):
                 return
         while True:
-            if self.spool.backlog_bytes < self.limits.batch_bytes and not self._stop.is_set():
+            if self.spool.backlog_bytes < self._group_bytes and not self._stop.is_set():
                 self._stop.wait(self.limits.linger_seconds)  # let a group build up: fewer, larger parts
-            records = self.spool.read(cursor, max_bytes=self.limits.batch_bytes)
+            records = self.spool.read(cursor, max_bytes=self._group_bytes)
             if not records:
                 if self._stop.is_set():
                     for _ in range(inserters):
@@ -231,16 +237,12 @@ class Ingester:
                 return
 
     def _decode(self, records: list[Record]) -> _Group:
-        group = _Group(records, [])
-        for signal in Signal:
-            payloads = [r.payload for r in records if r.kind == signal]
-            if not payloads:
-                continue
-            if signal is Signal.TRACES and self._engine is not None:  # the engine decodes them, without the GIL
-                group.traces_file = self._engine[0] / f"traces-{records[0].seq}-{records[-1].seq}.pb"
-                length_delimited(payloads, group.traces_file)
-            else:
-                group.columns.append((signal, _TO_COLUMNS[signal](payloads, limit=self.limits.max_value_chars)))
+        """The group, with its traces in a file for the engine when the store is embedded."""
+        group = _Group(records)
+        traces = [r.payload for r in records if r.kind == Signal.TRACES]
+        if traces and self._engine is not None:  # the engine decodes them, without the GIL
+            group.traces_file = self._engine[0] / f"traces-{records[0].seq}-{records[-1].seq}.pb"
+            length_delimited(traces, group.traces_file)
         return group
 
     def _store_group(self, group: _Group, slot: int) -> bool:
@@ -264,7 +266,7 @@ class Ingester:
             group.traces_file.unlink(missing_ok=True)
         self.metrics.add("stored", sum(r.items for r in records))
         self.metrics.add("replayed", sum(r.items for r in records if r.seq <= self._replay_until))
-        self.metrics.add("truncated_values", sum(cols.truncated for _, cols in group.columns))
+        self.metrics.add("truncated_values", sum(group.truncated.values()))
         if recovered:
             _log.info("store is back", extra={"store": self.store_url})
             self._store_error = None
@@ -272,35 +274,56 @@ class Ingester:
 
     def _insert(self, group: _Group, slot: int) -> None:
         store = self._connected(slot)
-        if group.traces_file is not None:
-            self._insert_traces_file(store, group)
-        for signal, cols in group.columns:
-            started = time.perf_counter()
-            self._check_fault()
-            store.insert(cols.table, cols.data, cols.names, settings=self._insert_settings(group, signal))
-            self.metrics.observe_insert(time.perf_counter() - started)
+        if group.traces_file is not None and not self._insert_traces_file(store, group):
+            group.traces_file.unlink(missing_ok=True)
+            group.traces_file = None
+        for signal in Signal:
+            if signal is not Signal.TRACES or group.traces_file is None:  # else the engine has them
+                self._insert_decoded(store, group, signal)
 
-    def _insert_settings(self, group: _Group, signal: Signal) -> dict[str, Any]:
+    def _insert_decoded(self, store: Store, group: _Group, signal: Signal) -> None:
+        """The group's records of `signal` through the Python decoder, one insert per chunk (bounded memory)."""
+        chunk: list[bytes] = []
+        size = index = 0
+        for record in (r for r in group.records if r.kind == signal):
+            chunk.append(record.payload)
+            size += len(record.payload)
+            if size >= self.limits.decode_bytes:
+                self._insert_chunk(store, group, signal, index, chunk)
+                chunk, size, index = [], 0, index + 1
+        if chunk:
+            self._insert_chunk(store, group, signal, index, chunk)
+
+    def _insert_chunk(self, store: Store, group: _Group, signal: Signal, index: int, payloads: list[bytes]) -> None:
+        cols = _TO_COLUMNS[signal](payloads, limit=self.limits.max_value_chars)
+        started = time.perf_counter()
+        self._check_fault()
+        store.insert(cols.table, cols.data, cols.names, settings=self._insert_settings(group, signal, index))
+        self.metrics.observe_insert(time.perf_counter() - started)
+        group.truncated[signal, index] = cols.truncated
+
+    def _insert_settings(self, group: _Group, signal: Signal, chunk: int = 0) -> dict[str, Any]:
+        """Deduplication settings; the token names the spool, signal, record range and (past the first) chunk.
+
+        The engine inserts a group's traces under the first chunk's token: a group it refuses goes in
+        through the Python decoder under the same tokens, so a replay either way stays exactly once
+        (unless --max-value-chars changed in between, which changes what the engine refuses)."""
         token = f"{self.spool.spool_id}:{signal.name.lower()}:{group.records[0].seq}-{group.records[-1].seq}"
-        return {**_DEDUP_SETTINGS, "insert_deduplication_token": token}
+        return {**_DEDUP_SETTINGS, "insert_deduplication_token": f"{token}/{chunk}" if chunk else token}
 
-    def _insert_traces_file(self, store: Store, group: _Group) -> None:
-        """Let the engine decode and insert the group's traces; on its say-so, decode them in Python instead.
-
-        The engine refuses (throwIf) before it writes a row, so the Python insert that follows,
-        under the same deduplication token, is the group's only one."""
+    def _insert_traces_file(self, store: Store, group: _Group) -> bool:
+        """Let the engine decode and insert the group's traces; False when the Python decoder must (the
+        engine refuses before it writes a row, or the store is not embedded after all)."""
         assert group.traces_file is not None and self._engine is not None
-        if store.capabilities.embedded:
-            started = time.perf_counter()
-            self._check_fault()
-            settings = self._insert_settings(group, Signal.TRACES)
-            if insert_file(store, group.traces_file, schema=self._engine[1], limit=self.limits.max_value_chars, settings=settings):
-                self.metrics.observe_insert(time.perf_counter() - started)
-                return
-        payloads = [r.payload for r in group.records if r.kind == Signal.TRACES]
-        group.columns.insert(0, (Signal.TRACES, traces_to_columns(payloads, limit=self.limits.max_value_chars)))
-        group.traces_file.unlink(missing_ok=True)
-        group.traces_file = None
+        if not store.capabilities.embedded:
+            return False
+        started = time.perf_counter()
+        self._check_fault()
+        settings = self._insert_settings(group, Signal.TRACES)
+        if not insert_file(store, group.traces_file, schema=self._engine[1], limit=self.limits.max_value_chars, settings=settings):
+            return False
+        self.metrics.observe_insert(time.perf_counter() - started)
+        return True
 
     def _connected(self, slot: int) -> Store:
         self._check_fault()
