@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from driftline.analyzers import _dashboards
 from driftline.analyzers._grafana_macros import ALL, QueryContext, Variable, grafana_interval, interpolate
+from driftline.analyzers._sql import render
 from driftline.collector import Store, StoreSpanExporter, connect, llm_call, record_confidence, record_score, release
 from driftline.collector._migrate import MIGRATIONS_TABLE, _ensure_table, migrate, migrations
 from opentelemetry.sdk.trace import TracerProvider
@@ -150,3 +151,18 @@ def test_migrating_a_store_with_scores_keeps_them_and_fills_dimensions_from_then
     finally:
         store.command(f"DROP DATABASE IF EXISTS {store.client.database}")
         store.close()
+
+
+def test_analyzers_scored_calls_equal_the_scores_joined_to_their_calls(store: Store, traced: TracerProvider) -> None:
+    _call(traced, "v1", score=0.9)
+    later = _call(traced, "v2", confidence=0.55)
+    record_score("answer_quality", value=0.2, trace_id=later[0], span_id=later[1], tracer_provider=traced)
+    columns = "time, evaluation, score, trace_id, span_id, service, route, tenant, service_version, provider, request_model, prompt_version, confidence_mean"
+    params = {"lo": datetime.now(UTC) - timedelta(hours=1), "hi": datetime.now(UTC) + timedelta(minutes=1)}
+    source = render("scored_calls", evaluation="")
+    joined = ("SELECT s.time AS time, s.evaluation AS evaluation, s.score AS score, c.trace_id AS trace_id, c.span_id AS span_id, c.service AS service,"
+              " c.route AS route, c.tenant AS tenant, c.service_version AS service_version, c.provider AS provider, c.request_model AS request_model,"
+              " c.prompt_version AS prompt_version, c.confidence_mean AS confidence_mean"
+              " FROM llm_scores AS s JOIN llm_calls AS c ON c.trace_id = s.trace_id AND c.span_id = s.span_id")  # fmt: skip
+    rows = store.rows(f"SELECT {columns} FROM {source} ORDER BY score", params)
+    assert len(rows) == 2 and rows == store.rows(f"SELECT {columns} FROM ({joined}) ORDER BY score")
