@@ -5,9 +5,10 @@ Run: .venv/bin/python bench/bench_serve.py [--seconds 40]
 Same payloads, same run:
 1. ceiling: how fast this process parses the requests (protobuf, what the receiver does) and turns
    them into columns (the Python decoder), one thread each; then the writer's two ways into an
-   embedded store of its own, one group of all requests at a time: Python decoder + columnar
-   insert (the baseline; still the path for remote stores and exotic values) against the engine
-   decoding the raw requests itself (ClickHouse's Protobuf format + INSERT ... SELECT, no GIL);
+   embedded store of its own, one group at a time of the size serve uses for each: Python decoder
+   + columnar insert (the baseline; still the path for remote stores and exotic values) against
+   the engine decoding the raw requests itself (ClickHouse's Protobuf format + INSERT ... SELECT,
+   no GIL);
 2. sustained: a real `driftline serve` subprocess, clients posting pre-encoded requests over
    keep-alive connections and, like the OTel exporters, waiting Retry-After when refused; spans/s
    counted from what it stored (/metrics `stored`) over the measured window;
@@ -30,6 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from driftline.collector import connect, migrate
+from driftline.collector._ingest import IngestLimits
 from driftline.collector._otlp_decode import parse_request, traces_to_columns
 from driftline.collector._otlp_sql import insert_file, length_delimited, write_schema
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
@@ -84,24 +86,34 @@ def ceiling(bodies: list[bytes], rounds: int = 3) -> tuple[float, float]:
 
 
 def writer_ceiling(bodies: list[bytes], rounds: int = 3) -> tuple[float, float]:
-    """(Python decode + insert spans/s, engine decode + insert spans/s) into an embedded store in a temp dir."""
-    spans = SPANS_PER_REQUEST * len(bodies) * rounds
+    """(Python decode + insert spans/s, engine decode + insert spans/s) into an embedded store in a temp dir,
+    each in the groups serve uses for it (insert deduplication off: the rounds repeat the same rows)."""
+    limits, once = IngestLimits(), {"insert_deduplicate": 0}
+    python_group = _group(bodies, limits.decode_bytes)
+    engine_group = _group(bodies, limits.group_bytes)
     with tempfile.TemporaryDirectory(prefix="bench-writer-") as tmp:
         store = connect(f"chdb://{tmp}/store")
         migrate(store)
         started = time.perf_counter()
         for _ in range(rounds):
-            cols = traces_to_columns(bodies)
-            store.insert(cols.table, cols.data, cols.names)
+            cols = traces_to_columns(python_group)
+            store.insert(cols.table, cols.data, cols.names, settings=once)
         python_done = time.perf_counter()
         schema, group = write_schema(Path(tmp)), Path(tmp) / "group.pb"
         for _ in range(rounds):
-            length_delimited(bodies, group)
-            if not insert_file(store, group, schema=schema, limit=65_536, settings={}):
+            length_delimited(engine_group, group)
+            if not insert_file(store, group, schema=schema, limit=limits.max_value_chars, settings=once):
                 raise SystemExit("the engine handed the benchmark payload back to the Python decoder")
         engine_done = time.perf_counter()
         store.close()
-    return spans / (python_done - started), spans / (engine_done - python_done)
+    spans = SPANS_PER_REQUEST * rounds
+    return spans * len(python_group) / (python_done - started), spans * len(engine_group) / (engine_done - python_done)
+
+
+def _group(bodies: list[bytes], size: int) -> list[bytes]:
+    """The requests, repeated as needed, that make one group of about `size` bytes."""
+    count = max(1, -(-size // len(bodies[0])))
+    return [bodies[i % len(bodies)] for i in range(count)]
 
 
 def client(port: int, bodies: list[bytes], stop: threading.Event, tally: dict[str, int], lock: threading.Lock,
@@ -184,7 +196,9 @@ def main() -> None:
     parse_rate, decode_rate = ceiling(bodies)
     print(f"ceiling (this process, 1 thread): receiver protobuf parse {parse_rate:,.0f} spans/s; writer decode to columns {decode_rate:,.0f} spans/s")
     python_rate, engine_rate = writer_ceiling(bodies)
-    print(f"writer ceiling into an embedded store: Python decode + columnar insert {python_rate:,.0f} spans/s;"
+    limits = IngestLimits()
+    print(f"writer ceiling into an embedded store, groups of {limits.decode_bytes >> 20} MiB (Python) and {limits.group_bytes >> 20} MiB (engine):"
+          f" Python decode + columnar insert {python_rate:,.0f} spans/s;"
           f" engine decode + INSERT ... SELECT {engine_rate:,.0f} spans/s ({engine_rate / python_rate:.1f}x)")
     sustained, flood, rss = end_to_end(bodies, args.seconds)
     rate = sustained["stored_per_s"]

@@ -68,7 +68,7 @@ class IngestLimits:
     """Bounds of the pipeline; all byte sizes."""
 
     spool_bytes: int = 1 << 30
-    group_bytes: int = 32 << 20  # requests the engine decodes in one insert: one large part per table, so fewer merges
+    group_bytes: int = 24 << 20  # requests the engine decodes in one insert: large parts, fewer merges (32 MiB: peak RSS ~980 MiB)
     decode_bytes: int = 6 << 20  # requests the Python decoder turns into columns at once (it holds ~20x this)
     linger_seconds: float = 0.2
     inserters: int | None = None  # groups inserted at once; default 1 for an embedded store (its memory), else 2
