@@ -8,9 +8,9 @@ derived from its range (`<spool id>:<signal>:<first>-<last>`), and release them;
 checkpoint advances in order whatever order the inserts finish in. With an embedded store the
 engine decodes a group's traces itself, in one insert of up to `group_bytes` (large parts mean
 less merging later, which costs the engine as much as inserting); with a server store, or for
-values the engine hands back, the Python decoder turns `decode_bytes` at a time into columns. When the store is down or slow, batches wait in
-the spool (bounded by bytes; past the limit `accept` raises `Overloaded`) and go in, oldest
-first, once it answers again.
+values the engine hands back, the Python decoder turns `decode_bytes` at a time into columns.
+When the store is down or slow, batches wait in the spool (bounded by bytes; past the limit
+`accept` raises `Overloaded`) and go in, oldest first, once it answers again.
 
 Fault drills: with `fault_file` set, the writer treats the store as unreachable while that
 file exists. It sits on the real insert path, so an outage can be rehearsed (and tested)
@@ -177,8 +177,8 @@ class Ingester:
     # --- the writer -------------------------------------------------------------------------------
 
     def _run(self) -> None:
-        """Cut the spool into groups for the inserter threads (the engine releases the GIL while it
-        inserts, so groups go in side by side on both cores)."""
+        """Cut the spool into groups for the inserter threads (chDB and the network release the GIL,
+        so with several inserters groups go in side by side)."""
         groups: queue.Queue[_Group | None] = queue.Queue(maxsize=1)
         inserters = [threading.Thread(target=self._guarded, args=(self._insert_loop, groups, slot), name=f"driftline-inserter-{slot}",
                                       daemon=True) for slot in range(self._inserters)]  # fmt: skip
