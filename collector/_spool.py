@@ -220,10 +220,11 @@ class Spool:
             return
         with self._checkpoint_lock:
             self._done.add((records[0].seq, records[-1].seq))
-            while self.intents and self.intents[0] in self._done:
-                self._done.discard(self.intents[0])
-                self.stored_seq = self.intents.pop(0)[1]
-            self._write_checkpoint()
+            if self.intents and self.intents[0] in self._done:  # else an earlier group is still in flight: nothing moves yet
+                while self.intents and self.intents[0] in self._done:
+                    self._done.discard(self.intents[0])
+                    self.stored_seq = self.intents.pop(0)[1]
+                self._write_checkpoint()
         with self._cond:
             self.backlog_bytes -= sum(r.size for r in records)
             self.backlog_items -= sum(r.items for r in records)
