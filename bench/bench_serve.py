@@ -21,12 +21,16 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import itertools
 import os
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
@@ -68,6 +72,67 @@ def payloads(count: int) -> list[bytes]:
         provider.shutdown()
         out.append(encode_spans(exporter.get_finished_spans()).SerializeToString())
     return out
+
+
+class Resender:
+    """Sends one pre-encoded request as new traffic: timestamps moved to now, trace and span ids made unique.
+
+    Replaying the same bytes would store the same ids and timestamps over and over, which no SDK sends:
+    every part would then cover the same key range and merging them would cost far more than it does
+    for spans that arrive in time order. Patching the encoded bytes in place keeps the clients cheap."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = np.frombuffer(body, np.uint8)
+        spans = list(_spans(body))
+        self.times = _byte_index([pos for span in spans for field, pos in span if field in (7, 8)], 8)
+        self.trace_ids = _byte_index([pos for span in spans for field, pos in span if field == 1], 8)
+        self.span_ids = _byte_index([pos for span in spans for field, pos in span if field == 2], 4)
+        self.original = self.body[self.times].copy().view("<u8")
+        self.first_ns = int(self.original.min())
+
+    def fresh(self, shift_ns: int, sequence: int) -> bytes:
+        out = self.body.copy()
+        out[self.times] = (self.original + np.uint64(shift_ns)).view(np.uint8).reshape(self.times.shape)
+        out[self.trace_ids] = np.frombuffer(sequence.to_bytes(8, "little"), np.uint8)
+        out[self.span_ids] = np.frombuffer((sequence & 0xFFFFFFFF).to_bytes(4, "little"), np.uint8)
+        return out.tobytes()
+
+
+def _byte_index(starts: list[int], width: int) -> np.ndarray:
+    return np.asarray(starts, dtype=np.int64)[:, None] + np.arange(width)
+
+
+def _spans(body: bytes) -> Iterator[list[tuple[int, int]]]:
+    """Each span's (field number, value offset) pairs: request.resource_spans.scope_spans.spans."""
+    for _, rs_start, rs_end in _fields(body, 0, len(body), want=1):
+        for _, ss_start, ss_end in _fields(body, rs_start, rs_end, want=2):
+            for _, start, end in _fields(body, ss_start, ss_end, want=2):
+                yield [(field, pos) for field, pos, _ in _fields(body, start, end)]
+
+
+def _fields(buf: bytes, pos: int, end: int, want: int | None = None) -> Iterator[tuple[int, int, int]]:
+    """(field number, value start, value end) of a protobuf message's fields (wire types 0, 1, 2, 5)."""
+    while pos < end:
+        key, pos = _varint_at(buf, pos)
+        field, wire = key >> 3, key & 7
+        if wire == 2:
+            size, pos = _varint_at(buf, pos)
+        else:
+            size = {0: _varint_at(buf, pos)[1] - pos, 1: 8, 5: 4}[wire]
+        if want is None or field == want:
+            yield field, pos, pos + size
+        pos += size
+
+
+def _varint_at(buf: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return value, pos
 
 
 def ceiling(bodies: list[bytes], rounds: int = 3) -> tuple[float, float]:
@@ -116,14 +181,14 @@ def _group(bodies: list[bytes], size: int) -> list[bytes]:
     return [bodies[i % len(bodies)] for i in range(count)]
 
 
-def client(port: int, bodies: list[bytes], stop: threading.Event, tally: dict[str, int], lock: threading.Lock,
+def client(port: int, senders: list[Resender], stop: threading.Event, tally: dict[str, int], lock: threading.Lock,
            honour_retry_after: bool) -> None:  # fmt: skip
     """Post requests back to back on one keep-alive connection until `stop`; count outcomes."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    i = 0
+    first_ns = min(sender.first_ns for sender in senders)
     while not stop.is_set():
-        body = bodies[i % len(bodies)]
-        i += 1
+        sequence = next(_SENDS)
+        body = senders[sequence % len(senders)].fresh(time.time_ns() - first_ns, sequence)
         retry_after = 0.0
         try:
             conn.request("POST", "/v1/traces", body=body, headers={"Content-Type": "application/x-protobuf"})
@@ -145,11 +210,15 @@ def client(port: int, bodies: list[bytes], stop: threading.Event, tally: dict[st
             stop.wait(retry_after)
 
 
-def phase(server: ServeProcess, bodies: list[bytes], clients: int, seconds: float, *, honour_retry_after: bool) -> dict[str, float]:
+_SENDS = itertools.count()
+"""One sequence number per request sent, across clients: it makes the request's ids unique."""
+
+
+def phase(server: ServeProcess, senders: list[Resender], clients: int, seconds: float, *, honour_retry_after: bool) -> dict[str, float]:
     """Run `clients` for a warm-up plus `seconds`; rates over the measured window."""
     stop, lock = threading.Event(), threading.Lock()
     tally: dict[str, int] = {"offered": 0}
-    args = (server.ready["http_port"], bodies, stop, tally, lock, honour_retry_after)
+    args = (server.ready["http_port"], senders, stop, tally, lock, honour_retry_after)
     threads = [threading.Thread(target=client, args=args) for _ in range(clients)]
     for thread in threads:
         thread.start()
@@ -176,9 +245,10 @@ def peak_rss(process: ServeProcess) -> int:
 def end_to_end(bodies: list[bytes], seconds: float) -> tuple[dict[str, float], dict[str, float], int]:
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
         server = ServeProcess(Path(tmp), "--grpc-port", "-1", "--spool-max-mb", "256", "--log-format", "text").start()
+        senders = [Resender(body) for body in bodies]
         try:
-            sustained = phase(server, bodies, 4, seconds, honour_retry_after=True)
-            flood = phase(server, bodies, 16, seconds / 2, honour_retry_after=False)
+            sustained = phase(server, senders, 4, seconds, honour_retry_after=True)
+            flood = phase(server, senders, 16, seconds / 2, honour_retry_after=False)
             rss = peak_rss(server)
         finally:
             server.stop(timeout=600)
