@@ -93,7 +93,8 @@ def _item_exotic(v: str) -> str:
 
 def _unless(condition: str, value: str) -> str:
     """`value`, or the engine's refusal where `condition` holds: the group then goes to the Python decoder.
-    Inside multiIf branches (short-circuit evaluation), so common values pay for no test but their own."""
+    Evaluated for every value, whatever its kind (no short-circuit): each condition tests the field
+    its own kind sets, which is empty or 0 for values of another kind, so only a real offender throws."""
     return f"if({condition}, toString(throwIf({condition}, '{_FALLBACK}')), {value})"
 
 
@@ -174,7 +175,7 @@ def insert_file(store: Store, path: Path, *, schema: Path, limit: int, settings:
     """Insert the spans of a `length_delimited` file into otel_traces; False (nothing written) when
     the group needs the Python decoder instead."""
     settings = {**settings, "format_schema": f"{schema}:ExportTraceServiceRequest", "input_format_protobuf_oneof_presence": 1,
-                "short_circuit_function_evaluation": "force_enable",  # multiIf branches per value kind: only the taken one
+                "short_circuit_function_evaluation": "disable",  # computing every branch is cheaper than masking: 31 -> 25 us/span
                 "max_threads": 1,  # one file is one stream anyway; fewer threads hold less memory (peak RSS)
                 "input_format_max_block_size_bytes": 2 << 20}  # parse a few requests at a time: peak RSS 600 MiB, not 830, same CPU  # fmt: skip
     try:
