@@ -341,6 +341,31 @@ def test_past_the_spool_limit_http_gets_503_and_grpc_unavailable_with_retry_hint
     wait_for(lambda: post(server, "/v1/traces", body)[0] == 200, what="accepting again")
 
 
+def test_a_client_told_to_back_off_keeps_its_connection_and_gets_in_on_it(serve: Any, tmp_path: Path) -> None:
+    fault = tmp_path / "down"
+    fault.touch()
+    server = serve("--fault-file", str(fault), "--spool-max-mb", "1")
+    conn = http.client.HTTPConnection("127.0.0.1", server.ready["http_port"], timeout=30)
+    body = traces_body(500)
+
+    def send() -> http.client.HTTPResponse:
+        conn.request("POST", "/v1/traces", body, {"Content-Type": "application/x-protobuf"})
+        response = conn.getresponse()
+        response.read()
+        return response
+
+    statuses = [send().status for _ in range(40)]
+    acked = statuses.index(503)
+    sock = conn.sock
+    response = send()
+    assert response.status == 503 and response.getheader("Connection") != "close" and conn.sock is sock
+    fault.unlink()
+    wait_for(lambda: send().status == 200, what="the same connection to be accepted again")
+    assert conn.sock is sock  # never reconnected: every refused body was read, not left on the wire
+    assert server.wait_rows("otel_traces", 500 * (acked + 1)) == 500 * (acked + 1)
+    conn.close()
+
+
 def test_too_many_requests_in_flight_get_429_with_retry_after(serve: Any) -> None:
     server = serve("--max-in-flight", "1")
     slow = socket.create_connection(("127.0.0.1", server.ready["http_port"]))
