@@ -25,7 +25,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from pathlib import Path
 from typing import Any, Final
@@ -68,7 +68,7 @@ class IngestLimits:
     """Bounds of the pipeline; all byte sizes."""
 
     spool_bytes: int = 1 << 30
-    group_bytes: int = 24 << 20  # requests the engine decodes in one insert: large parts, fewer merges (32 MiB: peak RSS ~980 MiB)
+    group_bytes: int = 40 << 20  # requests the engine decodes in one insert: large parts, fewer merges (~7x this in RSS while it runs)
     decode_bytes: int = 6 << 20  # requests the Python decoder turns into columns at once (it holds ~20x this)
     linger_seconds: float = 0.2
     inserters: int | None = None  # groups inserted at once; default 1 for an embedded store (its memory), else 2
@@ -146,9 +146,10 @@ class Ingester:
             raise Unavailable(str(exc)) from None
         self.metrics.add("spooled", items)
 
-    def saturated(self) -> bool:
-        """Whether the spool is at its limit: receivers refuse before reading a body (cheap shedding)."""
-        return self.spool.backlog_bytes >= self.spool.max_bytes
+    def saturated(self, incoming: int = 0) -> bool:
+        """Whether `incoming` more bytes would take the spool past its limit: receivers refuse before
+        reading (let alone parsing) a body that would be refused anyway (cheap shedding)."""
+        return self.spool.backlog_bytes + incoming >= self.spool.max_bytes
 
     def health(self) -> dict[str, Any]:
         """What /healthz reports: ok while the store answers, degraded while batches wait."""
@@ -237,12 +238,14 @@ class Ingester:
                 return
 
     def _decode(self, records: list[Record]) -> _Group:
-        """The group, with its traces in a file for the engine when the store is embedded."""
+        """The group, with its traces in a file for the engine when the store is embedded (their
+        payloads then leave memory: a group the engine refuses reads them back from the spool)."""
         group = _Group(records)
         traces = [r.payload for r in records if r.kind == Signal.TRACES]
         if traces and self._engine is not None:  # the engine decodes them, without the GIL
             group.traces_file = self._engine[0] / f"traces-{records[0].seq}-{records[-1].seq}.pb"
             length_delimited(traces, group.traces_file)
+            group.records = [replace(r, payload=b"") if r.kind == Signal.TRACES else r for r in records]
         return group
 
     def _store_group(self, group: _Group, slot: int) -> bool:
@@ -277,6 +280,7 @@ class Ingester:
         if group.traces_file is not None and not self._insert_traces_file(store, group):
             group.traces_file.unlink(missing_ok=True)
             group.traces_file = None
+            group.records = self.spool.read_range(group.records[0].seq, group.records[-1].seq)
         for signal in Signal:
             if signal is not Signal.TRACES or group.traces_file is None:  # else the engine has them
                 self._insert_decoded(store, group, signal)

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -99,6 +100,8 @@ class Server:
                                       "query_url": self.query_url, "spool": str(spool_dir), "auth": self.config.token is not None})  # fmt: skip
 
     def _open_store(self) -> Store:
+        if self.url.startswith("chdb:"):
+            _bound_engine_allocator()
         store = connect(self.url)
         if self.url.startswith("chdb:") and not store.capabilities.embedded:  # reached through another serve
             store.close()
@@ -184,6 +187,17 @@ def _default_spool_dir(store: Store) -> Path:
     if data_dir is not None:
         return data_dir.parent / f"{data_dir.name}.spool"
     return Path(".driftline").resolve() / "spool"
+
+
+_ENGINE_ALLOCATOR: Final = "dirty_decay_ms:1000"
+
+
+def _bound_engine_allocator() -> None:
+    """Have the engine's jemalloc return freed pages after 1 s instead of 5: an insert frees several
+    times its group, and five seconds of that stayed resident (peak RSS 948 -> 886 MiB in bench_serve).
+    jemalloc reads it once, when chdb loads; a JE_MALLOC_CONF already set wins."""
+    if "chdb" not in sys.modules:
+        os.environ.setdefault("JE_MALLOC_CONF", _ENGINE_ALLOCATOR)
 
 
 def run(config: ServeConfig) -> bool:

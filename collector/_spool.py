@@ -55,10 +55,12 @@ class Record:
     seq: int
     items: int
     payload: bytes
+    size: int = -1
+    """Bytes it takes in the spool; kept when a copy drops the payload (the engine has it in a file)."""
 
-    @property
-    def size(self) -> int:
-        return _HEADER.size + len(self.payload)
+    def __post_init__(self) -> None:
+        if self.size < 0:
+            object.__setattr__(self, "size", _HEADER.size + len(self.payload))
 
 
 class Spool:
