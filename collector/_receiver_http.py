@@ -201,7 +201,7 @@ class _Handler(HttpHandler):
         if not 0 <= remaining <= self.server.limits.max_body:
             return False
         while remaining:
-            chunk = self.rfile.read(min(remaining, 1 << 20))
+            chunk = self.rfile.read(min(remaining, 1 << 16))  # small: a flood may hold many connections
             if not chunk:
                 return False
             remaining -= len(chunk)
