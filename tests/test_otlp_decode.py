@@ -146,6 +146,23 @@ def test_the_engine_decodes_spans_to_the_rows_the_python_decoder_writes(store: S
     assert cols.truncated == 0 and by_engine == _stored_rows(store)
 
 
+def test_engine_inserted_spans_are_found_by_trace_id_before_and_after_their_parts_merge(store: Store, tmp_path: Path) -> None:
+    """insert_file leaves skip indexes to merges: lookups must not depend on them, and merges must build them."""
+    schema, group = write_schema(tmp_path), tmp_path / "group.pb"
+    groups = [sdk_spans({"n": n}, 0, 0) for n in range(2)]  # two inserts: two parts, two traces
+    for spans in groups:
+        length_delimited([encode_spans(spans).SerializeToString()], group)
+        assert insert_file(store, group, schema=schema, limit=65_536, settings={})
+    wanted = groups[1][0].context.trace_id
+    expected = [(sum(span.context.trace_id == wanted for spans in groups for span in spans),)]
+    lookup = "SELECT count() FROM otel_traces WHERE TraceId = {t:String}"
+    assert store.rows(lookup, {"t": f"{wanted:032x}"}) == expected
+    store.command("OPTIMIZE TABLE otel_traces FINAL")
+    indexed = store.rows("SELECT sum(secondary_indices_compressed_bytes) FROM system.parts"
+                         " WHERE active AND database = currentDatabase() AND table = 'otel_traces'")  # fmt: skip
+    assert indexed[0][0] > 0 and store.rows(lookup, {"t": f"{wanted:032x}"}) == expected
+
+
 def test_kvlist_and_bytes_values_are_stringified_like_the_collector() -> None:
     request = ExportTraceServiceRequest()
     span = request.resource_spans.add().scope_spans.add().spans.add(name="s")
