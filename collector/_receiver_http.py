@@ -71,7 +71,7 @@ def bearer_ok(header: str | None, token: str | None) -> bool:
 
 def read_body(rfile: Any, headers: Any, limit: int) -> bytes:
     """The request body, Content-Length or chunked; raises TooLarge past `limit` bytes."""
-    if "chunked" in (headers.get("Transfer-Encoding") or "").lower():
+    if _chunked(headers):
         return _read_chunked(rfile, limit)
     length = int(headers.get("Content-Length") or 0)
     if length > limit:
@@ -209,7 +209,7 @@ class _Handler(HttpHandler):
 
     def _export(self, endpoint: Any, json_body: bool) -> None:
         limits, signal = self.server.limits, endpoint.name
-        if "Content-Length" not in self.headers and "chunked" not in (self.headers.get("Transfer-Encoding") or "").lower():
+        if "Content-Length" not in self.headers and not _chunked(self.headers):
             return self._refuse(411, "length_required", signal, "send Content-Length or a chunked body", json_body)
         try:
             raw = read_body(self.rfile, self.headers, limits.max_body)
@@ -266,8 +266,11 @@ class _Handler(HttpHandler):
 def _declared_length(headers: Any) -> int:
     """The Content-Length of a body sent whole, else -1 (chunked, missing or malformed)."""
     length = headers.get("Content-Length") or ""
-    chunked = "chunked" in (headers.get("Transfer-Encoding") or "").lower()
-    return int(length) if length.strip().isdigit() and not chunked else -1
+    return int(length) if length.strip().isdigit() and not _chunked(headers) else -1
+
+
+def _chunked(headers: Any) -> bool:
+    return "chunked" in (headers.get("Transfer-Encoding") or "").lower()
 
 
 def _encode(message: Message, json_body: bool) -> bytes:
