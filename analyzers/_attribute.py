@@ -40,7 +40,7 @@ from ._sql import quote_identifier, render
 
 if TYPE_CHECKING:
     import pandas
-    from driftline.collector._store import Store
+    from driftline.collector.store._store import Store
 
 __all__ = ["DIMENSIONS", "attribute", "attribute_frame", "attribute_many"]
 

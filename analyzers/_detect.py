@@ -33,7 +33,7 @@ from ._signals import (
 
 if TYPE_CHECKING:
     import pandas
-    from driftline.collector._store import Store
+    from driftline.collector.store._store import Store
 
 __all__ = ["DetectionSettings", "detect", "find_regression"]
 

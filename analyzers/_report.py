@@ -14,9 +14,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 from driftline.collector._errors import AnalysisError, NoDataError
-from driftline.collector._store import Store
+from driftline.collector.store._store import Store
 
-from . import _runbooks
+from driftline.runbooks import _loader as _runbooks
 from ._attribute import attribute, attribute_many, segment_terms
 from ._detect import detect
 from ._model import (

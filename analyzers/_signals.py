@@ -21,7 +21,7 @@ from ._sql import quote_identifier, render
 
 if TYPE_CHECKING:
     import pandas
-    from driftline.collector._store import Store
+    from driftline.collector.store._store import Store
 
 __all__ = ["QUALITY_PREFIX", "Signal", "default_bucket", "get_signal", "signal_names", "signal_series"]
 

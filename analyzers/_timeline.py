@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from driftline.collector._errors import NoDataError
-from driftline.collector._store import Store
+from driftline.collector.store._store import Store
 
 from ._detect import detect
 from ._model import Evidence, Filters, Regression, TimelineEvent, Window

@@ -16,8 +16,8 @@ import tempfile
 import time
 from collections import Counter
 
-from driftline.analyzers._evaluate import evaluate
-from driftline.analyzers._scenarios import generate, write
+from driftline.analyzers.evaluation._evaluate import evaluate
+from driftline.analyzers.evaluation._scenarios import generate, write
 from driftline.collector import connect, migrate
 
 

@@ -28,7 +28,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from driftline.analyzers import _dashboards
+from driftline.dashboards import _check as _dashboards
 from driftline.collector import Store, connect, migrate
 
 LIMIT_S = 1.0

@@ -20,9 +20,9 @@ import statistics
 import tempfile
 import time
 
-from driftline.analyzers import _demo
+from driftline.analyzers.demo import _run as _demo
 from driftline.collector import connect
-from driftline.collector._migrate import reset
+from driftline.collector.store._migrate import reset
 
 SDK_DEFAULT_BATCH = 512
 

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from driftline.analyzers import Window, detect, incident_report, render_report
-from driftline.analyzers._demo import run_demo
+from driftline.analyzers.demo._run import run_demo
 from driftline.collector import connect, migrate
 
 

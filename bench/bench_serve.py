@@ -36,9 +36,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from driftline.collector import connect, migrate
-from driftline.collector._ingest import IngestLimits
-from driftline.collector._otlp_decode import parse_request, traces_to_columns
-from driftline.collector._otlp_sql import insert_file, length_delimited, write_schema
+from driftline.collector.receiver._ingest import IngestLimits
+from driftline.collector.receiver._otlp_decode import parse_request, traces_to_columns
+from driftline.collector.receiver._otlp_sql import insert_file, length_delimited, write_schema
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,

@@ -1,1 +1,3 @@
-"""On-call runbooks (Markdown), shipped as package data; read them with `driftline runbook`."""
+"""On-call runbooks (Markdown, package data) and their loader (`_loader.py`); read them with
+`driftline runbook`. Imports only the collector's errors.
+"""

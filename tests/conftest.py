@@ -88,7 +88,7 @@ def traced(store: Store) -> TracerProvider:
 _HOLDER = """
 import sys
 from driftline.collector import connect
-from driftline.collector._store import announce_endpoint
+from driftline.collector.store._store import announce_endpoint
 store = connect(sys.argv[1])
 if len(sys.argv) > 2:
     announce_endpoint(store, sys.argv[2])
@@ -203,8 +203,8 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Any]]:
 @pytest.fixture(scope="session")
 def scenario_store(engine_dir: Path) -> Iterator[tuple[Store, list[Any]]]:
     """A store holding one generated incident of every cause (and one without any), written once
-    per session through driftline.analyzers._scenarios; read-only for the tests that use it."""
-    from driftline.analyzers._scenarios import generate, write
+    per session through driftline.analyzers.evaluation._scenarios; read-only for the tests that use it."""
+    from driftline.analyzers.evaluation._scenarios import generate, write
 
     opened = connect(f"chdb://{engine_dir}?database=scenarios_{uuid.uuid4().hex[:8]}")
     migrate(opened)

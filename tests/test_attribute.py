@@ -16,7 +16,7 @@ from driftline.analyzers import (
     attribute_frame,
     attribute_many,
 )
-from driftline.analyzers._scenarios import BUCKET, Scenario
+from driftline.analyzers.evaluation._scenarios import BUCKET, Scenario
 from driftline.collector import AnalysisError, NoDataError, Store
 
 

@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 from click.testing import CliRunner
-from driftline.analyzers._cli import cli
-from driftline.analyzers._scenarios import Scenario
+from driftline.analyzers.cli import cli
+from driftline.analyzers.evaluation._scenarios import Scenario
 from driftline.collector import Store
 
 

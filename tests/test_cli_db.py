@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from driftline.analyzers._cli import cli
+from driftline.analyzers.cli import cli
 from driftline.collector import Store, connect
-from driftline.collector._migrate import latest_version, migrations
+from driftline.collector.store._migrate import latest_version, migrations
 
 DRIFTLINE = str(Path(sys.executable).with_name("driftline"))
 

@@ -8,7 +8,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from driftline.analyzers._cli import cli
+from driftline.analyzers.cli import cli
 
 
 def _commands(group: click.Group, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from driftline.analyzers._cli import cli
-from driftline.analyzers._cli_common import EXIT_NO_DATA, EXIT_REGRESSION, EXIT_USAGE
+from driftline.analyzers.cli import cli
+from driftline.analyzers.cli._common import EXIT_NO_DATA, EXIT_REGRESSION, EXIT_USAGE
 from driftline.collector import Store
 from incident_scenarios import NEW_MODEL, steady
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -190,7 +190,7 @@ _SCENARIO_AND_REPORT = textwrap.dedent("""
     with connect(url) as store:
         migrate(store)
         silent_provider_update(calls=1200).write(store)
-    from driftline.analyzers._cli import cli
+    from driftline.analyzers.cli import cli
     cli(["incident", "report", "--since", "3h", "--store", url], prog_name="driftline")
 """)
 

@@ -20,9 +20,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from driftline.analyzers import _dashboards, _runbooks
-from driftline.analyzers._cli import cli
-from driftline.analyzers._demo import run_demo
+from driftline.dashboards import _check as _dashboards
+from driftline.runbooks import _loader as _runbooks
+from driftline.analyzers.cli import cli
+from driftline.analyzers.demo._run import run_demo
 from driftline.collector import Store, connect, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,7 +54,7 @@ def _panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def test_dashboard_json_is_built_from_the_specs() -> None:
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_dashboards.py"), "--check"], capture_output=True, text=True, check=False)
+    done = subprocess.run([sys.executable, str(ROOT / "dashboards" / "build.py"), "--check"], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
 
 

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from driftline.analyzers._cli import cli
-from driftline.analyzers._demo import summary
+from driftline.analyzers.cli import cli
+from driftline.analyzers.demo._run import summary
 from driftline.collector import Store, connect
 
 CALLS = 3000

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from driftline.analyzers import Filters, Window, change_points, detect
 from driftline.analyzers._detect import find_regression
-from driftline.analyzers._scenarios import BUCKET
+from driftline.analyzers.evaluation._scenarios import BUCKET
 from driftline.analyzers._signals import get_signal
 from driftline.collector import AnalysisError, NoDataError, Store
 

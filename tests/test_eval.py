@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from driftline.analyzers._evaluate import evaluate
-from driftline.analyzers._scenarios import CAUSES, Scenario
+from driftline.analyzers.evaluation._evaluate import evaluate
+from driftline.analyzers.evaluation._scenarios import CAUSES, Scenario
 from driftline.collector import Store
 
 

@@ -12,7 +12,7 @@ import pytest
 def test_all_lists_exactly_the_public_names_and_each_resolves(package: str) -> None:
     module = importlib.import_module(package)
     exported = list(getattr(module, "__all__", []))
-    public = sorted(  # subpackages (driftline.collector.migrations, once imported) are not API names
+    public = sorted(  # subpackages (driftline.collector.store.migrations, once imported) are not API names
         name for name, value in vars(module).items()
         if not name.startswith("_") and name != "annotations" and not isinstance(value, types.ModuleType)
     )  # fmt: skip

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from driftline.analyzers._grafana_macros import (
+from driftline.dashboards._grafana_macros import (
     ALL,
     MacroError,
     QueryContext,

@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 
 from driftline.collector import Store, connect
-from driftline.collector._ingest import Ingester, IngestLimits, Signal
-from driftline.collector._serve_metrics import ServeMetrics
+from driftline.collector.receiver._ingest import Ingester, IngestLimits, Signal
+from driftline.collector.receiver._metrics import ServeMetrics
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from serve_process import wait_for
 

@@ -9,17 +9,17 @@ import zlib
 from pathlib import Path
 
 import pytest
-from driftline.collector._exporter import attribute_string, spans_to_columns
-from driftline.collector._otlp_decode import (
+from driftline.collector.hooks._exporter import attribute_string, spans_to_columns
+from driftline.collector.receiver._otlp_decode import (
     BadPayload,
     count_items,
     logs_to_columns,
     parse_request,
     traces_to_columns,
 )
-from driftline.collector._otlp_sql import insert_file, length_delimited, write_schema
-from driftline.collector._receiver_http import TooLarge, decode_content
-from driftline.collector._store import Store
+from driftline.collector.receiver._otlp_sql import insert_file, length_delimited, write_schema
+from driftline.collector.receiver._http import TooLarge, decode_content
+from driftline.collector.store._store import Store
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans

@@ -13,7 +13,7 @@ import pytest
 from driftline.analyzers._model import Filters, Window
 from driftline.analyzers._render import render_report
 from driftline.analyzers._report import FINDING_TYPES, IncidentReport, incident_report
-from driftline.analyzers._runbooks import names as runbook_names
+from driftline.runbooks._loader import names as runbook_names
 from driftline.collector import Store
 from incident_scenarios import NEW_MODEL, steady
 
@@ -195,7 +195,7 @@ def test_filters_scope_the_report(silent_update_store: Any) -> None:
 @pytest.mark.slow
 def test_on_the_demo_the_injected_cause_leads_and_the_harmless_changes_rank_below(store: Store) -> None:
     """What `make demo` ends with: its silent provider update singled out, its ordinary changes not."""
-    from driftline.analyzers._demo import run_demo
+    from driftline.analyzers.demo._run import run_demo
 
     end = datetime.now(timezone.utc).replace(second=0, microsecond=0)  # whole minutes: the same buckets every run
     run = run_demo(store, calls=30_000, seed=7, end=end)

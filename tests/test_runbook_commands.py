@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from driftline.analyzers import _runbooks
-from driftline.analyzers._cli import cli
-from driftline.analyzers._demo import run_demo
+from driftline.runbooks import _loader as _runbooks
+from driftline.analyzers.cli import cli
+from driftline.analyzers.demo._run import run_demo
 from driftline.collector import connect, migrate
 
 COMMANDS = sorted({(book.name, line) for book in _runbooks.runbooks() for line in _runbooks.commands(book)})

@@ -7,8 +7,8 @@ import re
 import pytest
 from click.testing import CliRunner
 
-from driftline.analyzers import _runbooks
-from driftline.analyzers._cli import cli
+from driftline.runbooks import _loader as _runbooks
+from driftline.analyzers.cli import cli
 
 SECTIONS = ("Symptoms", "Dashboard", "Run", "Decide", "Mitigate", "Verify recovery", "Record for the post-mortem")
 FAILURE_MODES = (
@@ -71,7 +71,7 @@ def test_every_finding_type_links_a_runbook_that_ships() -> None:
 
 @pytest.mark.parametrize("name", FAILURE_MODES)
 def test_runbook_dashboard_panels_exist(name: str) -> None:
-    from driftline.analyzers import _dashboards
+    from driftline.dashboards import _check as _dashboards
 
     titles = {d["title"].removeprefix("driftline / "): {p.get("title") for p in _dashboards._panels(d)} for d in _dashboards.load().values()}
     refs = _runbooks.panel_references(_runbooks.get(name))

@@ -12,11 +12,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from driftline.analyzers import _dashboards
-from driftline.analyzers._grafana_macros import ALL, QueryContext, Variable, grafana_interval, interpolate
+from driftline.dashboards import _check as _dashboards
+from driftline.dashboards._grafana_macros import ALL, QueryContext, Variable, grafana_interval, interpolate
 from driftline.analyzers._sql import render
 from driftline.collector import Store, StoreSpanExporter, connect, llm_call, record_confidence, record_score, release
-from driftline.collector._migrate import MIGRATIONS_TABLE, _ensure_table, migrate, migrations
+from driftline.collector.store._migrate import MIGRATIONS_TABLE, _ensure_table, migrate, migrations
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind

@@ -20,7 +20,7 @@ from typing import Any
 import grpc
 import pytest
 from click.testing import CliRunner
-from driftline.analyzers._cli import cli
+from driftline.analyzers.cli import cli
 from google.protobuf import json_format
 from google.rpc import status_pb2
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
@@ -280,7 +280,7 @@ def test_kill_9_mid_load_then_restart_replays_the_spool_without_duplicates(serve
 
 def test_a_group_replayed_after_it_was_inserted_adds_no_rows(serve: Any, tmp_path: Path) -> None:
     """kill -9 between an insert and its checkpoint: the restart re-inserts that group, deduplicated."""
-    from driftline.collector._spool import Spool
+    from driftline.collector.receiver._spool import Spool
 
     workdir = tmp_path / "dedup"
     server = serve(workdir=workdir)

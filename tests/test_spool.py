@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from driftline.collector._spool import Spool
+from driftline.collector.receiver._spool import Spool
 
 
 def _spool_with(directory: Path, batches: int) -> Spool:

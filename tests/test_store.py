@@ -20,9 +20,9 @@ from driftline.collector import (
     migrate,
 )
 from driftline.collector._config import default_store_url, store_url
-from driftline.collector._migrate import latest_version
-from driftline.collector._status import status
-from driftline.collector._store import held_by_endpoint, redact_url
+from driftline.collector.store._migrate import latest_version
+from driftline.collector.store._status import status
+from driftline.collector.store._store import held_by_endpoint, redact_url
 
 Hold = Callable[..., AbstractContextManager[subprocess.Popen[str]]]
 

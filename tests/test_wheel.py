@@ -71,7 +71,7 @@ def test_wheel_installs_only_under_the_driftline_namespace(wheel: Path) -> None:
 def test_wheel_ships_every_dashboard_runbook_and_migration(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     src = _source(wheel)
-    expected = {f"driftline/collector/migrations/{p.name}" for p in (src / "collector" / "migrations").glob("*.sql")}
+    expected = {f"driftline/collector/store/migrations/{p.name}" for p in (src / "collector" / "store" / "migrations").glob("*.sql")}
     expected |= {f"driftline/dashboards/{p.relative_to(src / 'dashboards')}" for p in (src / "dashboards").rglob("*") if p.suffix in (".json", ".yaml")}
     expected |= {f"driftline/runbooks/{p.name}" for p in (src / "runbooks").glob("*.md")}
     expected |= {"driftline/collector/py.typed", "driftline/analyzers/py.typed"}
@@ -92,7 +92,7 @@ _PROBE = textwrap.dedent(
         "chdb_installed": importlib.util.find_spec("chdb") is not None,
         "dashboards": files("driftline.dashboards", ".json"),
         "runbooks": files("driftline.runbooks", ".md"),
-        "migrations": files("driftline.collector.migrations", ".sql"),
+        "migrations": files("driftline.collector.store.migrations", ".sql"),
         "exports": sorted(driftline.collector.__all__),
     }}))
     """
@@ -107,7 +107,7 @@ def test_installed_wheel_imports_cheaply_and_finds_its_data(installed: Path, tmp
     assert found["chdb_installed"] is False
     assert found["dashboards"] == sorted(p.name for p in (src / "dashboards").glob("*.json")) != []
     assert found["runbooks"] == sorted(p.name for p in (src / "runbooks").glob("*.md")) != []
-    assert found["migrations"] == sorted(p.name for p in (src / "collector" / "migrations").glob("*.sql"))
+    assert found["migrations"] == sorted(p.name for p in (src / "collector" / "store" / "migrations").glob("*.sql"))
     assert {"instrument", "release", "llm_call", "connect", "migrate"} <= set(found["exports"])
 
 
