@@ -23,7 +23,7 @@ from typing import Any
 
 import pyarrow as pa
 from driftline.collector import Store, StoreSpanExporter, connect, migrate
-from driftline.collector.hooks._exporter import OTEL_TRACES_COLUMNS, spans_to_columns
+from driftline.collector.store._spans import OTEL_TRACES_COLUMNS, spans_to_columns
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor

@@ -22,7 +22,7 @@ from driftline.collector import (
     record_score,
     release,
 )
-from driftline.collector.hooks._exporter import write_spans
+from driftline.collector.store._spans import write_spans
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor

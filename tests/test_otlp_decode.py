@@ -9,7 +9,7 @@ import zlib
 from pathlib import Path
 
 import pytest
-from driftline.collector.hooks._exporter import attribute_string, spans_to_columns
+from driftline.collector.store._spans import attribute_string, spans_to_columns
 from driftline.collector.receiver._otlp_decode import (
     BadPayload,
     count_items,

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from driftline.collector import ConfigError, Store, connect, migrate, pending
-from driftline.collector.hooks._exporter import OTEL_TRACES_COLUMNS
+from driftline.collector.store._spans import OTEL_TRACES_COLUMNS
 from driftline.collector.store._migrate import MIGRATIONS_TABLE, latest_version, migrations
 
 # The contrib exporter's traces table (exporter/clickhouseexporter/internal/sqltemplates/traces_table.sql),

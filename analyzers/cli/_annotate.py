@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from driftline.collector import _names as n
 from driftline.collector.hooks._annotate import annotate
-from driftline.collector.hooks._exporter import write_spans
+from driftline.collector.store._spans import write_spans
 from driftline.collector.store._migrate import require_schema
 
 from ._common import handle_errors, opened, store_option

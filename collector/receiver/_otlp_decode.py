@@ -37,7 +37,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
 )
 
-from driftline.collector.hooks._exporter import OTEL_TRACES_COLUMNS, attribute_string
+from driftline.collector.store._spans import OTEL_TRACES_COLUMNS, attribute_string
 
 __all__ = [
     "MAX_VALUE_CHARS",

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from driftline.collector._errors import StoreError
-from driftline.collector.hooks._exporter import OTEL_TRACES_COLUMNS
+from driftline.collector.store._spans import OTEL_TRACES_COLUMNS
 
 if TYPE_CHECKING:
     from driftline.collector.store._store import Store
