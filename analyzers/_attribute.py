@@ -32,6 +32,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
 from driftline.collector._errors import AnalysisError, NoDataError
 
 from ._model import Attribution, Evidence, Filters, Suspect, Window
@@ -40,6 +41,7 @@ from ._sql import quote_identifier, render
 
 if TYPE_CHECKING:
     import pandas
+
     from driftline.collector.store._store import Store
 
 __all__ = ["DIMENSIONS", "attribute", "attribute_frame", "attribute_many"]

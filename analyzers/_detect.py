@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import numpy as np
+
 from driftline.collector._errors import AnalysisError, NoDataError
 
 from ._changepoints import change_points
@@ -33,6 +34,7 @@ from ._signals import (
 
 if TYPE_CHECKING:
     import pandas
+
     from driftline.collector.store._store import Store
 
 __all__ = ["DetectionSettings", "detect", "find_regression"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import version
 from typing import Any, Final
 
@@ -108,12 +108,12 @@ def _environment(*, autoescape: bool) -> Any:
 
 def when(moment: datetime | None) -> str:
     """`2026-11-22 14:05 UTC`."""
-    return "–" if moment is None else moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return "–" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def clock(moment: datetime) -> str:
     """`14:05:30` (UTC; the section heading says so)."""
-    return moment.astimezone(timezone.utc).strftime("%H:%M:%S")
+    return moment.astimezone(UTC).strftime("%H:%M:%S")
 
 
 def pct(fraction: float | None, digits: int = 0) -> str:

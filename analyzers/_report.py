@@ -10,13 +10,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from driftline.collector._errors import AnalysisError, NoDataError
 from driftline.collector.store._store import Store
-
 from driftline.runbooks import _loader as _runbooks
+
 from ._attribute import attribute, attribute_many, segment_terms
 from ._detect import detect
 from ._model import (
@@ -220,8 +220,8 @@ def incident_report(
     and the impact speak of.
     """
     say = progress or (lambda _: None)
-    now = now or datetime.now(timezone.utc)
-    window = Window(window.start.astimezone(timezone.utc), window.end.astimezone(timezone.utc))  # the report speaks UTC
+    now = now or datetime.now(UTC)
+    window = Window(window.start.astimezone(UTC), window.end.astimezone(UTC))  # the report speaks UTC
     say("checking the window")
     calls = require_data(store, window, filters, now=now)
     say("detecting regressions")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from driftline.collector._errors import AnalysisError, NoDataError
@@ -21,6 +21,7 @@ from ._sql import quote_identifier, render
 
 if TYPE_CHECKING:
     import pandas
+
     from driftline.collector.store._store import Store
 
 __all__ = ["QUALITY_PREFIX", "Signal", "default_bucket", "get_signal", "signal_names", "signal_series"]
@@ -154,7 +155,7 @@ def scope_params(signal: Signal, lo: datetime, hi: datetime) -> dict[str, Any]:
 def utc(value: datetime) -> datetime:
     """A datetime as timezone-aware UTC: the store's naive ones are UTC; aware ones are converted
     (bound values are sent in UTC, the store's zone)."""
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 _NICE_BUCKETS = (60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
@@ -262,7 +263,7 @@ def full_grid(window: Window, bucket: timedelta) -> list[datetime]:
     step = int(bucket.total_seconds())
     first = int(window.start.timestamp()) // step * step
     end = window.end.timestamp()
-    return [datetime.fromtimestamp(t, timezone.utc) for t in range(first, math.ceil(end), step) if t < end]
+    return [datetime.fromtimestamp(t, UTC) for t in range(first, math.ceil(end), step) if t < end]
 
 
 def _float(value: Any) -> float:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from driftline.collector._errors import NoDataError
@@ -61,7 +61,7 @@ def timeline(
 ) -> list[TimelineEvent]:
     """Every event of the window in time order; detects regressions itself unless given them."""
     if regressions is None:
-        require_data(store, window, filters, now=datetime.now(timezone.utc))
+        require_data(store, window, filters, now=datetime.now(UTC))
         regressions = detect(store, window, filters=filters)
     settle = default_bucket(window, target=120)
     changes = annotated_changes(store, window, filters)
@@ -97,7 +97,7 @@ def require_data(store: Store, window: Window, filters: Filters, *, now: datetim
 
 def stamp(when: datetime) -> str:
     """`2026-11-22 14:05 UTC`."""
-    return when.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def annotated_changes(store: Store, window: Window, filters: Filters) -> list[TimelineEvent]:

@@ -6,7 +6,7 @@ A naive absolute time is read as UTC, and every time driftline prints says its z
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 __all__ = ["parse_duration", "parse_time"]
 
@@ -24,7 +24,7 @@ def parse_duration(text: str) -> timedelta:
 
 def parse_time(text: str, *, now: datetime | None = None) -> datetime:
     """A relative duration ago, `now`, or an ISO 8601 time; always timezone-aware (UTC if naive)."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     if text.strip().lower() == "now":
         return now
     if _DURATION.match(text):
@@ -33,4 +33,4 @@ def parse_time(text: str, *, now: datetime | None = None) -> datetime:
         parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
         raise ValueError(f"{text!r} is not a time: use a duration ago (2h, 30m, 1d), 'now', or ISO 8601 (2026-11-22T14:05:00+01:00)") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -22,7 +22,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from driftline.analyzers import Filters, Window, attribute_many, detect
 from driftline.analyzers._attribute import DIMENSIONS, leaves_query, window_params
@@ -30,7 +30,7 @@ from driftline.analyzers._signals import get_signal, source_sql
 from driftline.analyzers._sql import quote_identifier
 from driftline.collector import Store, connect, migrate
 
-START = datetime(2026, 11, 1, tzinfo=timezone.utc)
+START = datetime(2026, 11, 1, tzinfo=UTC)
 DAYS = 7
 INCIDENT = START + timedelta(days=DAYS) - timedelta(hours=18)
 

@@ -25,11 +25,11 @@ import shutil
 import statistics
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from driftline.dashboards import _check as _dashboards
 from driftline.collector import Store, connect, migrate
+from driftline.dashboards import _check as _dashboards
 
 LIMIT_S = 1.0
 FEEDBACK = "user_feedback"
@@ -158,13 +158,13 @@ def _later_scores(store: Store, start: datetime, end: datetime) -> list[_dashboa
 def _filled(store: Store, rows: int) -> datetime:
     """The end of the data: fills the store unless it already holds `rows` calls."""
     if store.rows("SELECT count() FROM llm_calls")[0][0] != rows:
-        end = datetime.now(timezone.utc).replace(microsecond=0)
+        end = datetime.now(UTC).replace(microsecond=0)
         print(f"generating {rows:,} llm_calls rows over 48 h")
         fill(store, rows, end)
         return end
     newest = store.rows("SELECT max(time) FROM llm_calls")[0][0]
     print(f"reusing {rows:,} llm_calls rows ending {newest:%Y-%m-%d %H:%M:%S}")
-    return newest.replace(tzinfo=timezone.utc) + timedelta(seconds=1)
+    return newest.replace(tzinfo=UTC) + timedelta(seconds=1)
 
 
 def _print(runs: list[_dashboards.Report], feedback: list[list[_dashboards.QueryCheck]], bare: float, scan: float) -> int:

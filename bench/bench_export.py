@@ -22,13 +22,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
-from driftline.collector import Store, StoreSpanExporter, connect, migrate
-from driftline.collector.store._spans import OTEL_TRACES_COLUMNS, spans_to_columns
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
+
+from driftline.collector import Store, StoreSpanExporter, connect, migrate
+from driftline.collector.store._spans import OTEL_TRACES_COLUMNS, spans_to_columns
 
 GOAL = 0.7
 

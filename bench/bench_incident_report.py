@@ -20,7 +20,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from driftline.analyzers import Window, detect, incident_report, render_report
@@ -42,7 +42,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, connect(f"chdb://{tmp}/store") as store:
         migrate(store)
-        end = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+        end = datetime.now(UTC).replace(second=0, microsecond=0)
         print(f"writing the demo: {args.calls:,} calls ...", flush=True)
         run_demo(store, calls=args.calls, seed=7, end=end)
         window = Window(end - timedelta(hours=2), end + timedelta(minutes=1))

@@ -35,10 +35,6 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from driftline.collector import connect, migrate
-from driftline.collector.receiver._ingest import IngestLimits
-from driftline.collector.receiver._otlp_decode import parse_request, traces_to_columns
-from driftline.collector.receiver._otlp_sql import insert_file, length_delimited, write_schema
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
@@ -48,6 +44,11 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from serve_process import ServeProcess
+
+from driftline.collector import connect, migrate
+from driftline.collector.receiver._ingest import IngestLimits
+from driftline.collector.receiver._otlp_decode import parse_request, traces_to_columns
+from driftline.collector.receiver._otlp_sql import insert_file, length_delimited, write_schema
 
 SPANS_PER_REQUEST = 1000
 

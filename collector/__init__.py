@@ -6,14 +6,14 @@ is imported until a function that needs it runs.
 
 from __future__ import annotations
 
+from ._errors import AnalysisError, ConfigError, DriftlineError, NoDataError, SchemaError, StoreError, StoreUnavailable
 from .hooks._annotate import annotate
 from .hooks._calls import LLMCall, llm_call
 from .hooks._context import ReleaseContextProcessor, current_release, record_confidence, release, tag_retrieval
-from ._errors import AnalysisError, ConfigError, DriftlineError, NoDataError, SchemaError, StoreError, StoreUnavailable
 from .hooks._exporter import StoreSpanExporter
 from .hooks._instrument import Instrumentation, instrument
-from .store._migrate import migrate, pending
 from .hooks._scores import record_score
+from .store._migrate import migrate, pending
 from .store._store import Store, connect
 
 __all__ = [

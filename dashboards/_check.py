@@ -23,8 +23,8 @@ from typing import Any
 
 from driftline.collector._errors import DriftlineError, StoreError
 from driftline.collector.store._store import Store
-
 from driftline.runbooks import _loader as _runbooks
+
 from ._grafana_macros import ALL, QueryContext, Variable, grafana_interval, interpolate, leftover_macros
 
 __all__ = ["DashboardCheckFailed", "QueryCheck", "Report", "check", "export", "load", "runbook_links", "structure_problems"]

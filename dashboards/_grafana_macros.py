@@ -22,7 +22,7 @@ import math
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 __all__ = [
     "ALL",
@@ -286,7 +286,7 @@ def _date_time_ms(moment: datetime) -> str:
 
 
 def _date(moment: datetime) -> str:
-    return f"toDate('{moment.astimezone(timezone.utc):%Y-%m-%d}')"
+    return f"toDate('{moment.astimezone(UTC):%Y-%m-%d}')"
 
 
 def _range(col: str, lower: str, upper: str) -> str:

@@ -12,7 +12,12 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from driftline.collector import (
     ReleaseContextProcessor,
@@ -23,10 +28,6 @@ from driftline.collector import (
     release,
 )
 from driftline.collector.store._spans import write_spans
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 ROUTES = ("/chat/answer", "/search")
 TENANTS = ("acme", "globex", "initech", "umbrella")
@@ -35,7 +36,7 @@ OLD_MODEL, NEW_MODEL = "gpt-4o-2024-08-06", "gpt-4o-2024-11-20"
 
 def _this_minute() -> datetime:
     """Now, on a whole minute: scenario times then fall the same way into buckets on every run."""
-    return datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    return datetime.now(UTC).replace(second=0, microsecond=0)
 
 
 def _ns(when: datetime) -> int:

@@ -9,6 +9,7 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 import pytest
+
 from driftline.analyzers import (
     Filters,
     Window,

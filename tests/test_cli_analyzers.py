@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from click.testing import CliRunner
+
 from driftline.analyzers.cli import cli
 from driftline.analyzers.evaluation._scenarios import Scenario
 from driftline.collector import Store

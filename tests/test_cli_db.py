@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+
 from driftline.analyzers.cli import cli
 from driftline.collector import Store, connect
 from driftline.collector.store._migrate import latest_version, migrations

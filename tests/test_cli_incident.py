@@ -17,12 +17,13 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from driftline.analyzers.cli import cli
-from driftline.analyzers.cli._common import EXIT_NO_DATA, EXIT_REGRESSION, EXIT_USAGE
-from driftline.collector import Store
 from incident_scenarios import NEW_MODEL, steady
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace.export import SpanExportResult
+
+from driftline.analyzers.cli import cli
+from driftline.analyzers.cli._common import EXIT_NO_DATA, EXIT_REGRESSION, EXIT_USAGE
+from driftline.collector import Store
 
 ANSI = re.compile(r"\x1b\[")
 TESTS = Path(__file__).resolve().parent

@@ -12,11 +12,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
-from driftline.collector import Store, StoreSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from driftline.collector import Store, StoreSpanExporter
 
 T0 = 1_790_000_000_000_000_000
 """A fixed span start (ns since the epoch), so durations and TTFT are exact."""

@@ -13,21 +13,21 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
-from driftline.dashboards import _check as _dashboards
-from driftline.runbooks import _loader as _runbooks
 from driftline.analyzers.cli import cli
 from driftline.analyzers.demo._run import run_demo
 from driftline.collector import Store, connect, migrate
+from driftline.dashboards import _check as _dashboards
+from driftline.runbooks import _loader as _runbooks
 
 ROOT = Path(__file__).resolve().parent.parent
-END = datetime.now(timezone.utc).replace(microsecond=0)
+END = datetime.now(UTC).replace(microsecond=0)
 START = END - timedelta(hours=24)
 SIGNALS = ("quality", "error_rate", "rate_429", "latency_p95", "ttft_p95", "stall_p95", "cancellation",
            "cost_per_call", "structured_output_failures", "low_confidence")  # fmt: skip

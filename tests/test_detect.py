@@ -3,18 +3,19 @@ variability, robust to daily traffic swings and to a handful of calls; over the 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
 import pytest
+
 from driftline.analyzers import Filters, Window, change_points, detect
 from driftline.analyzers._detect import find_regression
-from driftline.analyzers.evaluation._scenarios import BUCKET
 from driftline.analyzers._signals import get_signal
+from driftline.analyzers.evaluation._scenarios import BUCKET
 from driftline.collector import AnalysisError, NoDataError, Store
 
-T0 = datetime(2026, 11, 20, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 20, tzinfo=UTC)
 
 
 def _frame(values: np.ndarray, calls: np.ndarray) -> pd.DataFrame:

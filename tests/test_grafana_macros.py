@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from driftline.collector import Store
 from driftline.dashboards._grafana_macros import (
     ALL,
     MacroError,
@@ -19,11 +20,10 @@ from driftline.dashboards._grafana_macros import (
     leftover_macros,
     replace_variables,
 )
-from driftline.collector import Store
 
 # The plugin's test range: 2014-11-12T11:45:26.123Z .. 2015-11-12T11:45:26.456Z.
-FROM = datetime(2014, 11, 12, 11, 45, 26, 123000, tzinfo=timezone.utc)
-TO = datetime(2015, 11, 12, 11, 45, 26, 456000, tzinfo=timezone.utc)
+FROM = datetime(2014, 11, 12, 11, 45, 26, 123000, tzinfo=UTC)
+TO = datetime(2015, 11, 12, 11, 45, 26, 456000, tzinfo=UTC)
 CTX = QueryContext(FROM, TO, timedelta(seconds=20))
 
 
@@ -160,7 +160,7 @@ def test_unknown_variables_and_macros_are_left_for_later() -> None:
 
 
 def test_grafana_interval_rounds_up_to_a_nice_step_above_the_panel_minimum() -> None:
-    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
     assert grafana_interval(start, start + timedelta(hours=24)) == timedelta(minutes=2)
     assert grafana_interval(start, start + timedelta(hours=1)) == timedelta(seconds=5)
     assert grafana_interval(start, start + timedelta(hours=1), min_interval=timedelta(minutes=1)) == timedelta(minutes=1)
@@ -168,7 +168,7 @@ def test_grafana_interval_rounds_up_to_a_nice_step_above_the_panel_minimum() -> 
 
 def test_expanded_filters_select_exactly_the_range_in_clickhouse(store: Store) -> None:
     """The expansion is valid ClickHouse SQL and its bounds are the range's, to the second."""
-    start = datetime(2026, 3, 1, 12, 0, 0, 500000, tzinfo=timezone.utc)
+    start = datetime(2026, 3, 1, 12, 0, 0, 500000, tzinfo=UTC)
     ctx = QueryContext(start, start + timedelta(hours=1), timedelta(minutes=10))
     sql = ("SELECT count(), countIf($__timeFilter_ms(t)), min(b), uniqExact(b), $__interval_s FROM ("
            "SELECT toDateTime64('2026-03-01 11:00:00', 3, 'UTC') + toIntervalSecond(number) AS t, $__timeInterval(t) AS b "
@@ -176,5 +176,5 @@ def test_expanded_filters_select_exactly_the_range_in_clickhouse(store: Store) -
     total, in_ms, first_bucket, buckets, interval = store.rows(expand_macros(sql, ctx))[0]
     assert total == 3601  # 12:00:00 .. 13:00:00 inclusive, seconds precision
     assert in_ms == 3600  # the millisecond bounds start at 12:00:00.500
-    assert first_bucket.replace(tzinfo=timezone.utc) == datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+    assert first_bucket.replace(tzinfo=UTC) == datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
     assert (buckets, interval) == (7, 600)

@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from serve_process import wait_for
+
 from driftline.collector import Store, connect
 from driftline.collector.receiver._ingest import Ingester, IngestLimits, Signal
 from driftline.collector.receiver._metrics import ServeMetrics
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from serve_process import wait_for
 
 REQUESTS, SPANS = 10, 200
 LIMITS = IngestLimits(group_bytes=1 << 20, decode_bytes=20_000, linger_seconds=0.05)

@@ -9,17 +9,6 @@ import zlib
 from pathlib import Path
 
 import pytest
-from driftline.collector.store._spans import attribute_string, spans_to_columns
-from driftline.collector.receiver._otlp_decode import (
-    BadPayload,
-    count_items,
-    logs_to_columns,
-    parse_request,
-    traces_to_columns,
-)
-from driftline.collector.receiver._otlp_sql import insert_file, length_delimited, write_schema
-from driftline.collector.receiver._http import TooLarge, decode_content
-from driftline.collector.store._store import Store
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
@@ -34,6 +23,18 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+
+from driftline.collector.receiver._http import TooLarge, decode_content
+from driftline.collector.receiver._otlp_decode import (
+    BadPayload,
+    count_items,
+    logs_to_columns,
+    parse_request,
+    traces_to_columns,
+)
+from driftline.collector.receiver._otlp_sql import insert_file, length_delimited, write_schema
+from driftline.collector.store._spans import attribute_string, spans_to_columns
+from driftline.collector.store._store import Store
 
 REQUESTS = [ExportTraceServiceRequest, ExportLogsServiceRequest]
 

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import pytest
+from incident_scenarios import NEW_MODEL, steady
+
 from driftline.analyzers._model import Filters, Window
 from driftline.analyzers._render import render_report
 from driftline.analyzers._report import FINDING_TYPES, IncidentReport, incident_report
-from driftline.runbooks._loader import names as runbook_names
 from driftline.collector import Store
-from incident_scenarios import NEW_MODEL, steady
+from driftline.runbooks._loader import names as runbook_names
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "incident-report.md"
 GRAFANA = "http://grafana.test/explore?traceId={trace_id}"
@@ -197,7 +198,7 @@ def test_on_the_demo_the_injected_cause_leads_and_the_harmless_changes_rank_belo
     """What `make demo` ends with: its silent provider update singled out, its ordinary changes not."""
     from driftline.analyzers.demo._run import run_demo
 
-    end = datetime.now(timezone.utc).replace(second=0, microsecond=0)  # whole minutes: the same buckets every run
+    end = datetime.now(UTC).replace(second=0, microsecond=0)  # whole minutes: the same buckets every run
     run = run_demo(store, calls=30_000, seed=7, end=end)
     report = incident_report(store, Window(run.end - timedelta(hours=2), run.end + timedelta(minutes=1)))
     [injected] = [c for c in run.changes if c.harmful]

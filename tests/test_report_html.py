@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from driftline.analyzers._model import Window
 from driftline.analyzers._render import render_report
 from driftline.analyzers._report import IncidentReport, incident_report

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from driftline.runbooks import _loader as _runbooks
 from driftline.analyzers.cli import cli
 from driftline.analyzers.demo._run import run_demo
 from driftline.collector import connect, migrate
+from driftline.runbooks import _loader as _runbooks
 
 COMMANDS = sorted({(book.name, line) for book in _runbooks.runbooks() for line in _runbooks.commands(book)})
 

@@ -7,8 +7,8 @@ import re
 import pytest
 from click.testing import CliRunner
 
-from driftline.runbooks import _loader as _runbooks
 from driftline.analyzers.cli import cli
+from driftline.runbooks import _loader as _runbooks
 
 SECTIONS = ("Symptoms", "Dashboard", "Run", "Decide", "Mitigate", "Verify recovery", "Record for the post-mortem")
 FAILURE_MODES = (

@@ -8,9 +8,10 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+
 from driftline.collector import ConfigError, Store, connect, migrate, pending
-from driftline.collector.store._spans import OTEL_TRACES_COLUMNS
 from driftline.collector.store._migrate import MIGRATIONS_TABLE, latest_version, migrations
+from driftline.collector.store._spans import OTEL_TRACES_COLUMNS
 
 # The contrib exporter's traces table (exporter/clickhouseexporter/internal/sqltemplates/traces_table.sql),
 # as (column, type) in table order; the Grafana ClickHouse plugin's trace view reads these names.

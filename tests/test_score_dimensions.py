@@ -12,14 +12,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from driftline.dashboards import _check as _dashboards
-from driftline.dashboards._grafana_macros import ALL, QueryContext, Variable, grafana_interval, interpolate
-from driftline.analyzers._sql import render
-from driftline.collector import Store, StoreSpanExporter, connect, llm_call, record_confidence, record_score, release
-from driftline.collector.store._migrate import MIGRATIONS_TABLE, _ensure_table, migrate, migrations
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind
+
+from driftline.analyzers._sql import render
+from driftline.collector import Store, StoreSpanExporter, connect, llm_call, record_confidence, record_score, release
+from driftline.collector.store._migrate import MIGRATIONS_TABLE, _ensure_table, migrate, migrations
+from driftline.dashboards import _check as _dashboards
+from driftline.dashboards._grafana_macros import ALL, QueryContext, Variable, grafana_interval, interpolate
 
 DIMENSIONS = ("environment", "route", "tenant", "service_version", "provider", "request_model", "response_model",
               "system_fingerprint", "prompt_name", "prompt_version", "index_name", "index_version", "confidence_mean")  # fmt: skip

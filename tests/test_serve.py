@@ -20,7 +20,6 @@ from typing import Any
 import grpc
 import pytest
 from click.testing import CliRunner
-from driftline.analyzers.cli import cli
 from google.protobuf import json_format
 from google.rpc import status_pb2
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
@@ -51,6 +50,8 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from serve_process import DRIFTLINE, ServeProcess, wait_for
+
+from driftline.analyzers.cli import cli
 
 pytestmark = pytest.mark.slow
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+
 from driftline.analyzers import Filters, Window, signal_names, signal_series
 from driftline.collector import AnalysisError, NoDataError, Store
 
-T0 = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 WINDOW = Window(T0, T0 + timedelta(minutes=30))
 BUCKET = timedelta(minutes=10)
 

@@ -11,6 +11,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
+
 from driftline.collector import (
     ConfigError,
     Store,

@@ -6,10 +6,11 @@ from datetime import timedelta
 from importlib import resources
 from typing import Any
 
+from incident_scenarios import NEW_MODEL, OLD_MODEL, silent_provider_update
+
 from driftline.analyzers._model import Filters, TimelineEvent, Window
 from driftline.analyzers._timeline import SILENT_PROVIDER_UPDATE, timeline
 from driftline.collector import Store
-from incident_scenarios import NEW_MODEL, OLD_MODEL, silent_provider_update
 
 BUCKET = timedelta(minutes=1)
 

@@ -15,8 +15,8 @@ from ._annotate import annotate_command
 from ._attribute import attribute_command
 from ._dashboards import dashboards
 from ._db import db
-from ._detect import detect_command
 from ._demo import demo
+from ._detect import detect_command
 from ._incident import incident
 from ._runbook import runbook
 from ._serve import serve_command

@@ -10,13 +10,13 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from driftline.analyzers._timeparse import parse_time
 from driftline.collector import _names as n
 from driftline.collector.hooks._annotate import annotate
-from driftline.collector.store._spans import write_spans
 from driftline.collector.store._migrate import require_schema
+from driftline.collector.store._spans import write_spans
 
 from ._common import handle_errors, opened, store_option
-from driftline.analyzers._timeparse import parse_time
 
 
 def _when(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:

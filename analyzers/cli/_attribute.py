@@ -7,6 +7,10 @@ import json
 import click
 
 from driftline.analyzers._attribute import DIMENSIONS, attribute
+from driftline.analyzers._model import Attribution, Window, as_dict
+from driftline.analyzers._signals import get_signal
+from driftline.analyzers._timeparse import _DURATION, parse_duration, parse_time
+
 from ._common import (
     handle_errors,
     json_option,
@@ -17,9 +21,6 @@ from ._common import (
     window_and_filters,
 )
 from ._detect import check_signal, number, when
-from driftline.analyzers._model import Attribution, Window, as_dict
-from driftline.analyzers._signals import get_signal
-from driftline.analyzers._timeparse import _DURATION, parse_duration, parse_time
 
 
 def baseline_window(incident: Window, baseline: str | None) -> Window:

@@ -6,17 +6,16 @@ import functools
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import click
 
+from driftline.analyzers._model import Filters, Window
+from driftline.analyzers._timeparse import parse_time
 from driftline.collector import _config
 from driftline.collector._errors import ConfigError, DriftlineError, NoDataError, StoreUnavailable
 from driftline.collector.store._store import Store, connect
-
-from driftline.analyzers._model import Filters, Window
-from driftline.analyzers._timeparse import parse_time
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -80,8 +79,8 @@ def scope_options(func: F | None = None, *, since: str = "2h") -> Any:
 
 def window_and_filters(since: str, until: str, **filters: str | None) -> tuple[Window, Filters]:
     """The window the options name (one `now` for both ends, in UTC) and the filters; ValueError if empty."""
-    now = datetime.now(timezone.utc)
-    start, end = parse_time(since, now=now).astimezone(timezone.utc), parse_time(until, now=now).astimezone(timezone.utc)
+    now = datetime.now(UTC)
+    start, end = parse_time(since, now=now).astimezone(UTC), parse_time(until, now=now).astimezone(UTC)
     if end <= start:
         raise ValueError(f"empty window: --until {end:%Y-%m-%d %H:%M:%S} UTC is not after --since {start:%Y-%m-%d %H:%M:%S} UTC")
     return Window(start, end), Filters(**filters)

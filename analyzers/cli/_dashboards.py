@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
-from driftline.collector._errors import NoDataError
-
-from driftline.dashboards import _check as _dashboards
-from ._common import handle_errors, json_option, opened, store_option, table
 from driftline.analyzers._timeparse import parse_time
+from driftline.collector._errors import NoDataError
+from driftline.dashboards import _check as _dashboards
+
+from ._common import handle_errors, json_option, opened, store_option, table
 
 
 @click.group()
@@ -63,7 +63,7 @@ def check_command(store_url: str | None, since: str, until: str, names: tuple[st
       driftline dashboards check
       driftline dashboards check --store http://127.0.0.1:8123/default --since 2h --json
     """
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     start, end = parse_time(since, now=now), parse_time(until, now=now)
     with opened(store_url) as store:
         calls = store.rows("SELECT count() FROM llm_calls WHERE time >= {start:DateTime64(9)} AND time <= {end:DateTime64(9)}",

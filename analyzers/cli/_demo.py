@@ -10,10 +10,10 @@ from typing import Any
 
 import click
 
+from driftline.analyzers.demo._run import QUALITY, DemoRun, ModelSummary, run_demo, summary
 from driftline.collector.store._migrate import migrate, reset
 
 from ._common import handle_errors, json_option, opened, store_option, table
-from driftline.analyzers.demo._run import QUALITY, DemoRun, ModelSummary, run_demo, summary
 
 
 @click.command("demo")

@@ -6,6 +6,11 @@ import json
 from datetime import datetime
 
 import click
+
+from driftline.analyzers._detect import detect
+from driftline.analyzers._model import Regression, as_dict
+from driftline.analyzers._signals import get_signal
+from driftline.analyzers._timeparse import parse_duration
 from driftline.collector._errors import AnalysisError
 
 from ._common import (
@@ -17,10 +22,6 @@ from ._common import (
     table,
     window_and_filters,
 )
-from driftline.analyzers._detect import detect
-from driftline.analyzers._model import Regression, as_dict
-from driftline.analyzers._signals import get_signal
-from driftline.analyzers._timeparse import parse_duration
 
 
 def check_signal(ctx: click.Context, param: click.Parameter, value: str | tuple[str, ...] | None) -> str | tuple[str, ...] | None:

@@ -10,6 +10,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import click
+
+from driftline.analyzers._model import as_dict
+from driftline.analyzers._render import FORMATS, TRACE_ID, render_report
+from driftline.analyzers._report import DEFAULT_SLO, SCHEMA_VERSION, incident_report
+from driftline.analyzers._timeline import timeline
 from driftline.collector import _config
 
 from ._common import (
@@ -22,10 +27,6 @@ from ._common import (
     table,
     window_and_filters,
 )
-from driftline.analyzers._model import as_dict
-from driftline.analyzers._render import FORMATS, TRACE_ID, render_report
-from driftline.analyzers._report import DEFAULT_SLO, SCHEMA_VERSION, incident_report
-from driftline.analyzers._timeline import timeline
 
 
 @click.group()

@@ -8,6 +8,7 @@ import sys
 import click
 
 from driftline.runbooks import _loader as _runbooks
+
 from ._common import handle_errors, table
 
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import click
+
 from driftline.collector import _config
 from driftline.collector._errors import StoreUnavailable
 

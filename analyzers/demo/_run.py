@@ -23,6 +23,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import SpanContext
 
+from driftline.analyzers._sql import render
 from driftline.collector import (
     LLMCall,
     ReleaseContextProcessor,
@@ -38,7 +39,6 @@ from driftline.collector import (
 from driftline.collector import _names as n
 
 from ._world import HOUR, MINUTE, Change, Model, Route, Tenant, World, build_world
-from driftline.analyzers._sql import render
 
 __all__ = ["DemoRun", "ModelSummary", "run_demo", "summary"]
 

@@ -21,8 +21,9 @@ from driftline.analyzers._attribute import (
 )
 from driftline.analyzers._detect import detect
 from driftline.analyzers._model import Filters, Window
-from ._scenarios import BUCKET, Scenario
 from driftline.analyzers._signals import get_signal
+
+from ._scenarios import BUCKET, Scenario
 
 if TYPE_CHECKING:
     from driftline.collector.store._store import Store

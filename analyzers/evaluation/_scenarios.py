@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -31,7 +31,7 @@ __all__ = ["BUCKET", "CAUSES", "Scenario", "generate", "write"]
 
 BUCKET = timedelta(minutes=10)
 HOURS = 12
-EPOCH = datetime(2026, 10, 1, tzinfo=timezone.utc)
+EPOCH = datetime(2026, 10, 1, tzinfo=UTC)
 EVALUATION = "faithfulness"
 Label = tuple[tuple[str, str], ...]
 
@@ -148,7 +148,7 @@ def prompt_edit(rng: np.random.Generator, c: dict[str, Any], at: float, changes:
 
 def index_rebuild(rng: np.random.Generator, c: dict[str, Any], at: float, changes: list[Any]) -> tuple[tuple[Label, ...], str]:
     """The retrieval index rebuilt from stale documents: every retrieving route gets worse."""
-    hit = _after(c, at) & (c["index_version"] != None)
+    hit = _after(c, at) & (c["index_version"] != None)  # noqa: E711 (numpy: elementwise)
     c["index_version"][hit] = "idx-2026-10-stale"
     c["quality"][hit] -= rng.uniform(0.1, 0.16)
     changes.append((at, "index", "kb-docs", "idx-2026-10-stale", "nightly rebuild"))

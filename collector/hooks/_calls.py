@@ -25,6 +25,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from driftline.collector import _names as n
+
 from ._context import current_release
 
 __all__ = ["LLMCall", "llm_call"]

@@ -14,6 +14,7 @@ import functools
 import inspect
 from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 from opentelemetry import trace
@@ -26,7 +27,7 @@ __all__ = ["ReleaseContextProcessor", "current_release", "record_confidence", "r
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_ambient: ContextVar[Mapping[str, Any]] = ContextVar("driftline_release", default={})
+_ambient: ContextVar[Mapping[str, Any]] = ContextVar("driftline_release", default=MappingProxyType({}))  # read-only: never mutated, only replaced
 
 DEFAULT_LOW_CONFIDENCE = 0.6
 """Word confidence under which an ASR/OCR word counts as low (0..1)."""

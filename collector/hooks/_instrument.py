@@ -20,8 +20,9 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 from driftline.collector import _names as n
 from driftline.collector._config import DRIFTLINE_EXPORT_BATCH, env_int
-from ._context import ReleaseContextProcessor
 from driftline.collector._errors import ConfigError
+
+from ._context import ReleaseContextProcessor
 
 __all__ = ["Instrumentation", "instrument"]
 
@@ -47,9 +48,10 @@ class Instrumentation:
 
 
 def _store_exporter(store: str | None) -> SpanExporter:
-    from ._exporter import StoreSpanExporter
     from driftline.collector.store._migrate import migrate
     from driftline.collector.store._store import connect
+
+    from ._exporter import StoreSpanExporter
 
     opened = connect(store)
     migrate(opened)

@@ -18,10 +18,10 @@ from typing import Any, Final
 
 import grpc
 
+from ._http import bearer_ok
 from ._ingest import Ingester, Overloaded, Unavailable
 from ._otlp_decode import BadPayload
 from ._otlp_service import ENDPOINTS, Endpoint, export
-from ._http import bearer_ok
 
 __all__ = ["start_grpc"]
 

@@ -31,11 +31,12 @@ from pathlib import Path
 from typing import Any, Final
 
 from driftline.collector._errors import DriftlineError, StoreError, StoreUnavailable
+from driftline.collector.store._store import Store, connect
+
+from ._metrics import ServeMetrics
 from ._otlp_decode import MAX_VALUE_CHARS, Columns, logs_to_columns, traces_to_columns
 from ._otlp_sql import insert_file, length_delimited, write_schema
-from ._metrics import ServeMetrics
 from ._spool import Record, Spool, SpoolError, SpoolFull
-from driftline.collector.store._store import Store, connect
 
 __all__ = ["IngestLimits", "Ingester", "Overloaded", "Signal", "Unavailable"]
 

@@ -21,10 +21,11 @@ from typing import Any, Final
 
 from driftline.collector._config import store_url as resolve_store_url
 from driftline.collector._errors import ConfigError, StoreUnavailable
-from ._ingest import Ingester, IngestLimits
 from driftline.collector.store._migrate import migrate, require_schema
-from ._metrics import ServeMetrics
 from driftline.collector.store._store import Store, announce_endpoint, connect, embedded_database, redact_url
+
+from ._ingest import Ingester, IngestLimits
+from ._metrics import ServeMetrics
 
 __all__ = ["JsonLogFormatter", "ServeConfig", "Server", "run"]
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import resources
 
 from driftline.collector._errors import ConfigError, SchemaError
+
 from ._store import Store
 
 __all__ = ["Migration", "applied", "migrate", "migrations", "pending", "reset"]
@@ -113,7 +114,7 @@ def migrate(store: Store, *, ttl_days: int = 0) -> list[Migration]:
     for migration in pending(store):
         for statement in migration.statements(ttl_days=ttl_days):
             store.command(statement)
-        store.insert(MIGRATIONS_TABLE, [[migration.version], [migration.name], [datetime.now(timezone.utc)]], ["version", "name", "applied_at"])
+        store.insert(MIGRATIONS_TABLE, [[migration.version], [migration.name], [datetime.now(UTC)]], ["version", "name", "applied_at"])
         done.append(migration)
     return done
 
