@@ -53,7 +53,7 @@ class DetectionSettings:
     min_relative: float = 0.03
     """Smallest relative shift reported (3%): tiny but steady drifts are not incidents."""
     penalty: float | None = None
-    """ruptures PELT penalty; default 3 * log(n) in noise-variance units."""
+    """Change-point penalty (see `change_points`); default (2d + 1) log n in -2 log-likelihood units."""
 
 
 def detect(store: Store, window: Window, *, filters: Filters = Filters(), signals: Iterable[str] | None = None,
