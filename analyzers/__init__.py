@@ -5,7 +5,8 @@ Everything heavy runs as SQL in ClickHouse; these functions receive small aggreg
 
 from __future__ import annotations
 
-from ._attribute import DIMENSIONS, attribute, attribute_frame, attribute_many
+from ._attribute import DIMENSIONS, attribute, attribute_many
+from ._attribute_frame import attribute_frame
 from ._changepoints import change_points
 from ._detect import DetectionSettings, detect
 from ._model import Attribution, Evidence, Filters, Regression, Suspect, TimelineEvent, Window, as_dict

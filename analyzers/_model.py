@@ -80,6 +80,12 @@ class Suspect:
     first_seen: datetime | None
     aligned_change: str | None
     evidence: Evidence
+    root_cause: bool = False
+    """Part of the set of candidates that together explain the change (attribute_frame's stopping rule)."""
+    equivalents: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = ()
+    """Other (dimensions, values) segments covering exactly the same calls (a response model and its fingerprint)."""
+    uncapped_share: float | None = None
+    """The explained share before capping at 1 (above 1 when other segments moved the other way)."""
 
     @property
     def label(self) -> str:

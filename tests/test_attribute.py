@@ -154,4 +154,5 @@ def test_attribute_many_shares_one_scan_and_agrees_with_attribute(scenario_store
 def test_attribute_frame_reaches_three_dimensional_causes_when_asked() -> None:
     frame = _leaves(6, {"a": "a1", "b": "b3", "c": "c2"}, 0.2)
     assert attribute_frame(frame, dimensions=["a", "b", "c"], baseline="predict", current="real", max_order=3).iloc[0]["label"] == "a=a1 & b=b3 & c=c2"
-    assert attribute_frame(frame, dimensions=["a", "b", "c"], baseline="predict", current="real").iloc[0]["dimensions"] != ("a", "b", "c")
+    assert attribute_frame(frame, dimensions=["a", "b", "c"], baseline="predict", current="real", max_order=2).iloc[0]["dimensions"] != ("a", "b", "c")
+    assert attribute_frame(frame, dimensions=["a", "b", "c"], baseline="predict", current="real").iloc[0]["label"] == "a=a1 & b=b3 & c=c2"

@@ -1,0 +1,419 @@
+"""Attribution over a frame of leaf aggregates: which values and combinations explain a change,
+and which set of them is its root cause. Pure arithmetic on a small DataFrame (the store's one
+GROUP BY query, `_attribute.fetch_leaves`, or any multi-dimensional KPI such as RiskLoc/Squeeze data).
+
+For a rate R = sum(num) / sum(den) going from R_b (baseline) to R_c (current), a candidate
+(a value, or a pair of values) gets two parts, in units of the change R_c - R_b:
+- *within* — its calls got worse: sum over its leaves l of w_c,l * (r_c,l - r~_b,l), where w_c
+  are current call shares and r~_b,l the leaf's expected baseline rate (hierarchically shrunk,
+  see `_counterfactual`). A leaf carrying a value the baseline never saw (a new response
+  model) is compared with what calls with its other values did before the value came.
+- *mix* — it merely grew or shrank: (w_c - w_b) * (r~_b - R_b) with its own call shares and
+  baseline rate (shrunk). A value that is new (`is_new`) or looked average before has no mix part, so a
+  version that replaced every call is not blamed for a shift of traffic between tenants.
+Within parts add up to the total within change over the values of any dimension; with the
+mix parts, the values of one dimension explain about all of R_c - R_b (Simpson's paradox: a
+segment can explain the drop while no segment got worse). Candidates are ranked
+by share^1.5 / coverage^0.5 — the share they explain, favouring the ones that explain it with
+fewer calls (coverage = mean of baseline and current call share) — so a value that carries the
+damage beats both the broader slices that merely contain it and the narrower ones inside it.
+
+The boolean `root_cause` column marks the SET of candidates that together explain the change, found by
+a greedy pursuit over standardized leaf deviations that trades explanatory power for succinctness:
+
+- each leaf has a deviation y (additive: relative change 2(c-b)/(|c|+|b|); rate: current rate minus
+  its expected baseline rate) with precision w (1; calls, discounted by baseline support), in units
+  of a robust noise scale s (MAD over leaves; for rates at least sqrt(p(1-p)) per call);
+- a candidate claims "all my leaves moved by one common shift" (the ripple effect Squeeze/HotSpot
+  rely on); its gain is the drop in chi-square when that shift is fitted, (sum w y)^2 / (s^2 sum w),
+  one bincount per cuboid. A broader slice is diluted by the leaves it does not move, a narrower one
+  misses leaves, so the exact element gains most;
+- take the best gain net of its cost, penalty x (1 + 0.5 per extra dimension), penalty = 2 ln(#
+  candidates) + 6 (above the chance maximum of noise gains); remove its leaves from the search (as
+  RiskLoc does: no sub-causes of an explained element); repeat until nothing pays for itself;
+- triples are only searched inside the best pairs that pay for themselves (no combinatorial blow-up);
+- marked are the chosen elements pushing in the direction the chosen set pushes as a whole; for a
+  rate, if they explain under half of a significant change, the segment whose shift of traffic
+  (mix, Simpson) explains it is marked. Root-cause rows are sorted first.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["NONE", "attribute_frame", "is_new"]
+
+NONE = "(none)"
+"""How a missing dimension value (NULL) is labelled."""
+PRIOR_CALLS = 5.0
+"""Pseudo-calls shrinking a leaf's baseline rate towards the overall baseline rate."""
+NEW_RATIO = 0.01
+"""Baseline share under this fraction of the current share makes a value count as new."""
+MIX_PRIOR = 30.0
+"""Pseudo-calls shrinking a candidate's baseline rate in its mix part (a share that moves a lot
+multiplies the noise of a thinly measured baseline rate)."""
+PAIR_FACTOR = 0.9
+"""Per dimension beyond the first: a pair ranks below a single value that explains the same thing."""
+MAX_CAUSES = 20
+"""Upper bound on the size of the root-cause set (the pursuit usually stops far earlier)."""
+MIN_LEAVES_FOR_NOISE = 20
+"""Rates: with fewer leaves with calls, noise is the per-call bound sqrt(p(1-p)), not measured."""
+PROMISING_PAIRS = 40
+"""3-dimensional candidates are searched only inside this many best-paying pairs."""
+MIX_MIN = 0.2
+"""Rates: smallest mix share of a segment marked as the cause of a shift of traffic."""
+
+
+def attribute_frame(frame: pd.DataFrame, *, dimensions: Sequence[str], baseline: str, current: str,
+                    baseline_count: str | None = None, current_count: str | None = None, max_order: int = 3,
+                    min_count: float = 0, penalty: float | None = None, min_share: float = 0.0) -> pd.DataFrame:  # fmt: skip
+    """Rank the dimension values and combinations that explain the change between two sets of leaves,
+    and mark the set of them that together explain it (`root_cause`).
+
+    As driftline's attribute_frame (additive KPI without counts, rate with counts; columns
+    dimensions, values, label, explained_share, within_share, mix_share, effect, baseline_value,
+    current_value, baseline_count, current_count, coverage, score), plus a boolean `root_cause`;
+    root-cause rows come first. Candidates: every value and pair of values; with `max_order` 3
+    (default) also triples, inside pairs that pay for themselves in the pursuit.
+    `penalty` (cost of one more root cause, in chi-square units; default 2 ln(#candidates) + 6) and
+    `min_share` (smallest |explained_share| a root cause may have) tune the stopping rule, see the
+    module doc.
+    """
+    import pandas as pd
+
+    dims = list(dimensions)
+    if not dims:
+        raise ValueError("attribute_frame needs at least one dimension")
+    missing = [c for c in [*dims, baseline, current, baseline_count, current_count] if c is not None and c not in frame.columns]
+    if missing:
+        raise ValueError(f"columns not in the frame: {', '.join(missing)}")
+    if (baseline_count is None) != (current_count is None):
+        raise ValueError("give both baseline_count and current_count (a rate), or neither (an additive KPI)")
+    leaves = _leaf_parts(frame, dims, baseline, current, baseline_count, current_count)
+    total = leaves.change
+    y, w, s = _deviations(leaves)
+    low = [g for order in range(1, min(max_order, 2) + 1) for g in itertools.combinations(dims, order)]
+    cubes = [_Cuboid.of(leaves, g, None, min_count) for g in low]
+    n_cand = sum(c.n for c in cubes)
+    pen = penalty if penalty is not None else 2.0 * math.log(max(n_cand, 2) * (len(dims) if max_order >= 3 else 1)) + 6.0
+    if max_order >= 3 and len(dims) >= 3:
+        cubes += _deep_cuboids(leaves, cubes, y, w, s, pen, dims, max_order, min_count)
+    chosen = _pursue(cubes, y, w, s, pen)
+    parts = [_candidates(c.leaves, c.dims, total) for c in cubes]
+    out = pd.DataFrame({c: list(itertools.chain.from_iterable(p[c] for p in parts)) if c in _OBJECT_COLUMNS
+                        else np.concatenate([p[c] for p in parts]) for c in parts[0]})  # fmt: skip
+    out = out[out["current_count"] >= min_count]
+    picked = set(chosen)
+    out["root_cause"] = [(d, v) in picked for d, v in zip(out["dimensions"], out["values"])]
+    # only causes that push in the direction the causes push together (that of the change, unless
+    # the change is mostly noise or drift elsewhere), and explain a visible part of it
+    share = out["explained_share"]
+    share = share * (np.sign(float(share[out["root_cause"]].sum())) or 1.0)
+    out["root_cause"] &= (share > 0) & (share.abs() >= min_share)
+    if leaves.rate:
+        _mark_mix(out, leaves)
+    out = out.sort_values(["root_cause", "score", "explained_share"], ascending=False, kind="stable")
+    return out[~_aliases(out)].reset_index(drop=True)
+
+
+_OBJECT_COLUMNS = ("dimensions", "values", "label", "effect")
+
+
+def _aliases(ranked: pd.DataFrame) -> pd.Series:
+    """Combinations with exactly the volumes and share of a candidate ranked above them: they say
+    nothing that candidate does not. Single values and root causes are always kept."""
+    import pandas as pd
+
+    seen: set[tuple[float, float, float]] = set()
+    flags = []
+    cause = ranked["root_cause"] if "root_cause" in ranked else itertools.repeat(False)
+    for dims, b, c, share, rc in zip(ranked["dimensions"], ranked["baseline_count"], ranked["current_count"],
+                                     ranked["explained_share"], cause):  # fmt: skip
+        key = (round(float(b), 6), round(float(c), 6), round(float(share), 9))
+        flags.append(len(dims) > 1 and key in seen and not rc)
+        seen.add(key)
+    return pd.Series(flags, index=ranked.index, dtype=bool)
+
+
+@dataclass
+class _Leaves:
+    """Leaf arrays: dimension codes and labels, volumes, sums, and within/mix parts of the change."""
+
+    codes: dict[str, np.ndarray]
+    labels: dict[str, np.ndarray]
+    sums: dict[str, np.ndarray]
+    rate: bool
+    rate_b: float = 0.0
+    expected: np.ndarray | None = field(default=None)
+    novel: np.ndarray | None = field(default=None)
+
+    @property
+    def change(self) -> float:
+        """The total change: additive KPI sum(current - baseline), or R_c - R_b for a rate."""
+        b, c = self.sums["b_den"].sum(), self.sums["c_den"].sum()
+        if not self.rate:
+            return float(self.sums["c_num"].sum() - self.sums["b_num"].sum())
+        return float(self.sums["c_num"].sum() / c - self.sums["b_num"].sum() / b)
+
+    def subset(self, rows: np.ndarray) -> _Leaves:
+        return _Leaves({d: c[rows] for d, c in self.codes.items()}, self.labels,
+                       {k: v[rows] for k, v in self.sums.items()}, self.rate, self.rate_b)  # fmt: skip
+
+
+def _leaf_parts(frame: pd.DataFrame, dims: list[str], baseline: str, current: str,
+                baseline_count: str | None, current_count: str | None) -> _Leaves:  # fmt: skip
+    """Per leaf: volumes, sums, and its within and mix parts of the total change."""
+    import pandas as pd
+
+    keys = frame[dims].astype("object").where(frame[dims].notna(), NONE).astype(str)
+    data = keys.assign(b_num=frame[baseline].astype(float), c_num=frame[current].astype(float))
+    counts = (data["b_num"].abs(), data["c_num"].abs()) if baseline_count is None else (frame[baseline_count], frame[current_count])
+    data = data.assign(b_den=counts[0].astype(float), c_den=counts[1].astype(float))
+    data = data.groupby(dims, sort=False, as_index=False)[["b_num", "c_num", "b_den", "c_den"]].sum()
+    codes, labels = {}, {}
+    for d in dims:
+        codes[d], labels[d] = pd.factorize(data[d], sort=False)
+    sums = {c: data[c].to_numpy(dtype=float) for c in ("b_num", "c_num", "b_den", "c_den")}
+    b_total, c_total = sums["b_den"].sum(), sums["c_den"].sum()
+    sums["b_share"] = sums["b_den"] / b_total if b_total > 0 else np.zeros(len(data))
+    sums["c_share"] = sums["c_den"] / c_total if c_total > 0 else np.zeros(len(data))
+    expected = novel = None
+    if baseline_count is None:
+        sums["within"] = sums["c_num"] - sums["b_num"]
+    else:
+        if b_total <= 0 or c_total <= 0:
+            raise ValueError("a rate needs counts in both the baseline and the current leaves")
+        rate_b = sums["b_num"].sum() / b_total
+        expected = _counterfactual(codes, sums, rate_b)
+        novel = np.logical_or.reduce([_is_new(codes[d], sums) for d in dims])
+        sums["within"] = (sums["c_num"] - sums["c_den"] * expected) / c_total
+    rate_b = sums["b_num"].sum() / max(b_total, 1e-12)
+    return _Leaves(codes, {d: np.asarray(labels[d], dtype=object) for d in dims}, sums, baseline_count is not None,
+                   rate_b, expected, novel)  # fmt: skip
+
+
+def _counterfactual(codes: dict[str, np.ndarray], sums: dict[str, np.ndarray], rate_b: float) -> np.ndarray:
+    """Each leaf's expected baseline rate, by hierarchical shrinkage (unchanged from driftline)."""
+    dims = sorted(codes, key=lambda d: -_baseline_spread(codes[d], sums, rate_b))
+    novel = np.column_stack([_is_new(codes[d], sums) for d in dims])
+    patterns = [(np.array(p), (novel == np.array(p)).all(axis=1)) for p in {tuple(row) for row in novel}]
+    estimate = np.full(len(sums["b_den"]), rate_b)
+    for depth in range(1, len(dims) + 1):
+        refined = estimate.copy()
+        for pattern, rows in patterns:
+            kept = [d for d, is_new in zip(dims[:depth], pattern) if not is_new]
+            if not kept:
+                continue
+            _, inverse = np.unique(_key(codes, kept), return_inverse=True)
+            num, den = np.bincount(inverse, weights=sums["b_num"]), np.bincount(inverse, weights=sums["b_den"])
+            cell = inverse[rows]
+            refined[rows] = (num[cell] + PRIOR_CALLS * estimate[rows]) / (den[cell] + PRIOR_CALLS)
+        estimate = refined
+    return estimate
+
+
+def _is_new(codes: np.ndarray, sums: dict[str, np.ndarray]) -> np.ndarray:
+    """Per leaf: does its value of this dimension count as new (see `is_new`)?"""
+    b_share, c_share = (np.bincount(codes, weights=sums[c]) for c in ("b_share", "c_share"))
+    return is_new(b_share, c_share)[codes]
+
+
+def is_new(b_share: np.ndarray, c_share: np.ndarray) -> np.ndarray:
+    """A value is new when its baseline share is under NEW_RATIO of its current share."""
+    return b_share < NEW_RATIO * c_share
+
+
+def _baseline_spread(codes: np.ndarray, sums: dict[str, np.ndarray], rate_b: float) -> float:
+    """How much a dimension's values differ in the baseline: sum of count * (rate - R_b)^2."""
+    num, den = np.bincount(codes, weights=sums["b_num"]), np.bincount(codes, weights=sums["b_den"])
+    seen = den > 0
+    return float((den[seen] * (num[seen] / den[seen] - rate_b) ** 2).sum())
+
+
+def _key(codes: dict[str, np.ndarray], dims: Sequence[str]) -> np.ndarray:
+    """One int64 key per leaf for the combination of `dims` values."""
+    key = np.zeros(len(codes[dims[0]]), dtype=np.int64)
+    for d in dims:
+        key = key * (int(codes[d].max(initial=0)) + 1) + codes[d]
+    return key
+
+
+def _candidates(leaves: _Leaves, dims: tuple[str, ...], total: float) -> dict[str, Any]:
+    """The candidates of one dimension (or combination) as columns: shares, effect and score.
+
+    `leaves` may be a subset of all leaves as long as it holds every leaf of each group in it
+    (volume shares and within parts are those of the whole frame)."""
+    rate = leaves.rate
+    uniq, first, inverse = np.unique(_key(leaves.codes, dims), return_index=True, return_inverse=True)
+    g = {name: np.bincount(inverse, weights=col) for name, col in leaves.sums.items()}
+    scale = total if total != 0 else math.nan
+    rate_b = leaves.rate_b
+    own_rate = (g["b_num"] + MIX_PRIOR * rate_b) / (g["b_den"] + MIX_PRIOR) if rate else rate_b
+    within = g["within"] / scale
+    grew = (g["c_share"] - g["b_share"]) * (own_rate - rate_b) / scale if rate else np.zeros(len(uniq))
+    mix = np.where(is_new(g["b_share"], g["c_share"]), 0.0, grew)
+    share = within + mix
+    coverage = np.clip((g["b_share"] + g["c_share"]) / 2, 1e-12, None)
+    score = np.nan_to_num(np.clip(share, 0, None) ** 1.5 / coverage**0.5) * PAIR_FACTOR ** (len(dims) - 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        b_value = g["b_num"] / np.where(g["b_den"] > 0, g["b_den"], np.nan) if rate else g["b_num"]
+        c_value = g["c_num"] / np.where(g["c_den"] > 0, g["c_den"], np.nan) if rate else g["c_num"]
+    values = list(zip(*(leaves.labels[d][leaves.codes[d][first]] for d in dims)))
+    return {
+        "dimensions": [dims] * len(uniq), "values": values,
+        "label": [" & ".join(f"{d}={v}" for d, v in zip(dims, vs)) for vs in values],
+        "explained_share": share, "within_share": within, "mix_share": mix,
+        "effect": np.where(share <= 0, "better", np.where(within >= mix, "worse", "mix")),
+        "baseline_value": b_value, "current_value": c_value, "baseline_count": g["b_den"], "current_count": g["c_den"],
+        "coverage": coverage, "score": score,
+    }  # fmt: skip
+
+
+# --- the root-cause set -----------------------------------------------------------------------
+
+
+def _deviations(leaves: _Leaves) -> tuple[np.ndarray, np.ndarray, float]:
+    """Per leaf: deviation y, precision w (0: no evidence), and the noise scale s of y * sqrt(w)."""
+    sm = leaves.sums
+    if not leaves.rate:
+        mag = np.abs(sm["b_num"]) + np.abs(sm["c_num"])
+        w = (mag > 0).astype(float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            y = np.where(mag > 0, 2 * (sm["c_num"] - sm["b_num"]) / mag, 0.0)
+        floor = 1e-3
+    else:
+        n_c, n_b = sm["c_den"], sm["b_den"]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            y = np.where(n_c > 0, sm["c_num"] / n_c - leaves.expected, 0.0)
+        support = np.where(leaves.novel, np.inf, n_b + PRIOR_CALLS)  # a new value is judged against well-measured cells
+        w = np.where(n_c > 0, 1.0 / (1.0 / np.maximum(n_c, 1e-12) + 1.0 / support), 0.0)
+        p = (sm["c_num"].sum() + sm["b_num"].sum()) / (n_c.sum() + n_b.sum())
+        floor = math.sqrt(p * (1 - p)) if 0 < p < 1 else 1e-6 * max(abs(p), 1.0)
+    z = (y * np.sqrt(w))[w > 0]
+    if leaves.rate and len(z) < MIN_LEAVES_FOR_NOISE:
+        return y, w, floor  # too few leaves to measure the spread: trust the per-call bound
+    mad = 1.4826 * float(np.median(np.abs(z - np.median(z)))) if len(z) else 0.0
+    return y, w, max(mad, floor)
+
+
+@dataclass
+class _Cuboid:
+    """One dimension combination for the pursuit: its leaves (all, or those of promising parents),
+    group index per leaf, and which groups are eligible (min_count)."""
+
+    dims: tuple[str, ...]
+    leaves: _Leaves
+    rows: np.ndarray | None
+    inverse: np.ndarray
+    n: int
+    eligible: np.ndarray
+    labels: list[tuple[Any, ...]]
+
+    @classmethod
+    def of(cls, leaves: _Leaves, dims: tuple[str, ...], rows: np.ndarray | None, min_count: float) -> _Cuboid:
+        sub = leaves if rows is None else leaves.subset(rows)
+        _, first, inverse = np.unique(_key(sub.codes, dims), return_index=True, return_inverse=True)
+        n = len(first)
+        eligible = np.bincount(inverse, weights=sub.sums["c_den"], minlength=n) >= min_count
+        labels = list(zip(*(sub.labels[d][sub.codes[d][first]] for d in dims)))
+        return cls(dims, sub, rows, inverse, n, eligible, labels)
+
+    def gains(self, r: np.ndarray, prec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per group: fitted shift and chi-square gain of fitting it."""
+        if self.rows is not None:
+            r, prec = r[self.rows], prec[self.rows]
+        p = np.bincount(self.inverse, weights=prec, minlength=self.n)
+        q = np.bincount(self.inverse, weights=prec * r, minlength=self.n)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            shift = np.where(p > 0, q / p, 0.0)
+            gain = np.where((p > 0) & self.eligible, q * shift, 0.0)
+        return shift, gain
+
+    def members(self, group: int) -> np.ndarray:
+        hit = np.flatnonzero(self.inverse == group)
+        return hit if self.rows is None else self.rows[hit]
+
+
+def _deep_cuboids(leaves: _Leaves, cubes: list[_Cuboid], y: np.ndarray, w: np.ndarray, s: float, pen: float,
+                  dims: list[str], max_order: int, min_count: float) -> list[_Cuboid]:  # fmt: skip
+    """Triples (and deeper, up to max_order), only inside pairs that pay for themselves."""
+    prec = w / s**2
+    scored = []
+    for c in cubes:
+        if len(c.dims) != 2:
+            continue
+        _, gain = c.gains(y, prec)
+        for g in np.flatnonzero(gain > pen * 1.5):
+            scored.append((gain[g], c, g))
+    scored.sort(key=lambda t: -t[0])
+    promising = scored[:PROMISING_PAIRS]
+    out = []
+    for order in range(3, max_order + 1):
+        for combo in itertools.combinations(dims, order):
+            rows = [c.members(g) for _, c, g in promising if set(c.dims) <= set(combo)]
+            if rows:
+                out.append(_Cuboid.of(leaves, combo, np.unique(np.concatenate(rows)), min_count))
+    return out
+
+
+def _pursue(cubes: list[_Cuboid], y: np.ndarray, w: np.ndarray, s: float,
+            pen: float) -> list[tuple[tuple[str, ...], tuple[Any, ...]]]:  # fmt: skip
+    """Greedy: take the candidate whose fitted shift lowers the chi-square most beyond its cost, take
+    its leaves out of the search (explained: no sub-causes inside it, no parent scoring on its
+    leaves), repeat until no candidate pays for itself."""
+    prec = w / s**2
+    chosen: list[tuple[tuple[str, ...], tuple[Any, ...]]] = []
+    for _ in range(MAX_CAUSES):
+        best: tuple[float, _Cuboid | None, int] = (0.0, None, -1)
+        for c in cubes:
+            _, gain = c.gains(y, prec)
+            net = gain - pen * (1 + 0.5 * (len(c.dims) - 1))
+            g = int(np.argmax(net))
+            if net[g] > best[0]:
+                best = (float(net[g]), c, g)
+        if best[1] is None:
+            break
+        c, g = best[1], best[2]
+        prec = prec.copy()
+        prec[c.members(g)] = 0.0
+        chosen.append((c.dims, c.labels[g]))
+    return chosen
+
+
+def _mark_mix(out: pd.DataFrame, leaves: _Leaves) -> None:
+    """Rates: when the marked causes explain under half the change, the change is significant and a
+    segment's shift of volume carries it (Simpson), mark that segment."""
+    marked = float(out.loc[out["root_cause"], "explained_share"].sum())
+    if marked >= 0.5:
+        return
+    sm = leaves.sums
+    nb, nc = sm["b_den"].sum(), sm["c_den"].sum()
+    p = (sm["c_num"].sum() + sm["b_num"].sum()) / (nb + nc)
+    sd = math.sqrt(p * (1 - p)) if 0 < p < 1 else float(np.std(sm["c_num"] / np.maximum(sm["c_den"], 1e-12)))
+    if sd <= 0 or abs(leaves.change) < 3 * sd * math.sqrt(1 / nb + 1 / nc):
+        return
+    mix = out[(out["effect"] == "mix") & ~out["root_cause"] & (out["mix_share"] > MIX_MIN)]
+    if mix.empty:
+        return
+    # one shift of traffic is one cause: the segment whose move explains most (a segment that grew
+    # before one that shrank), or a broader one containing it that explains about as much (succinct)
+    grew = mix[mix["current_count"] / nc > mix["baseline_count"] / nb]
+    mix = grew if not grew.empty else mix
+    order = mix["mix_share"] * PAIR_FACTOR ** (mix["dimensions"].map(len) - 1)
+    best = order.sort_values(ascending=False, kind="stable").index[0]
+    inside = set(zip(out.loc[best, "dimensions"], out.loc[best, "values"]))
+    for idx in mix.index:
+        if len(out.loc[idx, "dimensions"]) < len(out.loc[best, "dimensions"]) \
+                and set(zip(out.loc[idx, "dimensions"], out.loc[idx, "values"])) <= inside \
+                and out.loc[idx, "explained_share"] >= 0.9 * out.loc[best, "explained_share"]:  # fmt: skip
+            best, inside = idx, set(zip(out.loc[idx, "dimensions"], out.loc[idx, "values"]))
+    out.loc[best, "root_cause"] = True

@@ -1,0 +1,157 @@
+"""attribute_frame's root-cause set: the elements that together explain a change are marked, on
+additive KPIs (RiskLoc/Squeeze-style leaves) and on rates (errors or scores per call)."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+
+from driftline.analyzers import attribute_frame
+
+COLUMNS = {"dimensions", "values", "label", "explained_share", "within_share", "mix_share", "effect", "baseline_value",
+           "current_value", "baseline_count", "current_count", "coverage", "score", "root_cause"}  # fmt: skip
+
+
+def _leaves(seed: int, cause: dict[str, str], factor: float) -> pd.DataFrame:
+    """RiskLoc/Squeeze-style leaves: a forecast and a real value per combination of a, b, c (driftline's helper)."""
+    rng = np.random.default_rng(seed)
+    rows = [{"a": a, "b": b, "c": c} for a, b, c in itertools.product([f"a{i}" for i in range(5)], [f"b{i}" for i in range(4)], ["c0", "c1", "c2"])]
+    frame = pd.DataFrame(rows)
+    frame["predict"] = rng.uniform(50, 150, len(frame))
+    hit = np.logical_and.reduce([frame[d] == v for d, v in cause.items()])
+    frame["real"] = frame["predict"] * np.where(hit, factor, 1.0) * rng.normal(1, 0.01, len(frame))
+    return frame
+
+
+def _kpi(seed: int, causes: list[tuple[dict[str, str], float]], noise: float = 0.01) -> pd.DataFrame:
+    """A bigger additive frame (4 dims, 6x8x5x4 leaves, skewed sizes) with ripple-effect causes."""
+    rng = np.random.default_rng(seed)
+    dims = {"a": 6, "b": 8, "c": 5, "d": 4}
+    frame = pd.DataFrame(list(itertools.product(*[[f"{d}{i}" for i in range(n)] for d, n in dims.items()])), columns=list(dims))
+    frame["predict"] = rng.lognormal(3, 1.5, len(frame))
+    factor = np.ones(len(frame))
+    for cause, f in causes:
+        factor[np.logical_and.reduce([frame[d] == v for d, v in cause.items()])] = f
+    frame["real"] = frame["predict"] * factor * rng.normal(1, noise, len(frame))
+    return frame
+
+
+def _marked(ranked: pd.DataFrame) -> set[str]:
+    return set(ranked.loc[ranked["root_cause"], "label"])
+
+
+def _run(frame: pd.DataFrame, **kw) -> pd.DataFrame:
+    return attribute_frame(frame, dimensions=["a", "b", "c", "d"], baseline="predict", current="real", **kw)
+
+
+# --- the root-cause set, additive KPI ----------------------------------------------------------
+
+
+def test_a_single_value_cause_is_marked_alone_and_first() -> None:
+    ranked = _run(_kpi(0, [({"b": "b3"}, 0.5)]))
+    assert _marked(ranked) == {"b=b3"}
+    assert ranked.iloc[0]["label"] == "b=b3" and ranked.iloc[0]["root_cause"]
+    assert set(ranked.columns) >= COLUMNS and ranked["root_cause"].dtype == bool
+
+
+def test_a_two_dimensional_cause_is_marked_not_its_parents_or_children() -> None:
+    ranked = _run(_kpi(1, [({"a": "a2", "c": "c4"}, 1.8)]))
+    assert _marked(ranked) == {"a=a2 & c=c4"}
+
+
+def test_a_three_dimensional_cause_is_found_by_default() -> None:
+    ranked = _run(_kpi(2, [({"a": "a1", "b": "b5", "d": "d0"}, 0.3)]))
+    assert _marked(ranked) == {"a=a1 & b=b5 & d=d0"}
+    assert ranked.iloc[0]["label"] == "a=a1 & b=b5 & d=d0" and ranked.iloc[0]["explained_share"] > 0.3
+
+
+def test_two_disjoint_causes_are_both_marked() -> None:
+    ranked = _run(_kpi(3, [({"a": "a0"}, 0.6), ({"b": "b6", "c": "c1"}, 0.2)]))
+    assert _marked(ranked) == {"a=a0", "b=b6 & c=c1"}
+    assert set(ranked.iloc[:2]["label"]) == {"a=a0", "b=b6 & c=c1"}
+
+
+def test_causes_of_different_layers_and_sizes_are_all_marked() -> None:
+    ranked = _run(_kpi(4, [({"d": "d3"}, 0.7), ({"a": "a4", "b": "b1", "c": "c0"}, 0.0), ({"a": "a5", "c": "c2"}, 0.5)]))
+    assert _marked(ranked) == {"d=d3", "a=a4 & b=b1 & c=c0", "a=a5 & c=c2"}
+
+
+def test_an_element_working_against_the_change_is_not_a_cause() -> None:
+    ranked = _run(_kpi(4, [({"d": "d3"}, 0.5), ({"a": "a5", "c": "c2"}, 1.3)]))
+    assert _marked(ranked) == {"d=d3"}
+    assert ranked.set_index("label").loc["a=a5 & c=c2", "effect"] == "better"
+
+
+def test_no_change_marks_nothing() -> None:
+    for seed in range(5):
+        assert _marked(_run(_kpi(10 + seed, []))) == set()
+        assert _marked(_run(_kpi(20 + seed, [], noise=0.05))) == set()
+
+
+def test_frame_without_noise_still_works() -> None:
+    frame = _kpi(5, [({"c": "c2"}, 0.5)], noise=0.0)
+    assert _marked(_run(frame)) == {"c=c2"}
+    assert _marked(_run(frame.assign(real=frame["predict"]))) == set()
+
+
+# --- rate mode -----------------------------------------------------------------------------------
+
+
+def _calls(seed: int, rates: dict[str, float] | None = None, worse: dict[tuple[str, str], float] | None = None,
+           grow: dict[tuple[str, str], float] | None = None) -> pd.DataFrame:  # fmt: skip
+    """Errors/calls per tenant x model x route, baseline and current; `worse` multiplies the error rate
+    of calls with a value, `grow` their current volume."""
+    rng = np.random.default_rng(seed)
+    rates = rates or {f"t{i}": 0.01 + 0.01 * i for i in range(6)}
+    rows = []
+    for t, m, r in itertools.product(rates, ["m0", "m1", "m2"], ["r0", "r1", "r2", "r3"]):
+        vals = {"tenant": t, "model": m, "route": r}
+        rate = rates[t]
+        volume = rng.uniform(100, 400)
+        b_calls = rng.poisson(volume)
+        c_volume = volume * np.prod([f for (d, v), f in (grow or {}).items() if vals[d] == v] or [1.0])
+        c_rate = min(rate * np.prod([f for (d, v), f in (worse or {}).items() if vals[d] == v] or [1.0]), 1.0)
+        c_calls = rng.poisson(c_volume)
+        rows.append(vals | {"b_calls": b_calls, "b_err": rng.binomial(b_calls, rate), "c_calls": c_calls,
+                            "c_err": rng.binomial(c_calls, c_rate)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _rate(frame: pd.DataFrame, **kw) -> pd.DataFrame:
+    return attribute_frame(frame, dimensions=["tenant", "model", "route"], baseline="b_err", current="c_err",
+                           baseline_count="b_calls", current_count="c_calls", **kw)  # fmt: skip
+
+
+def test_rate_one_tenant_got_worse_is_marked() -> None:
+    ranked = _rate(_calls(0, worse={("tenant", "t2"): 4.0}))
+    assert _marked(ranked) == {"tenant=t2"}
+    assert ranked.iloc[0]["label"] == "tenant=t2" and ranked.iloc[0]["effect"] == "worse"
+
+
+def test_rate_a_tenant_on_one_model_got_worse() -> None:
+    ranked = _rate(_calls(1, worse={("tenant", "t4"): 3.0}).pipe(
+        lambda f: f.assign(c_err=np.where((f["tenant"] == "t4") & (f["model"] != "m1"), (f["c_err"] / 3).round(), f["c_err"]))))
+    assert _marked(ranked) == {"model=m1 & tenant=t4"} or _marked(ranked) == {"tenant=t4 & model=m1"}
+
+
+def test_rate_no_change_marks_nothing() -> None:
+    for seed in range(5):
+        assert _marked(_rate(_calls(30 + seed))) == set()
+
+
+def test_rate_simpson_mix_shift_marks_the_segment_that_grew() -> None:
+    """No tenant's rate moved; the error-prone tenant got 5x the calls: the overall rate went up."""
+    ranked = _rate(_calls(2, grow={("tenant", "t5"): 5.0}))
+    marked = ranked[ranked["root_cause"]]
+    assert list(marked["label"]) == ["tenant=t5"]
+    assert marked.iloc[0]["effect"] == "mix" and (ranked.loc[ranked["root_cause"], "effect"] != "worse").all()
+
+
+def test_rate_new_model_with_more_errors_is_marked() -> None:
+    frame = _calls(3)
+    new = frame[frame["model"] == "m0"].assign(model="m9", b_calls=0, b_err=0)
+    new["c_err"] = np.random.default_rng(0).binomial(new["c_calls"], 0.15)
+    ranked = _rate(pd.concat([frame[frame["model"] != "m0"], new, frame[frame["model"] == "m0"].assign(c_calls=0, c_err=0)]))
+    assert _marked(ranked) == {"model=m9"}
