@@ -273,7 +273,7 @@ FIRST_SEEN_ANNOTATION = (
 )
 
 
-def annotations() -> dict[str, Any]:
+def dashboard_annotations() -> dict[str, Any]:
     """Explicit changes and inferred first appearances, on every time-series panel (no panel filter)."""
     builtin = {"builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"}, "enable": True, "hide": True,
                "iconColor": "rgba(0, 211, 255, 1)", "name": "Annotations & Alerts", "type": "dashboard"}  # fmt: skip
@@ -298,7 +298,7 @@ def dashboard(uid: str, title: str, description: str, tags: list[str], variables
         "time": {"from": "now-24h", "to": "now"}, "timepicker": {}, "fiscalYearStartMonth": 0, "liveNow": False,
         "links": [{"title": "driftline dashboards", "type": "dashboards", "tags": ["driftline"], "asDropdown": True,
                    "includeVars": True, "keepTime": True, "icon": "external link"}],
-        "annotations": annotations(),
+        "annotations": dashboard_annotations(),
         "templating": {"list": [var_datasource(), *variables, var_runbook_base()]},
         "panels": laid_out,
     }  # fmt: skip
@@ -577,7 +577,7 @@ def incident() -> dict[str, Any]:
         "FROM otel_traces\nWHERE traceID = __trace_id AND Timestamp >= __trace_start AND Timestamp <= __trace_end\nORDER BY startTime"
     )
     keep = "&".join(f"var-{v}=${{{v}}}" for v in ("datasource", "signal", "dimension", "baseline_offset", "evaluation"))
-    trace_links = [
+    trace_links: list[dict[str, Any]] = [
         {"title": "Show this trace below", "url": f"/d/driftline-incident/?${{__url_time_range}}&{keep}&${{service:queryparam}}&var-trace_id=${{__value.raw}}"},
         {"title": "Open in Explore (trace view)", "url": "", "internal": {
             "datasourceUid": "${datasource}", "datasourceName": "ClickHouse",

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import click
 
@@ -55,7 +55,11 @@ def json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(func)
 
 
-def scope_options(func: F | None = None, *, since: str = "2h") -> Any:
+@overload
+def scope_options(func: F, *, since: str = ...) -> F: ...
+@overload
+def scope_options(func: None = None, *, since: str = ...) -> Callable[[F], F]: ...
+def scope_options(func: F | None = None, *, since: str = "2h") -> F | Callable[[F], F]:
     """--since/--until (relative or ISO 8601, UTC unless the time says its zone) and the four
     filters --service/--route/--tenant/--environment; turn them into a Window and Filters with
     `window_and_filters`. Use bare (`@scope_options`) or with another default (`@scope_options(since="24h")`).

@@ -15,7 +15,7 @@ import inspect
 from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -71,7 +71,7 @@ class release(contextlib.ContextDecorator):  # noqa: N801  (reads as a verb at t
     def __exit__(self, *exc: object) -> None:
         _ambient.reset(self._tokens.pop())
 
-    def __call__(self, func: F) -> F:  # type: ignore[override]
+    def __call__(self, func: F) -> F:
         """Decorate a function (sync or async) so each call runs in this context."""
         if inspect.iscoroutinefunction(func):
 
@@ -80,8 +80,8 @@ class release(contextlib.ContextDecorator):  # noqa: N801  (reads as a verb at t
                 with release(**self._kwargs()):
                     return await func(*args, **kwargs)
 
-            return async_wrapper  # type: ignore[return-value]
-        return super().__call__(func)  # type: ignore[return-value]
+            return cast(F, async_wrapper)  # same signature as func, by functools.wraps
+        return super().__call__(func)
 
     def _kwargs(self) -> dict[str, Any]:
         back = {n.GEN_AI_PROMPT_NAME: "prompt_name", n.GEN_AI_PROMPT_VERSION: "prompt_version", n.INDEX_NAME: "index_name",

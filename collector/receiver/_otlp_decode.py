@@ -113,7 +113,7 @@ def _parse_json(body: bytes, cls: type[M]) -> M:
         raise BadPayload(f"malformed JSON: {exc}") from None
     if not isinstance(data, dict):
         raise BadPayload("malformed JSON: the body must be a JSON object")
-    message = cls()
+    message: M = cls()
     try:
         json_format.ParseDict(_hex_ids_to_base64(data), message, ignore_unknown_fields=True)
     except (json_format.ParseError, ValueError, TypeError, RecursionError) as exc:
@@ -323,14 +323,19 @@ def traces_to_columns(payloads: Iterable[bytes], *, limit: int = MAX_VALUE_CHARS
                     ev_name.append([cut.text(e.name) for e in events])
                     ev_attrs.append([cut.attrs(e.attributes) for e in events])
                 else:
-                    ev_ts.append([]), ev_name.append([]), ev_attrs.append([])
+                    ev_ts.append([])
+                    ev_name.append([])
+                    ev_attrs.append([])
                 if links:
                     ln_trace.append([link.trace_id.hex() for link in links])
                     ln_span.append([link.span_id.hex() for link in links])
                     ln_state.append([link.trace_state for link in links])
                     ln_attrs.append([cut.attrs(link.attributes) for link in links])
                 else:
-                    ln_trace.append([]), ln_span.append([]), ln_state.append([]), ln_attrs.append([])
+                    ln_trace.append([])
+                    ln_span.append([])
+                    ln_state.append([])
+                    ln_attrs.append([])
     return Columns("otel_traces", OTEL_TRACES_COLUMNS, cols, len(ts), cut.cut)
 
 

@@ -26,10 +26,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Final
 from urllib.parse import parse_qsl, urlsplit
 
 from ._http import HttpHandler, TooLarge, bearer_ok, read_body
+
+if TYPE_CHECKING:  # chdb is the `embedded` extra, imported when a proxy starts
+    from chdb.state.sqlitelike import Connection
 
 __all__ = ["QueryEndpoint"]
 
@@ -74,21 +77,21 @@ class QueryEndpoint(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], data_dir: Path, *, token: str | None, handles: int = 2) -> None:
         self.token = token
         self.data_dir = data_dir
-        self._handles: queue.Queue[Any] = queue.Queue()
+        self._handles: queue.Queue[Connection] = queue.Queue()
         for _ in range(handles):
             self._handles.put(self._open())
         self._current_db: dict[int, str] = {}
         super().__init__(address, _QueryHandler)
 
-    def _open(self) -> Any:
-        import chdb
+    def _open(self) -> Connection:
+        from chdb.state import connect  # what chdb.connect calls; this one is annotated
 
-        conn = chdb.connect(str(self.data_dir))
+        conn = connect(str(self.data_dir))
         conn.query("SET readonly = 2")
         return conn
 
     @contextmanager
-    def handle(self) -> Iterator[Any]:
+    def handle(self) -> Iterator[Connection]:
         """A pooled handle; one that saw an error is replaced, so no state leaks to the next query."""
         conn = self._handles.get()
         try:

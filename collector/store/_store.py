@@ -83,8 +83,10 @@ class Store:
 
     def rows(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
         """Run a query; values are bound server-side as {name:Type}."""
-        with _wrapped(sql):
-            return list(self.client.query(sql, parameters=dict(parameters or {})).result_rows)
+        with _wrapped(sql):  # result_rows reads the response lazily: keep it inside
+            rows = self.client.query(sql, parameters=dict(parameters or {})).result_rows
+            # The driver types rows as Sequence; they are tuples already, and tuple() of a tuple is itself.
+            return [tuple(row) for row in rows]
 
     def df(self, sql: str, parameters: Mapping[str, Any] | None = None) -> pandas.DataFrame:
         """Run a query and return a small aggregate as a DataFrame."""
