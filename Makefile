@@ -6,7 +6,7 @@ STORE  ?= chdb://$(CURDIR)/.driftline/demo
 CALLS  ?= 30000
 SEED   ?= 7
 
-.PHONY: demo test bench clean
+.PHONY: demo test lint typecheck bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,9 +26,18 @@ demo: $(VENV)/.demo-installed
 	$(BIN)/driftline demo --store '$(STORE)' --calls $(CALLS) --seed $(SEED) --fresh
 	$(BIN)/driftline incident report --since 2h --store '$(STORE)'
 
-## make test: the whole suite, against the real embedded ClickHouse engine.
-test: $(VENV)/.test-installed
+## make test: lint and type-check, then the whole suite against the real embedded ClickHouse engine.
+test: $(VENV)/.test-installed lint typecheck
 	$(BIN)/python -m pytest
+
+## make lint: ruff over the tree (rules in pyproject.toml [tool.ruff]).
+lint: $(VENV)/.test-installed
+	$(BIN)/ruff check .
+
+## make typecheck: mypy over the installed package (pyproject.toml [tool.mypy]; strict on the new subpackages).
+## mypy cannot read package-dir, so the script checks a symlinked build/typecheck/driftline/ instead.
+typecheck: $(VENV)/.test-installed
+	VENV='$(VENV)' bash scripts/typecheck.sh
 
 ## make bench: every benchmark in bench/, each printing ratios against its baseline.
 bench: $(VENV)/.test-installed
