@@ -1,7 +1,9 @@
 -- Generated scenario calls into llm_calls (the first_seen view fills from them as in production).
 INSERT INTO llm_calls (time, trace_id, span_id, service, span_name, operation, route, tenant, provider, request_model,
                        response_model, system_fingerprint, prompt_name, prompt_version, index_name, index_version,
-                       confidence_mean, service_version, duration_s, status)
+                       confidence_mean, service_version, duration_s, status, error_type, validation, ttft_s, stream,
+                       cancelled, tokens_delivered, tokens_after_cancel, input_tokens, output_tokens, cost_usd,
+                       http_status, rate_limited)
 SELECT fromUnixTimestamp64Nano(r.t_ns) AS time,
        concat(leftPad(hex(r.scenario), 8, '0'), leftPad(hex(r.seq), 24, '0')) AS trace_id,
        leftPad(hex(r.seq), 16, '0') AS span_id,
@@ -19,5 +21,17 @@ SELECT fromUnixTimestamp64Nano(r.t_ns) AS time,
        if(isNaN(r.confidence), NULL, r.confidence) AS confidence_mean,
        {service_version_vocab:Array(Nullable(String))}[r.service_version] AS service_version,
        r.duration AS duration_s,
-       if(r.error = 1, 'Error', 'Unset') AS status
+       if(r.error = 1, 'Error', 'Unset') AS status,
+       {error_type_vocab:Array(Nullable(String))}[r.error_type] AS error_type,
+       {validation_vocab:Array(Nullable(String))}[r.validation] AS validation,
+       if(isNaN(r.ttft), NULL, r.ttft) AS ttft_s,
+       if(r.stream < 0, NULL, r.stream = 1) AS stream,
+       r.cancelled = 1 AS cancelled,
+       if(r.delivered < 0, NULL, toUInt64(r.delivered)) AS tokens_delivered,
+       if(r.after_cancel < 0, NULL, toUInt64(r.after_cancel)) AS tokens_after_cancel,
+       if(r.in_tokens < 0, NULL, toUInt64(r.in_tokens)) AS input_tokens,
+       if(r.out_tokens < 0, NULL, toUInt64(r.out_tokens)) AS output_tokens,
+       if(isNaN(r.cost), NULL, r.cost) AS cost_usd,
+       if(r.http_status = 0, NULL, r.http_status) AS http_status,
+       r.rate_limited = 1 AS rate_limited
 FROM scenario_raw AS r

@@ -1,4 +1,4 @@
--- One evaluation score per generated scenario call, linked by trace and span id.
+-- One evaluation score per judged scenario call, linked by trace and span id.
 INSERT INTO llm_scores (time, trace_id, span_id, service, evaluation, score)
 SELECT fromUnixTimestamp64Nano(r.t_ns) AS time,
        concat(leftPad(hex(r.scenario), 8, '0'), leftPad(hex(r.seq), 24, '0')) AS trace_id,
@@ -6,3 +6,4 @@ SELECT fromUnixTimestamp64Nano(r.t_ns) AS time,
        {services:Array(String)}[r.scenario + 1] AS service,
        {evaluation:String} AS evaluation, r.score AS score
 FROM scenario_raw AS r
+WHERE r.judged = 1
