@@ -47,7 +47,7 @@ DIMENSIONS: dict[str, str] = {
 MIN_SEGMENT_CALLS = 20
 """attribute() ignores candidates with fewer incident calls: no suspects made of a handful of calls."""
 ALIGNED_BOOST = 1.5
-"""Score multiplier for a candidate whose first appearance or annotated change lines up with the start."""
+"""Score multiplier for a candidate whose first appearance or annotated change is at the start (less further off)."""
 EXEMPLARS = 5
 EXEMPLAR_SUSPECTS = 3
 
@@ -216,21 +216,29 @@ def _suspects(context: _Context, spec: Signal, ranked: pandas.DataFrame, top: in
 
     A segment defined by a missing value (`(none)`: failed calls have no response model, calls
     without retrieval no index) describes the signal's population, not a change, so it is no
-    suspect. Segments covering exactly the same calls are one suspect naming all of them. The
-    root-cause set comes first, then alignment with a first appearance or annotated change.
+    suspect. Segments covering exactly the same calls are one suspect naming all of them. Ranked
+    by score, raised where a first appearance or annotated change lines up with the start; the
+    root-cause set is marked on each suspect.
     """
     pool = ranked[(ranked["explained_share"] > 0) & ~ranked["values"].map(lambda vs: NONE in vs)].head(max(top * 4, 20))
     scored = []
     for row in pool.itertuples(index=False):
         pairs = list(zip(row.dimensions, row.values))
         first = max((context.first_seen[p] for p in pairs if p in context.first_seen), default=None)
-        aligned_first = first is not None and abs(first - context.incident.start) <= context.tolerance
         change = next((c for c in context.changes if c.matches() & set(pairs)), None)
-        boost = ALIGNED_BOOST if (aligned_first or change is not None) else 1.0
+        moments = [t for t in (first, None if change is None else change.time) if t is not None]
+        boost = max((_alignment(context, t) for t in moments), default=1.0)
         scored.append((bool(row.root_cause), row.score * boost, row, first, change))
     scored.sort(key=lambda s: (-s[1], len(s[2].dimensions)))
-    merged = sorted(_merge_equivalents(scored), key=lambda entry: not entry[0])
+    merged = _merge_equivalents(scored)
     return [_suspect(context, spec, rank, *entry) for rank, entry in enumerate(merged[:top])]
+
+
+def _alignment(context: _Context, moment: datetime) -> float:
+    """Score multiplier for a change at `moment`: ALIGNED_BOOST at the start, falling to 1 at the
+    tolerance, so of two changes before a regression the one nearer its start ranks higher."""
+    off = abs((moment - context.incident.start).total_seconds()) / max(context.tolerance.total_seconds(), 1.0)
+    return 1.0 + (ALIGNED_BOOST - 1.0) * max(0.0, 1.0 - off)
 
 
 def _merge_equivalents(scored: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:

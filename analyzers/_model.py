@@ -92,6 +92,12 @@ class Suspect:
         """`response_model=gpt-4o-2024-11-20` or `prompt_version=v8 & route=/chat`."""
         return " & ".join(f"{d}={v}" for d, v in zip(self.dimensions, self.values))
 
+    @property
+    def named(self) -> str:
+        """The label with its equivalent segments: `response_model=X (same calls: system_fingerprint=fp_1)`."""
+        same = ", ".join(" & ".join(f"{d}={v}" for d, v in zip(dims, values)) for dims, values in self.equivalents)
+        return f"{self.label} (same calls: {same})" if same else self.label
+
 
 @dataclass(frozen=True)
 class Attribution:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from driftline.collector._errors import AnalysisError, NoDataError
@@ -133,6 +133,8 @@ class Finding:
     runbook: RunbookLink | None
     chart: Chart | None
     note: str | None = None
+    symptoms: tuple[Regression, ...] = ()
+    """Other signals of the same incident: they started together and share the top suspect."""
 
     @property
     def top_suspect(self) -> Suspect | None:
@@ -228,7 +230,7 @@ def incident_report(
     regressions = sorted(detect(store, window, filters=filters), key=lambda r: r.ended_at is not None)  # still broken first
     attributions = attribute_regressions(store, window, filters, regressions, say)
     say("charting")
-    findings = [_finding(store, window, filters, r, a) for r, a in zip(regressions, attributions)]
+    findings = group_symptoms([_finding(store, window, filters, r, a) for r, a in zip(regressions, attributions)])
     say("building the timeline")
     events = timeline(store, window, filters=filters, regressions=regressions)
     say("measuring the impact")
@@ -251,33 +253,61 @@ def incident_report(
 
 NO_BASELINE = "The regression starts at the window's start, so there is no baseline to attribute it against: widen --since."
 
+BASELINE_SPAN = timedelta(hours=1)
+"""Shortest baseline a regression is attributed against: the time before its change point, at
+least this long or as long as the regression, read whether or not it lies in the report window."""
+MIN_BASELINE = timedelta(minutes=10)
+"""A baseline cut back to before a suspect's first appearance keeps at least this much."""
+
 
 def attribute_regressions(store: Store, window: Window, filters: Filters, regressions: Sequence[Regression],
                           say: Progress) -> list[Attribution | str]:  # fmt: skip
-    """Each regression's attribution (baseline: the window before its change point), or why there is none.
+    """Each regression's attribution, or why there is none.
 
-    Regressions over the same windows share one `attribute_many` pass (one leaf scan for them all).
+    The baseline lies before the change point and is not clipped by the report window. When a
+    top suspect first appeared inside that baseline (its first calls came a little before the
+    detected start), the baseline ends where it appeared, so the suspect's calls are compared
+    with what the same context did before it came. Regressions over the same windows share one
+    `attribute_many` pass (one leaf scan for them all).
     """
     results: list[Attribution | str] = [NO_BASELINE] * len(regressions)
     groups: dict[tuple[datetime, datetime], list[int]] = {}
     for i, r in enumerate(regressions):
-        if r.started_at > window.start:
-            groups.setdefault((r.started_at, r.ended_at or window.end), []).append(i)
+        groups.setdefault((r.started_at, r.ended_at or window.end), []).append(i)
     for (start, end), members in groups.items():
-        signals = [regressions[i].signal for i in members]
-        say(f"attributing {', '.join(signals)}")
-        baseline, incident = Window(window.start, start), Window(start, end)
-        try:
-            found = attribute_many(store, signals, baseline=baseline, incident=incident, filters=filters)
-            for i in members:
-                results[i] = found[regressions[i].signal]
-        except (AnalysisError, NoDataError):  # one signal without enough data: attribute the others alone
-            for i in members:
-                try:
-                    results[i] = attribute(store, regressions[i].signal, baseline=baseline, incident=incident, filters=filters)
-                except (AnalysisError, NoDataError) as exc:
-                    results[i] = f"Not attributed: {exc}"
+        say(f"attributing {', '.join(regressions[i].signal for i in members)}")
+        incident = Window(start, end)
+        baseline = Window(start - max(end - start, BASELINE_SPAN), start)
+        found = _attribute_group(store, filters, [regressions[i] for i in members], baseline, incident)
+        appeared = _appeared_in(baseline, [a for a in found if isinstance(a, Attribution)])
+        if appeared is not None:
+            found = _attribute_group(store, filters, [regressions[i] for i in members], Window(baseline.start, appeared), incident)
+        for i, result in zip(members, found):
+            results[i] = result
     return results
+
+
+def _appeared_in(baseline: Window, attributions: Sequence[Attribution]) -> datetime | None:
+    """The earliest first appearance of a leading suspect (top 3) inside the baseline, leaving MIN_BASELINE before it."""
+    seen = [s.first_seen for a in attributions for s in a.suspects[:3] if s.first_seen is not None]
+    inside = [t for t in seen if baseline.start + MIN_BASELINE <= t < baseline.end]
+    return min(inside, default=None)
+
+
+def _attribute_group(store: Store, filters: Filters, regressions: Sequence[Regression], baseline: Window,
+                     incident: Window) -> list[Attribution | str]:  # fmt: skip
+    """attribute_many for regressions sharing windows; one signal without enough data is attributed alone."""
+    try:
+        found = attribute_many(store, [r.signal for r in regressions], baseline=baseline, incident=incident, filters=filters)
+        return [found[r.signal] for r in regressions]
+    except (AnalysisError, NoDataError):
+        out: list[Attribution | str] = []
+        for r in regressions:
+            try:
+                out.append(attribute(store, r.signal, baseline=baseline, incident=incident, filters=filters))
+            except (AnalysisError, NoDataError) as exc:
+                out.append(f"Not attributed: {exc}")
+        return out
 
 
 def _finding(store: Store, window: Window, filters: Filters, r: Regression, attributed: Attribution | str) -> Finding:
@@ -287,6 +317,25 @@ def _finding(store: Store, window: Window, filters: Filters, r: Regression, attr
     top = attribution.suspects[0] if attribution and attribution.suspects else None
     note = attributed if isinstance(attributed, str) else None
     return Finding(kind, r, attribution, runbook_link(runbook), split_chart(store, window, filters, r, top), note)
+
+
+SAME_START = timedelta(minutes=15)
+"""Regressions starting this close together with the same top suspect are one incident."""
+
+
+def group_symptoms(findings: Sequence[Finding]) -> list[Finding]:
+    """One finding per incident: a later finding that starts within SAME_START of an earlier one and
+    has the same top suspect (error_rate with rate_limit_rate, TTFT p50/p95/p99) becomes its symptom."""
+    out: list[Finding] = []
+    for f in findings:
+        top = f.top_suspect
+        lead = next((i for i, g in enumerate(out) if top is not None and g.top_suspect is not None and g.top_suspect.label == top.label
+                     and abs(g.regression.started_at - f.regression.started_at) <= SAME_START), None)  # fmt: skip
+        if lead is None:
+            out.append(f)
+        else:
+            out[lead] = replace(out[lead], symptoms=(*out[lead].symptoms, f.regression))
+    return out
 
 
 def measure_impact(store: Store, window: Window, filters: Filters, lead: Finding, *, slo: float) -> Impact:
@@ -336,7 +385,7 @@ def summary_line(window: Window, filters: Filters, calls: int, findings: Sequenc
     if top is not None:
         why = "possible silent provider update, " if top.label in silent else ""
         text += f"; top suspect {top.label} ({why}explains {top.explained_share:.0%})"
-        also = [f.regression.signal for f in findings[1:] if f.top_suspect is not None and f.top_suspect.label == top.label]
+        also = [r.signal for r in first.symptoms] + [f.regression.signal for f in findings[1:] if f.top_suspect is not None and f.top_suspect.label == top.label]
         text += f", also the top suspect of {', '.join(also)}" if also else ""
     if impact is not None:
         text += f"; {impact.affected_calls:,} calls and {len(impact.tenants)} tenants affected"

@@ -62,6 +62,12 @@ class Signal:
         return f"countIf({self.den})"
 
     @property
+    def squares_sql(self) -> str:
+        """Sum of the squared per-call values (0 for a percentile): with the mean and the count, the
+        per-call variance that detection's standard errors need."""
+        return "0" if self.quantile is not None else f"sumIf(pow(toFloat64({self.num}), 2), {self.den})"
+
+    @property
     def worst_sql(self) -> str:
         """ORDER BY fragment putting the worst calls first (for exemplar trace ids)."""
         return f"{self.num} {'DESC' if self.bad == 'up' else 'ASC'}"
@@ -209,18 +215,21 @@ def quality_series(store: Store, window: Window, bucket: timedelta, filters: Fil
     rows = store.rows(sql, params | bucket_params(window, bucket))
     grid = full_grid(window, bucket)
     by_evaluation: dict[str, dict[datetime, tuple[float, int]]] = {}
-    for when, evaluation, value, calls in rows:
-        by_evaluation.setdefault(str(evaluation), {})[utc(when)] = (_float(value), int(calls))
+    for when, evaluation, value, calls, squares in rows:
+        by_evaluation.setdefault(str(evaluation), {})[utc(when)] = (_float(value), int(calls), _float(squares))
     return {f"{QUALITY_PREFIX}{e}": _frame(grid, values) for e, values in by_evaluation.items()}
 
 
-def _frame(grid: list[datetime], values: dict[datetime, tuple[float, int]]) -> pandas.DataFrame:
+def _frame(grid: list[datetime], values: dict[datetime, tuple[float, int, float]]) -> pandas.DataFrame:
+    """time, value, calls and squares (sum of squared per-call values; NaN for percentiles) per bucket."""
     import pandas as pd
 
+    empty = (math.nan, 0, 0.0)
     return pd.DataFrame({
         "time": pd.to_datetime(grid, utc=True),
-        "value": [values.get(t, (math.nan, 0))[0] for t in grid],
-        "calls": [values.get(t, (math.nan, 0))[1] for t in grid],
+        "value": [values.get(t, empty)[0] for t in grid],
+        "calls": [values.get(t, empty)[1] for t in grid],
+        "squares": [values.get(t, empty)[2] for t in grid],
     })  # fmt: skip
 
 
@@ -250,11 +259,12 @@ def query_series(store: Store, specs: list[Signal], window: Window, bucket: time
     params = bucket_params(window, bucket)
     source = source_sql(specs[0], with_dimensions=False, filters=filters)
     where, fparams = filter_sql(filters, only=filter_columns(specs[0], filters))
-    columns = "".join(f",\n       {s.value_sql} AS v{i}, {s.calls_sql} AS c{i}" for i, s in enumerate(specs))
+    columns = "".join(f",\n       {s.value_sql} AS v{i}, {s.calls_sql} AS c{i}, {s.squares_sql} AS q{i}" for i, s in enumerate(specs))
     sql = render("by_bucket", columns=columns, source=source, filters=where)
     rows = store.rows(sql, params | fparams | scope_params(specs[0], window.start, window.end))
     grid = full_grid(window, bucket)
-    return {spec.name: _frame(grid, {utc(r[0]): (_float(r[1 + 2 * i]), int(r[2 + 2 * i])) for r in rows})
+    return {spec.name: _frame(grid, {utc(r[0]): (_float(r[1 + 3 * i]), int(r[2 + 3 * i]), _float(r[3 + 3 * i]) if spec.quantile is None else math.nan)
+                                     for r in rows})
             for i, spec in enumerate(specs)}  # fmt: skip
 
 

@@ -73,6 +73,32 @@ def test_a_handful_of_bad_calls_raises_no_alarm() -> None:
     assert find_regression(get_signal("quality:faithfulness"), _frame(values, calls)) is None
 
 
+def _scored(rng: np.random.Generator, means: np.ndarray, calls: np.ndarray, sd: float) -> pd.DataFrame:
+    """Buckets of per-call scores: the mean, the count and the sum of squares, as the store gives them."""
+    scores = [np.clip(rng.normal(m, sd, int(n)), 0, 1) for m, n in zip(means, calls)]
+    frame = _frame(np.array([x.mean() for x in scores]), calls)
+    return frame.assign(squares=[float((x**2).sum()) for x in scores])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_small_steady_drop_over_many_calls_is_found(seed: int) -> None:
+    """0.05 off 0.80 in buckets of 25 noisy scores: under 2x one bucket's spread (3x was needed), obvious from 40 buckets."""
+    rng = np.random.default_rng(seed)
+    means = np.r_[np.full(60, 0.80), np.full(40, 0.75)]
+    regression = find_regression(get_signal("quality:judge"), _scored(rng, means, np.full(100, 25), sd=0.15))
+    assert regression is not None and abs(regression.started_at - (T0 + timedelta(minutes=600))) <= timedelta(minutes=30)
+    assert regression.current == pytest.approx(0.75, abs=0.02) and regression.confidence > 0.999
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_noise_and_a_short_blip_that_ended_are_no_regression(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    assert find_regression(get_signal("quality:judge"), _scored(rng, np.full(100, 0.8), np.full(100, 25), sd=0.15)) is None
+    blip = np.full(100, 0.8)
+    blip[50:51] = 0.6  # one bucket (10 minutes) of bad scores, then back
+    assert find_regression(get_signal("quality:judge"), _scored(rng, blip, np.full(100, 25), sd=0.15)) is None
+
+
 def test_detect_finds_each_scenario_incident_within_two_buckets(scenario_store: tuple[Store, list]) -> None:  # type: ignore[type-arg]
     store, scenarios = scenario_store
     for s in (s for s in scenarios if s.incident_start is not None):

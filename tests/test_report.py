@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from datetime import UTC, datetime, timedelta
@@ -14,7 +15,7 @@ from incident_scenarios import NEW_MODEL, steady
 
 from driftline.analyzers._model import Filters, Window
 from driftline.analyzers._render import render_report
-from driftline.analyzers._report import FINDING_TYPES, IncidentReport, incident_report
+from driftline.analyzers._report import FINDING_TYPES, SAME_START, IncidentReport, incident_report
 from driftline.collector import Store
 from driftline.runbooks._loader import names as runbook_names
 
@@ -98,12 +99,21 @@ def test_error_budget_burned_counts_failures_against_the_objective(burst_store: 
 
 def test_each_finding_has_a_runbook_that_ships(silent_report: IncidentReport, costly: Any) -> None:
     findings = silent_report.findings + costly[2].findings
-    assert {f.regression.signal for f in costly[2].findings} >= {"cost_per_call", "cancellation_tax"}
+    found = {r.signal for f in costly[2].findings for r in (f.regression, *f.symptoms)}
+    assert found >= {"cost_per_call", "cancellation_tax"}, "two symptoms of one prompt change, whether one finding or two"
     for f in findings:
         assert f.runbook is not None, f.regression.signal
         assert f.runbook.name in runbook_names()
         assert resources.files("driftline.runbooks").joinpath(f"{f.runbook.name}.md").is_file()
         assert f.runbook.path == f"runbooks/{f.runbook.name}.md"
+
+
+def test_signals_that_start_together_with_one_top_suspect_are_one_finding(silent_report: IncidentReport) -> None:
+    """TTFT p50/p95/p99 or error and 429 rates of one change are symptoms of one incident, not several findings."""
+    leads = [(f.regression.started_at, f.top_suspect.label) for f in silent_report.findings if f.top_suspect is not None]
+    for (t1, a), (t2, b) in itertools.combinations(leads, 2):
+        assert a != b or abs(t1 - t2) > SAME_START
+    assert all(r.signal != f.regression.signal for f in silent_report.findings for r in f.symptoms)
 
 
 def test_every_runbook_named_in_the_finding_types_ships() -> None:
@@ -206,7 +216,7 @@ def test_on_the_demo_the_injected_cause_leads_and_the_harmless_changes_rank_belo
     lead = report.findings[0]
     assert lead.regression.ended_at is None and lead.top_suspect is not None
     assert lead.top_suspect.values == (injected.version,) and lead.top_suspect.label in report.silent_updates
-    quality = next(f for f in report.findings if f.regression.signal == "quality:answer_quality")
+    quality = next(f for f in report.findings if "quality:answer_quality" in {r.signal for r in (f.regression, *f.symptoms)})
     assert quality.top_suspect is not None and quality.top_suspect.label in report.silent_updates
     for finding in report.findings:  # wherever the injected change is a suspect, no harmless change ranks above it
         ranked = [s.values for s in finding.attribution.suspects] if finding.attribution else []

@@ -40,11 +40,12 @@ def test_signal_series_gives_every_bucket_with_rate_and_calls(store: Store) -> N
     _calls(store, [{"time": _at(1), "status": "Error"}, {"time": _at(2)}, {"time": _at(3)}, {"time": _at(4)},
                    {"time": _at(21), "status": "Error"}, {"time": _at(22), "status": "Error"}])  # fmt: skip
     frame = signal_series(store, "error_rate", WINDOW, bucket=BUCKET)
-    assert list(frame.columns) == ["time", "value", "calls"]
+    assert list(frame.columns) == ["time", "value", "calls", "squares"]
     assert [t.to_pydatetime() for t in frame["time"]] == [_at(0), _at(10), _at(20)]
     assert frame["time"].dt.tz is not None
     assert frame["calls"].tolist() == [4, 0, 2]
     assert frame["value"][0] == pytest.approx(0.25) and math.isnan(frame["value"][1]) and frame["value"][2] == 1.0
+    assert frame["squares"].tolist() == [1.0, 0.0, 2.0], "a 0/1 signal's squares are its counts: detection's variance"
 
 
 def test_signal_series_applies_filters_as_bound_values(store: Store) -> None:
