@@ -214,7 +214,7 @@ def quality_series(store: Store, window: Window, bucket: timedelta, filters: Fil
     sql, params = _all_scores_query("quality_by_bucket", window, filters)
     rows = store.rows(sql, params | bucket_params(window, bucket))
     grid = full_grid(window, bucket)
-    by_evaluation: dict[str, dict[datetime, tuple[float, int]]] = {}
+    by_evaluation: dict[str, dict[datetime, tuple[float, int, float]]] = {}
     for when, evaluation, value, calls, squares in rows:
         by_evaluation.setdefault(str(evaluation), {})[utc(when)] = (_float(value), int(calls), _float(squares))
     return {f"{QUALITY_PREFIX}{e}": _frame(grid, values) for e, values in by_evaluation.items()}
