@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from datetime import UTC, datetime
 
 from driftline.analyzers.evaluation._labels import LabelledScenario
 from driftline.analyzers.evaluation._report_eval import ReportOutcome, ReportScores, evaluate_reports
@@ -21,6 +22,8 @@ from driftline.analyzers.evaluation._scenarios import labelled
 from driftline.analyzers.evaluation._world2 import scenarios as world2_scenarios
 
 GOAL_P_AT_1 = 0.95
+WORLD2_END = datetime(2026, 11, 16, 17, 30, tzinfo=UTC)
+"""World 2 ends its scenarios at the wall clock unless told; a fixed end makes runs comparable."""
 
 
 def _scenarios(world: str, seeds: list[int], per_kind: int) -> list[LabelledScenario]:
@@ -29,7 +32,7 @@ def _scenarios(world: str, seeds: list[int], per_kind: int) -> list[LabelledScen
         if world in ("1", "both"):
             out += labelled(seed, per_kind=per_kind)
         if world in ("2", "both"):
-            out += world2_scenarios(seed, per_kind=per_kind)
+            out += world2_scenarios(seed, per_kind=per_kind, end=WORLD2_END)
     return out
 
 
