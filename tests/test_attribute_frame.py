@@ -14,17 +14,6 @@ COLUMNS = {"dimensions", "values", "label", "explained_share", "within_share", "
            "current_value", "baseline_count", "current_count", "coverage", "score", "root_cause"}  # fmt: skip
 
 
-def _leaves(seed: int, cause: dict[str, str], factor: float) -> pd.DataFrame:
-    """RiskLoc/Squeeze-style leaves: a forecast and a real value per combination of a, b, c (driftline's helper)."""
-    rng = np.random.default_rng(seed)
-    rows = [{"a": a, "b": b, "c": c} for a, b, c in itertools.product([f"a{i}" for i in range(5)], [f"b{i}" for i in range(4)], ["c0", "c1", "c2"])]
-    frame = pd.DataFrame(rows)
-    frame["predict"] = rng.uniform(50, 150, len(frame))
-    hit = np.logical_and.reduce([frame[d] == v for d, v in cause.items()])
-    frame["real"] = frame["predict"] * np.where(hit, factor, 1.0) * rng.normal(1, 0.01, len(frame))
-    return frame
-
-
 def _kpi(seed: int, causes: list[tuple[dict[str, str], float]], noise: float = 0.01) -> pd.DataFrame:
     """A bigger additive frame (4 dims, 6x8x5x4 leaves, skewed sizes) with ripple-effect causes."""
     rng = np.random.default_rng(seed)
