@@ -52,12 +52,19 @@ def _token(token: str | None, token_file: Path | None) -> str | None:
               help="Outage drill: while this file exists the writer treats the store as down (batches wait in the spool).")
 @click.option("--ready-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write {pid, ports, query_url} as JSON here once listening (for supervisors and tests).")
+@click.option("--query-timeout", type=click.IntRange(min=1), default=30, show_default=True,
+              help="Seconds a query on the query endpoint may run (a request can ask for less, never more).")
+@click.option("--query-max-memory-mb", type=click.IntRange(min=16), default=512, show_default=True,
+              help="Memory a query on the query endpoint may use (a request can ask for less, never more).")
+@click.option("--allow-host", "allowed_hosts", multiple=True, metavar="NAME",
+              help="Also answer the query endpoint for this Host/Origin name (default: loopback names only). Repeatable.")
 @click.option("--log-format", type=click.Choice(["json", "text"]), default="json", show_default=True, help="Log lines on stderr.")
 @handle_errors
 def serve_command(store_url: str | None, host: str, http_port: int, grpc_port: int, query_port: int, token: str | None,
                   token_file: Path | None, spool_dir: Path | None, spool_max_mb: int, max_body_mb: int, max_decoded_mb: int,
                   max_in_flight: int, inserters: int | None, max_value_chars: int, drain_timeout: float, fault_file: Path | None,
-                  ready_file: Path | None, log_format: str) -> None:  # fmt: skip
+                  ready_file: Path | None, query_timeout: int, query_max_memory_mb: int, allowed_hosts: tuple[str, ...],
+                  log_format: str) -> None:  # fmt: skip
     """Receive OTLP traces and logs (HTTP :4318, gRPC :4317) into the store.
 
     Every acknowledged batch is on disk first (spool, fsynced), so a store outage, a restart or
@@ -84,7 +91,8 @@ def serve_command(store_url: str | None, host: str, http_port: int, grpc_port: i
         store_url=store_url, host=host, http_port=http_port, grpc_port=grpc_port, query_port=query_port,
         token=_token(token, token_file), spool_dir=spool_dir, limits=limits, max_body=max_body_mb * _MIB,
         max_decoded=max_decoded_mb * _MIB, max_in_flight=max_in_flight, drain_seconds=drain_timeout,
-        fault_file=fault_file, ready_file=ready_file,
+        fault_file=fault_file, ready_file=ready_file, query_timeout_seconds=query_timeout,
+        query_max_memory=query_max_memory_mb * _MIB, allowed_hosts=frozenset(allowed_hosts),
     )
     if not run(config):
         raise StoreUnavailable("stopped with batches still in the spool (the store did not take them in time); they go in at the next start")

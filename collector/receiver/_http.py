@@ -38,7 +38,7 @@ from ._ingest import Ingester, Overloaded, Unavailable
 from ._otlp_decode import BadPayload
 from ._otlp_service import ENDPOINTS, export
 
-__all__ = ["HttpHandler", "HttpLimits", "OtlpHttpServer", "TooLarge", "bearer_ok", "read_body"]
+__all__ = ["BadLength", "HttpHandler", "HttpLimits", "OtlpHttpServer", "TooLarge", "bearer_ok", "content_length", "read_body"]
 
 _log = logging.getLogger("driftline.serve.http")
 
@@ -61,6 +61,10 @@ class TooLarge(ValueError):
     """The body (or what it decompresses to) is over its limit."""
 
 
+class BadLength(ValueError):
+    """Content-Length is not a non-negative decimal number, or the chunked framing is malformed: 400."""
+
+
 def bearer_ok(header: str | None, token: str | None) -> bool:
     """Whether an Authorization header carries the token (constant-time comparison)."""
     if token is None:
@@ -73,10 +77,27 @@ def read_body(rfile: Any, headers: Any, limit: int) -> bytes:
     """The request body, Content-Length or chunked; raises TooLarge past `limit` bytes."""
     if _chunked(headers):
         return _read_chunked(rfile, limit)
-    length = int(headers.get("Content-Length") or 0)
+    length = content_length(headers)
     if length > limit:
         raise TooLarge(f"body of {length} bytes is over the limit of {limit}")
-    return rfile.read(length) if length else b""
+    return _read_exactly(rfile, length)
+
+
+def _read_exactly(rfile: Any, length: int) -> bytes:
+    data = rfile.read(length) if length else b""
+    if len(data) < length:
+        raise BadLength(f"the body ended after {len(data)} of {length} bytes")
+    return bytes(data)
+
+
+def content_length(headers: Any) -> int:
+    """The declared body length, 0 when absent; BadLength for anything but one decimal number (a negative
+    one made `read` take everything the client sent)."""
+    values = headers.get_all("Content-Length") or []
+    text = values[0].strip() if len(values) == 1 else "0" if not values else "x"
+    if not text.isascii() or not text.isdigit():
+        raise BadLength(f"bad Content-Length {', '.join(values)[:40]!r}: send one non-negative decimal number")
+    return int(text)
 
 
 def _read_chunked(rfile: Any, limit: int) -> bytes:
@@ -84,7 +105,14 @@ def _read_chunked(rfile: Any, limit: int) -> bytes:
     total = 0
     while True:
         line = rfile.readline(1024)
-        size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+        if not line:
+            raise BadLength("the chunked body ended before its last chunk")
+        try:
+            size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+        except ValueError:
+            raise BadLength(f"bad chunk size {line[:40]!r}") from None
+        if size < 0:
+            raise BadLength(f"bad chunk size {line[:40]!r}")
         if size == 0:
             while rfile.readline(1024) not in (b"\r\n", b"\n", b""):
                 pass  # trailers
@@ -92,7 +120,7 @@ def _read_chunked(rfile: Any, limit: int) -> bytes:
         total += size
         if total > limit:
             raise TooLarge(f"chunked body is over the limit of {limit} bytes")
-        parts.append(rfile.read(size))
+        parts.append(_read_exactly(rfile, size))
         rfile.readline(1024)
 
 

@@ -3,15 +3,17 @@
 chDB allows one process per data directory, so while `serve` ingests, every other process
 (the CLI, Grafana, a notebook) reads through this endpoint with an ordinary
 `http://127.0.0.1:PORT/DB` store URL. It speaks as much of the ClickHouse HTTP protocol as
-clickhouse-connect uses: the query in the URL and/or body (plain or form-encoded), `database`,
-`param_*` bound values, `default_format` or a trailing FORMAT clause, request bodies in
-gzip/deflate/lz4/zstd, and gzip or lz4 responses.
+clickhouse-connect and Grafana's ClickHouse data source use: the query in the URL and/or body
+(plain or form-encoded), `database`, `param_*` bound values, `default_format` or a trailing
+FORMAT clause, request bodies in gzip/deflate/lz4/zstd, and gzip or lz4 responses.
 
-Read-only, enforced by the engine: queries run on chDB handles with `readonly = 2` (reads and
-setting changes only; `readonly` itself cannot be changed back), so INSERT, DDL and ALTER fail
-whatever their spelling, also inside multi-statement bodies. Table functions that reach files,
-processes or the network (file, url, s3, remote, executable, ...) are refused as well, so the
-endpoint cannot read the serving user's files. It listens on loopback only, behind --token.
+Read-only, in the engine's terms (see `_query_gate`): each statement is parsed by the engine and
+only reads of the store's tables and harmless table functions run, on chDB handles with
+`readonly = 2`. Settings come from URL parameters on an allow-list, are set for one request and
+reset after it; time, memory and result-size limits are set on every handle and a request can
+only lower them. Who may ask: requests with a Host (and, from browsers, an Origin) naming
+loopback or a configured name, no cross-site browser fetches, and the token (checked before the
+body is read) when serve has one. Bodies are bounded as sent and as decompressed.
 """
 
 from __future__ import annotations
@@ -24,40 +26,57 @@ import uuid
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl, urlsplit
 
-from ._http import HttpHandler, TooLarge, bearer_ok, read_body
+from ._http import BadLength, HttpHandler, TooLarge, bearer_ok, read_body
+from ._query_gate import Refused, denied_table_functions, vet
 
 if TYPE_CHECKING:  # chdb is the `embedded` extra, imported when a proxy starts
     from chdb.state.sqlitelike import Connection
 
-__all__ = ["QueryEndpoint"]
+__all__ = ["LOOPBACK_NAMES", "QueryEndpoint", "QueryLimits"]
 
 _TRANSPORT_PARAMS: Final = frozenset({
     "query", "database", "default_format", "user", "password", "session_id", "session_timeout", "session_check",
     "query_id", "quota_key", "compress", "decompress", "wait_end_of_query", "client_protocol_version", "role",
     "send_progress_in_http_headers", "http_headers_progress_interval_ms", "enable_http_compression", "buffer_size",
 })  # fmt: skip
-_TRAILING_FORMAT: Final = re.compile(r"\bFORMAT\s+(\w+)\s*;?\s*$", re.IGNORECASE)
-_SETTING: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_OUTSIDE_FUNCTIONS: Final = re.compile(
-    r"\b(file|url|urlCluster|s3|s3Cluster|gcs|hdfs|hdfsCluster|azureBlobStorage|azureBlobStorageCluster|remote|"
-    r"remoteSecure|cluster|clusterAllReplicas|mysql|postgresql|sqlite|mongodb|redis|executable|jdbc|odbc|input|"
-    r"python|iceberg|deltaLake|hudi|fileCluster|loop)\s*\(",
-    re.IGNORECASE,
-)
-_STRINGS_AND_COMMENTS: Final = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|`(?:[^`\\]|\\.)*`|--[^\n]*|/\*.*?\*/", re.DOTALL)
-_MORE_STATEMENTS: Final = re.compile(r";\s*\S")
-_READONLY_CODE: Final = 164
+_SETTINGS: Final = frozenset({
+    "cancel_http_readonly_queries_on_client_close", "max_result_rows", "result_overflow_mode", "max_block_size",
+    "max_threads", "extremes", "join_use_nulls", "date_time_output_format", "session_timezone", "max_rows_to_read",
+    "max_bytes_to_read", "read_overflow_mode", "timeout_overflow_mode", "prefer_column_name_to_alias",
+    "enable_analyzer", "allow_experimental_analyzer", "use_client_time_zone",
+})  # fmt: skip
+"""URL settings a request may set (for itself only); others are ignored, as a read needs none of them."""
+_SETTING_PREFIXES: Final = ("output_format_",)
+_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _INSERT: Final = re.compile(r"\s*INSERT\b", re.IGNORECASE)
 _READ_ONLY: Final = (
     "driftline serve's query endpoint is read-only (write statements are refused); to write to a served "
     "embedded store, stop `driftline serve` first, or send the data to serve as OTLP"
 )
+_HIDDEN_DATABASES: Final = frozenset({"system", "information_schema"})
 _MAX_QUERY: Final = 8 << 20
+LOOPBACK_NAMES: Final = frozenset({"127.0.0.1", "localhost", "::1"})
+"""Host and Origin names the endpoint answers by default (DNS rebinding gets a name of its own)."""
+
+
+@dataclass(frozen=True)
+class QueryLimits:
+    """Limits every query runs under (a request may lower, never raise them), and who may ask."""
+
+    timeout_seconds: int = 30
+    max_memory: int = 512 << 20
+    max_result: int = 256 << 20
+    allowed_hosts: frozenset[str] = field(default_factory=frozenset)
+
+    def ceilings(self) -> dict[str, int]:
+        """The engine settings these limits are, by name."""
+        return {"max_execution_time": self.timeout_seconds, "max_memory_usage": self.max_memory, "max_result_bytes": self.max_result}
 
 
 class QueryError(Exception):
@@ -74,19 +93,25 @@ class QueryEndpoint(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], data_dir: Path, *, token: str | None, handles: int = 2) -> None:
+    def __init__(self, address: tuple[str, int], data_dir: Path, *, token: str | None, limits: QueryLimits | None = None,
+                 handles: int = 2) -> None:  # fmt: skip
         self.token = token
         self.data_dir = data_dir
+        self.limits = limits or QueryLimits()
+        self.hosts = LOOPBACK_NAMES | {h.lower() for h in self.limits.allowed_hosts}
         self._handles: queue.Queue[Connection] = queue.Queue()
         for _ in range(handles):
             self._handles.put(self._open())
         self._current_db: dict[int, str] = {}
+        with self.handle() as conn:
+            self._denied = denied_table_functions(_text(conn, "SELECT name FROM system.table_functions", {}).splitlines())
         super().__init__(address, _QueryHandler)
 
     def _open(self) -> Connection:
         from chdb.state import connect  # what chdb.connect calls; this one is annotated
 
         conn = connect(str(self.data_dir))
+        conn.query("SET " + ", ".join(f"{k} = {v}" for k, v in self.limits.ceilings().items()))
         conn.query("SET readonly = 2")
         return conn
 
@@ -104,23 +129,48 @@ class QueryEndpoint(ThreadingHTTPServer):
         finally:
             self._handles.put(conn)
 
-    def run(self, sql: str, *, database: str | None, params: dict[str, str], settings: dict[str, str], fmt: str) -> bytes:
-        """Run one read-only statement; raises QueryError the way ClickHouse would answer."""
-        if _MORE_STATEMENTS.search(_STRINGS_AND_COMMENTS.sub("''", sql)):
-            raise QueryError(62, 400, "Syntax error: multi-statements are not allowed")
-        if _OUTSIDE_FUNCTIONS.search(sql):
-            raise QueryError(_READONLY_CODE, 403, "driftline serve's query endpoint refuses table functions that read files, processes or the network")
-        clause = ", ".join(f"{k} = '{_quote(v)}'" for k, v in settings.items())
+    def run(self, sql: str, *, database: str | None, params: dict[str, str], settings: dict[str, str], fmt: str) -> tuple[bytes, str]:
+        """Vet and run one statement; returns the result and its format, or raises QueryError the way
+        ClickHouse would answer."""
         with self.handle() as conn:
             try:
-                if database and self._current_db.get(id(conn)) != database:
-                    conn.query(f"USE `{database}`")
-                    self._current_db[id(conn)] = database
-                if clause:
-                    conn.query(f"SET {clause}")
-                return bytes(conn.query(sql, fmt, params=params).bytes() or b"")
+                self._use(conn, database or "default")
+                statement = vet(lambda q, p: _text(conn, q, p), sql, params, denied_functions=self._denied)
+                fmt = statement.fmt or fmt
+                applied = self._apply(conn, settings)
+                try:
+                    return bytes(conn.query(statement.sql, fmt, params=params).bytes() or b""), fmt
+                finally:
+                    if applied:
+                        self._reset(conn, applied)
+            except Refused as exc:
+                raise QueryError(exc.code, 403, f"{_READ_ONLY}: {exc}") from None
             except Exception as exc:  # noqa: BLE001 - chDB raises plain errors carrying ClickHouse's text
                 raise _as_query_error(str(exc)) from None
+
+    def _use(self, conn: Connection, database: str) -> None:
+        """Every request names its database (or gets `default`): a previous request's never carries over."""
+        if self._current_db.get(id(conn)) != database:
+            conn.query(f"USE `{database}`")
+            self._current_db[id(conn)] = database
+
+    def _apply(self, conn: Connection, settings: dict[str, str]) -> list[str]:
+        """Set the request's allow-listed settings, limits clamped to the ceilings; returns their names."""
+        ceilings = self.limits.ceilings()
+        chosen: dict[str, str] = {}
+        for name, value in settings.items():
+            if name in ceilings:
+                chosen[name] = str(_clamp(value, ceilings[name]))
+            elif name in _SETTINGS or name.startswith(_SETTING_PREFIXES):
+                chosen[name] = value
+        if chosen:
+            conn.query("SET " + ", ".join(f"{k} = '{_quote(v)}'" for k, v in chosen.items()))
+        return list(chosen)
+
+    def _reset(self, conn: Connection, names: list[str]) -> None:
+        """Back to the handle's own settings, so nothing a request set reaches the next one."""
+        ceilings = self.limits.ceilings()
+        conn.query("SET " + ", ".join(f"{k} = {ceilings[k]}" if k in ceilings else f"{k} = DEFAULT" for k in names))
 
     def close(self) -> None:
         self.shutdown()
@@ -129,17 +179,35 @@ class QueryEndpoint(ThreadingHTTPServer):
             self._handles.get().close()
 
 
+def _text(conn: Connection, sql: str, params: dict[str, str]) -> str:
+    return bytes(conn.query(sql, "TSVRaw", params=params).bytes() or b"").decode("utf-8", "replace")
+
+
+def _clamp(value: str, ceiling: int) -> int:
+    """A requested limit, never above the ceiling (0, unlimited to ClickHouse, means the ceiling)."""
+    try:
+        requested = int(float(value))
+    except ValueError:
+        return ceiling
+    return ceiling if requested <= 0 else min(requested, ceiling)
+
+
 def _quote(value: str) -> str:
     return value.replace("\\", "\\\\").replace("'", "\\'")
 
 
 def _as_query_error(text: str) -> QueryError:
     text = text[text.find("Code: "):] if "Code: " in text else text
+    gate = text.find(": In scope SELECT formatQuerySingleLine(")  # a syntax error found by the gate: the query, not our wrapper
+    if gate >= 0:
+        text = text[:gate] + "." + text[text.rfind(" ("):]
     match = re.match(r"Code: (\d+)", text)
     code = int(match.group(1)) if match else 1000
-    if code == _READONLY_CODE:
+    if code == 164:  # READONLY: the engine's own wall
         return QueryError(code, 403, f"{_READ_ONLY}: {text}")
-    return QueryError(code, 400 if code in (47, 60, 62, 36, 43, 46, 49, 53, 16, 81, 215) else 500, text)
+    if code in (159, 241, 396, 307):  # TIMEOUT_EXCEEDED, MEMORY_LIMIT_EXCEEDED, TOO_MANY_ROWS_OR_BYTES, TOO_MANY_BYTES
+        return QueryError(code, 400, f"{text} (serve's query limits: see `driftline serve --help`)")
+    return QueryError(code, 400 if code in (47, 60, 62, 36, 43, 46, 49, 53, 16, 81, 215, 456, 457, 497) else 500, text)
 
 
 class _QueryHandler(HttpHandler):
@@ -148,39 +216,59 @@ class _QueryHandler(HttpHandler):
     def do_GET(self) -> None:
         if urlsplit(self.path).path in ("/ping", "/") and "query=" not in self.path:
             return self.send(200, b"Ok.\n", {"Content-Type": "text/plain"})
-        self._query(b"")
+        self._serve(read=False)
 
     def do_POST(self) -> None:
+        self._serve(read=True)
+
+    def _serve(self, *, read: bool) -> None:
+        """Who is asking first (Host, Origin, token), then the body, then the statement."""
+        params = dict(parse_qsl(urlsplit(self.path).query, keep_blank_values=True))
         try:
-            body = read_body(self.rfile, self.headers, _MAX_QUERY)
+            self._check_caller(params)
+            body = self._body() if read else b""
+            self._query(body, params)
+        except QueryError as exc:
+            self._error(exc)
+
+    def _check_caller(self, params: dict[str, str]) -> None:
+        """A web page must not reach the endpoint: by DNS rebinding (a Host of its own), by fetch or
+        form (an Origin, Sec-Fetch-Site), or without the token."""
+        host = _host_name(self.headers.get("Host") or "127.0.0.1")
+        if host not in self.server.hosts:
+            raise QueryError(516, 403, f"driftline serve: Host {host!r} is not allowed (loopback names, or serve --allow-host)")
+        origin = self.headers.get("Origin")
+        if origin is not None and (urlsplit(origin).hostname or "") not in self.server.hosts:
+            raise QueryError(516, 403, f"driftline serve: Origin {origin[:100]!r} is not allowed (loopback names, or serve --allow-host)")
+        if (self.headers.get("Sec-Fetch-Site") or "none") not in ("none", "same-origin"):
+            raise QueryError(516, 403, "driftline serve: cross-site browser requests are not allowed")
+        if not self._authorized(params):
+            raise QueryError(516, 401, "driftline serve: authentication failed: pass the serve token as the password or a bearer token")
+
+    def _body(self) -> bytes:
+        """The request body, bounded as sent and as decompressed (the connection closes after a refusal)."""
+        try:
+            raw = read_body(self.rfile, self.headers, _MAX_QUERY)
+            return _decompress(raw, self.headers.get("Content-Encoding") or "", _MAX_QUERY)
         except TooLarge as exc:
             self.close_connection = True
-            return self._error(QueryError(1000, 413, str(exc)))
-        self._query(body)
+            raise QueryError(1000, 413, str(exc)) from None
+        except BadLength as exc:
+            self.close_connection = True
+            raise QueryError(1000, 400, str(exc)) from None
 
-    def _query(self, body: bytes) -> None:
-        parts = urlsplit(self.path)
-        params = dict(parse_qsl(parts.query, keep_blank_values=True))
-        if not self._authorized(params):
-            return self._error(QueryError(516, 401, "driftline serve: authentication failed: pass the serve token as the password or a bearer token"))
-        try:
-            if _INSERT.match(params.get("query", "")):  # refused before its (binary) data is decoded
-                raise QueryError(_READONLY_CODE, 403, _READ_ONLY)
-            sql, params = self._statement(body, params)
-            if _INSERT.match(_STRINGS_AND_COMMENTS.sub(" ", sql)):
-                raise QueryError(_READONLY_CODE, 403, _READ_ONLY)
-            fmt_match = _TRAILING_FORMAT.search(sql)
-            fmt = fmt_match.group(1) if fmt_match else params.get("default_format", "TabSeparated")
-            if fmt_match:
-                sql = sql[: fmt_match.start()]
-            bound = {k[6:]: v for k, v in params.items() if k.startswith("param_")}
-            settings = {k: v for k, v in params.items() if k not in _TRANSPORT_PARAMS and not k.startswith("param_") and _SETTING.match(k)}
-            database = params.get("database") or (parts.path.strip("/") or None)
-            if database is not None and not _SETTING.match(database):
-                raise QueryError(81, 400, f"bad database name {database!r}")
-            result = self.server.run(sql, database=database, params=bound, settings=settings, fmt=fmt)
-        except QueryError as exc:
-            return self._error(exc)
+    def _query(self, body: bytes, params: dict[str, str]) -> None:
+        if _INSERT.match(params.get("query", "")):  # refused before its (binary) data is read as SQL
+            raise QueryError(164, 403, _READ_ONLY)
+        sql, params = self._statement(body, params)
+        if _INSERT.match(sql):  # the gate refuses it too, or cannot parse its data: say why plainly
+            raise QueryError(164, 403, _READ_ONLY)
+        bound = {k[6:]: v for k, v in params.items() if k.startswith("param_")}
+        settings = {k: v for k, v in params.items() if k not in _TRANSPORT_PARAMS and not k.startswith("param_")}
+        database = params.get("database") or (urlsplit(self.path).path.strip("/") or None)
+        if database is not None and (not _NAME.match(database) or database.lower() in _HIDDEN_DATABASES):
+            raise QueryError(81, 400, f"database {database!r} is not served here")
+        result, fmt = self.server.run(sql, database=database, params=bound, settings=settings, fmt=params.get("default_format", "TabSeparated"))
         self._respond(result, fmt, params)
 
     def _authorized(self, params: dict[str, str]) -> bool:
@@ -200,12 +288,13 @@ class _QueryHandler(HttpHandler):
         return hmac.compare_digest(key.encode(), token.encode())
 
     def _statement(self, body: bytes, params: dict[str, str]) -> tuple[str, dict[str, str]]:
-        """The SQL text: URL `query` followed by the body (as ClickHouse does), or form fields."""
-        body = _decompress(body, self.headers.get("Content-Encoding") or "")
+        """The SQL text: URL `query` followed by the body (as ClickHouse does), or form fields when the
+        body is a form (curl's --data-binary 'SELECT 1' is labelled a form too, and is a query)."""
         content_type = (self.headers.get("Content-Type") or "").lower()
         if content_type.startswith("application/x-www-form-urlencoded"):
-            params = {**params, **dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))}
-            body = b""
+            fields = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+            if "query" in fields or any(k.startswith("param_") for k in fields):
+                params, body = {**params, **fields}, b""
         elif content_type.startswith("multipart/"):
             raise QueryError(1000, 400, "driftline serve's query endpoint does not take multipart requests")
         text = params.get("query", "")
@@ -231,24 +320,51 @@ class _QueryHandler(HttpHandler):
         self.send(exc.status, (message + "\n").encode(), {"Content-Type": "text/plain; charset=UTF-8", "X-ClickHouse-Exception-Code": str(exc.code)})
 
 
-def _decompress(body: bytes, encoding: str) -> bytes:
+def _decompress(body: bytes, encoding: str, limit: int) -> bytes:
+    """Undo the request's Content-Encoding, stopping past `limit` bytes of output (bombs)."""
     encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return body
     try:
-        if encoding in ("", "identity"):
-            return body
-        if encoding in ("gzip", "deflate"):
-            return zlib.decompress(body, wbits=47)
-        if encoding == "lz4":
-            import lz4.frame
-
-            return bytes(lz4.frame.decompress(body))
-        if encoding == "zstd":
-            from clickhouse_connect.driver.compression import _zstd_decompress
-
-            return bytes(_zstd_decompress(body))
+        out = _inflate(body, encoding, limit)
+    except (TooLarge, QueryError):
+        raise
     except Exception as exc:  # noqa: BLE001 - each codec has its own error type; all mean a bad body
         raise QueryError(1000, 400, f"cannot decompress the {encoding} request body: {exc}") from None
-    raise QueryError(1000, 415, f"unsupported Content-Encoding {encoding!r}")
+    if len(out) > limit:
+        raise TooLarge(f"request body decompresses past the limit of {limit} bytes")
+    return out
+
+
+def _inflate(body: bytes, encoding: str, limit: int) -> bytes:
+    """Up to limit + 1 bytes of output; raises on a truncated body (ClickHouse would not run half a query)."""
+    if encoding in ("gzip", "deflate", "x-gzip"):
+        decoder: Any = zlib.decompressobj(wbits=47)  # 32 + 15: gzip or zlib header, detected
+        out = decoder.decompress(body, limit + 1)
+    elif encoding == "lz4":
+        import lz4.frame
+
+        decoder = lz4.frame.LZ4FrameDecompressor()
+        out = decoder.decompress(body, max_length=limit + 1)
+    elif encoding == "zstd":
+        from clickhouse_connect.driver.compression import _zstd_decompressor
+
+        decoder = _zstd_decompressor()  # type: ignore[no-untyped-call]
+        out = decoder.decompress(body, max_length=limit + 1)
+    else:
+        raise QueryError(1000, 415, f"unsupported Content-Encoding {encoding!r}")
+    if len(out) <= limit and not decoder.eof:
+        raise ValueError("the compressed body is truncated")
+    return bytes(out)
+
+
+def _host_name(host: str) -> str:
+    """The name in a Host header, without its port or IPv6 brackets, lower case."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    name, _, port = host.rpartition(":")
+    return name if name and port.isdigit() else host
 
 
 def _compress(result: bytes, accepted: list[str]) -> tuple[bytes, str | None]:

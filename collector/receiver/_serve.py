@@ -52,6 +52,9 @@ class ServeConfig:
     drain_seconds: float = 30.0
     fault_file: Path | None = None
     ready_file: Path | None = None
+    query_timeout_seconds: int = 30
+    query_max_memory: int = 512 << 20
+    allowed_hosts: frozenset[str] = frozenset()
 
 
 class JsonLogFormatter(logging.Formatter):
@@ -141,10 +144,12 @@ class Server:
         )
 
     def _start_query(self, store: Store) -> None:
-        from ._query_proxy import QueryEndpoint
+        from ._query_proxy import QueryEndpoint, QueryLimits
 
         assert store.capabilities.data_dir is not None
-        self._query = QueryEndpoint(("127.0.0.1", self.config.query_port), store.capabilities.data_dir, token=self.config.token)
+        limits = QueryLimits(timeout_seconds=self.config.query_timeout_seconds, max_memory=self.config.query_max_memory,
+                             allowed_hosts=self.config.allowed_hosts)  # fmt: skip
+        self._query = QueryEndpoint(("127.0.0.1", self.config.query_port), store.capabilities.data_dir, token=self.config.token, limits=limits)
         port = self._query.server_address[1]
         self.ports["query_port"] = port
         database = embedded_database(self.url)
