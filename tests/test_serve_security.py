@@ -9,17 +9,34 @@ from __future__ import annotations
 
 import gzip
 import http.client
+import json
 import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
     OTLPSpanExporter as HttpSpanExporter,
 )
-from test_serve import post, send_with, traces_body
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from serve_process import ServeProcess, wait_for
+from test_serve import otlp_json, post, send_with, status_message, traces_body
 
 pytestmark = pytest.mark.slow
 
@@ -72,6 +89,24 @@ class Listener:
         except BlockingIOError:
             return False
         return True
+
+
+@pytest.fixture
+def serve(serve: Any, record_property: Any) -> Iterator[Any]:
+    """conftest's `serve`, and afterwards each server's peak RSS under the attack: recorded (the README's
+    table comes from `--junitxml`) and held under 1 GiB."""
+    started: list[ServeProcess] = []
+
+    def start(*extra: str, **kwargs: Any) -> ServeProcess:
+        process: ServeProcess = serve(*extra, **kwargs)
+        started.append(process)
+        return process
+
+    yield start
+    peaks = [p.rss_bytes("VmHWM") for p in started if p.proc is not None and p.proc.poll() is None]
+    if peaks:
+        record_property("peak_rss_mib", max(peaks) >> 20)
+        assert max(peaks) < 1 << 30
 
 
 @pytest.fixture
@@ -176,15 +211,18 @@ def test_session_and_system_statements_are_refused_and_ingest_goes_on(serve: Any
     assert server.wait_rows("otel_traces", 50) == 50
 
 
-def test_url_settings_apply_to_one_request_only(serve: Any) -> None:
+def test_url_settings_apply_to_one_request_only(serve: Any, tmp_path: Path) -> None:
     server = serve()
+    schema = tmp_path / "written.proto"
     when = "SELECT toDateTime('2024-01-01 00:00:00', 'UTC')"
     for _ in range(4):  # more requests than pooled handles: every handle has served one with settings
         assert ask(server, when, params={"date_time_output_format": "unix_timestamp"}) == (200, b"1704067200\n")
         assert ask(server, "SELECT count() FROM numbers(10)", params={"limit": "1", "readonly": "0"}) == (200, b"10\n")
+        assert ask(server, "SELECT 1", params={"output_format_schema": str(schema), "default_format": "Protobuf"})[0] == 400
     for _ in range(4):
         assert ask(server, when) == (200, b"2024-01-01 00:00:00\n")
         assert ask(server, "SELECT getSetting('limit'), getSetting('readonly')") == (200, b"0\t2\n")
+    assert not schema.exists()  # output_format_schema is not one of the settings a request may set
 
 
 def test_a_query_cannot_raise_its_time_or_memory_limit(serve: Any) -> None:
@@ -280,3 +318,316 @@ def test_healthy_ingest_is_unaffected_by_a_refused_query(serve: Any) -> None:
     assert ask(server, "SELECT * FROM file('/etc/passwd', 'LineAsString')")[0] == 403
     assert post(server, "/v1/traces", traces_body(5))[0] == 200
     assert server.wait_rows("otel_traces", 5) == 5
+
+
+# --- 2. no request can stop ingest -----------------------------------------------------------------------
+
+
+def sdk_spans(names: list[str], *, start_ns: list[int] | None = None, service: str = "svc") -> list[ReadableSpan]:
+    """Finished spans from the real SDK, one per name, at the given start times (default: now)."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("tests")
+    for index, name in enumerate(names):
+        start = start_ns[index] if start_ns else time.time_ns()
+        span = tracer.start_span(name, start_time=start, attributes={"n": index})
+        span.end(end_time=start + 1_000_000)
+    provider.shutdown()
+    return list(exporter.get_finished_spans())
+
+
+def run_in_store(url: str, sql: str) -> None:
+    """A statement on an embedded store no serve holds, from a process of its own (chDB: one per directory)."""
+    script = "import sys\nfrom driftline.collector import connect, migrate\nstore = connect(sys.argv[1])\nmigrate(store)\nstore.command(sys.argv[2])"
+    subprocess.run([sys.executable, "-c", script, url, sql], check=True, capture_output=True, timeout=120)
+
+
+def test_a_batch_spanning_101_days_is_stored_and_ingest_goes_on(serve: Any) -> None:
+    server = serve()
+    first = int(datetime(2025, 1, 1, 12, tzinfo=UTC).timestamp() * 1e9)
+    days = sdk_spans([f"day {d}" for d in range(101)], start_ns=[first + d * 86_400 * 10**9 for d in range(101)])
+    assert HttpSpanExporter(endpoint=f"{server.http}/v1/traces").export(days) == SpanExportResult.SUCCESS  # one request
+    send_with(HttpSpanExporter(endpoint=f"{server.http}/v1/traces"), 50)
+    assert server.wait_rows("otel_traces", 151) == 151
+    assert server.rows("SELECT uniqExact(toDate(Timestamp)) FROM otel_traces WHERE SpanName LIKE 'day %'") == [(101,)]
+    assert server.metrics()["driftline_serve_dead_letter_items"] == 0
+
+
+def test_a_batch_the_store_keeps_refusing_is_set_aside_counted_and_replayable(serve: Any, tmp_path: Path) -> None:
+    store = f"chdb://{tmp_path / 'store'}"
+    run_in_store(store, "ALTER TABLE otel_traces ADD CONSTRAINT no_poison CHECK SpanName != 'poison'")
+    server = serve(store=store)
+    exporter = HttpSpanExporter(endpoint=f"{server.http}/v1/traces")
+    assert exporter.export(sdk_spans(["before"] * 10)) == SpanExportResult.SUCCESS
+    assert exporter.export(sdk_spans(["ok", "poison", "ok"])) == SpanExportResult.SUCCESS  # acknowledged: it is durable
+    send_with(exporter, 200)  # everything behind it flows
+    assert server.wait_rows("otel_traces", 210) == 210
+    metrics = wait_for(lambda: (m := server.metrics())["driftline_serve_dead_letter_items"] == 3 and m, what="the batch set aside")
+    assert metrics["driftline_serve_dead_lettered_total"] == 3 and metrics["driftline_serve_queue_items"] == 0
+    [reason] = [json.loads(p.read_text())["reason"] for p in (tmp_path / "store.spool" / "dead-letter").glob("*.json")]
+    assert "no_poison" in reason
+    assert server.stop() == 0
+    run_in_store(store, "ALTER TABLE otel_traces DROP CONSTRAINT no_poison")  # the operator fixes the cause
+    replayed = serve("--replay-dead-letters", store=store, workdir=tmp_path / "again")
+    assert replayed.wait_rows("otel_traces", 213) == 213
+    assert replayed.count("otel_traces", "SpanName = 'poison'") == 1
+    assert replayed.metrics()["driftline_serve_dead_letter_items"] == 0
+
+
+# --- 3. bounded resources per client ----------------------------------------------------------------------
+
+
+OTLP_HEAD = b"POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-protobuf\r\n"
+
+
+@pytest.mark.parametrize(("length", "status"), [
+    (b"-1", b"400"), (b"abc", b"400"), (b"1e3", b"400"), (b" +7", b"400"),
+    (b"1073741824", b"413"), (b"99999999999999999999", b"413"),
+])  # fmt: skip
+def test_bad_content_length_is_400_and_a_huge_one_413_never_503(serve: Any, length: bytes, status: bytes) -> None:
+    server = serve("--max-body-mb", "1")
+    rss_before = server.rss_bytes()
+    reply = raw_exchange(server.ready["http_port"], OTLP_HEAD + b"Content-Length: " + length + b"\r\n\r\n")  # no body follows
+    assert reply.startswith(b"HTTP/1.1 " + status) and b"Retry-After" not in reply, reply
+    assert server.rss_bytes() - rss_before < 100 << 20
+    assert post(server, "/v1/traces", traces_body(2))[0] == 200
+
+
+def test_two_content_lengths_are_400(serve: Any) -> None:
+    server = serve()
+    reply = raw_exchange(server.ready["http_port"], OTLP_HEAD + b"Content-Length: 5\r\nContent-Length: 50\r\n\r\nabcde")
+    assert reply.startswith(b"HTTP/1.1 400")
+
+
+def test_truncated_gzip_is_400_not_part_of_the_data(serve: Any) -> None:
+    server = serve()
+    whole = gzip.compress(traces_body(50))
+    status, _, _ = post(server, "/v1/traces", whole[: len(whole) // 2], headers={"Content-Encoding": "gzip"})
+    assert status == 400
+    assert post(server, "/v1/traces", traces_body(1))[0] == 200
+    assert server.wait_rows("otel_traces", 1) == 1 and server.count("otel_traces") == 1
+
+
+def test_grpc_decompression_is_bounded(serve: Any) -> None:
+    import grpc
+
+    server = serve("--max-decoded-mb", "4")
+    rss_before = server.rss_bytes()
+    export = grpc.insecure_channel(server.grpc, compression=grpc.Compression.Gzip).unary_unary(
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Export")
+    with pytest.raises(grpc.RpcError) as refused:
+        export(b"\x00" * (256 << 20), timeout=60)  # a quarter GiB that gzips to a few hundred KiB
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert server.rss_bytes() - rss_before < 200 << 20
+
+
+def slow_client(port: int) -> socket.socket:
+    """A connection that sends its headers and the start of a body, then nothing."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+    sock.sendall(OTLP_HEAD + b"Content-Length: 100000\r\n\r\npartial")
+    return sock
+
+
+def test_a_hundred_slow_clients_cannot_starve_real_exporters(serve: Any) -> None:
+    server = serve("--max-in-flight", "2", "--request-timeout", "5")
+    slow = [slow_client(server.ready["http_port"]) for _ in range(100)]
+    try:
+        send_with(HttpSpanExporter(endpoint=f"{server.http}/v1/traces"), 2000, batch=200)
+        assert server.wait_rows("otel_traces", 2000) == 2000
+        assert not any(k.startswith('driftline_serve_rejected_total{reason="too_many_requests"') for k in server.metrics())
+        for sock in slow[:3]:  # each is cut at its deadline with a 408
+            assert sock.recv(4096).startswith(b"HTTP/1.1 408")
+    finally:
+        for sock in slow:
+            sock.close()
+    log = server.log_path.read_text()
+    assert "request timed out" in log and '"level": "error"' not in log and "Traceback" not in log
+
+
+def test_a_trickling_client_is_cut_at_the_request_deadline(serve: Any) -> None:
+    import select
+
+    server = serve("--request-timeout", "2")
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", server.ready["http_port"]), timeout=30) as sock:
+        sock.sendall(OTLP_HEAD + b"Content-Length: 100000\r\n\r\n")
+        while not select.select([sock], [], [], 0.25)[0]:  # a byte whenever the server has not answered yet
+            sock.sendall(b"x")
+        reply = sock.recv(4096)
+    assert reply.startswith(b"HTTP/1.1 408") and time.monotonic() - started < 10
+
+
+def test_connections_past_the_per_client_cap_are_closed(serve: Any) -> None:
+    server = serve("--max-connections-per-client", "4")
+    port = server.ready["http_port"]
+    held = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(4)]
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as extra:
+            extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert extra.recv(4096) == b""  # closed without an answer
+    finally:
+        for sock in held:
+            sock.close()
+    wait_for(lambda: server.health() is not None, what="a connection admitted once the others closed")
+
+
+# --- 4. input validated ------------------------------------------------------------------------------------
+
+
+def one_span_request(**fields: Any) -> bytes:
+    """One SDK span, encoded by the SDK's encoder, with `fields` of the span overwritten on the wire message."""
+    request = encode_spans(sdk_spans(["s"]))
+    span = request.resource_spans[0].scope_spans[0].spans[0]
+    for name, value in fields.items():
+        setattr(span, name, value)
+    return bytes(request.SerializeToString())
+
+
+@pytest.mark.parametrize(("fields", "named"), [
+    ({"trace_id": b"\x01" * 15}, "spans[0].trace_id: 15 bytes"),
+    ({"trace_id": b""}, "spans[0].trace_id: 0 bytes"),
+    ({"span_id": b"\x01" * 9}, "spans[0].span_id: 9 bytes"),
+    ({"parent_span_id": b"\x01" * 3}, "spans[0].parent_span_id: 3 bytes"),
+    ({"start_time_unix_nano": int(datetime(2300, 1, 1, tzinfo=UTC).timestamp()) * 10**9}, "spans[0].start_time_unix_nano"),
+    ({"end_time_unix_nano": 2**64 - 1}, "spans[0].end_time_unix_nano"),
+])  # fmt: skip
+def test_wrong_ids_and_out_of_range_times_get_400_naming_the_field(serve: Any, fields: dict[str, Any], named: str) -> None:
+    server = serve()
+    status, _, reply = post(server, "/v1/traces", one_span_request(**fields))
+    assert status == 400 and named in status_message(reply), status_message(reply)
+    as_json = otlp_json(ExportTraceServiceRequest.FromString(one_span_request(**fields)))
+    status, _, reply = post(server, "/v1/traces", as_json, "application/json")
+    assert status == 400 and named in json.loads(reply)["message"]
+    assert post(server, "/v1/traces", one_span_request())[0] == 200
+    assert server.wait_rows("otel_traces", 1) == 1 and server.count("otel_traces") == 1  # nothing of the bad ones stored
+
+
+def test_deep_nesting_is_400_on_both_encodings(serve: Any) -> None:
+    server = serve()
+    deep_json = b'{"resourceSpans": ' + b"[" * 10_000 + b"]" * 10_000 + b"}"
+    status, _, reply = post(server, "/v1/traces", deep_json, "application/json")
+    assert status == 400 and "nested too deeply" in json.loads(reply)["message"]
+    request = ExportTraceServiceRequest.FromString(one_span_request())
+    value = request.resource_spans[0].scope_spans[0].spans[0].attributes.add(key="deep").value
+    for _ in range(200):
+        value = value.array_value.values.add()
+    value.string_value = "bottom"
+    status, _, reply = post(server, "/v1/traces", request.SerializeToString())
+    assert status == 400 and "malformed protobuf" in status_message(reply)
+    assert "Traceback" not in server.log_path.read_text()
+
+
+# --- 5. safe defaults, said out loud -----------------------------------------------------------------------
+
+
+def test_beyond_loopback_without_a_token_refuses_to_start_unless_insecure(serve: Any, tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="refusing to listen on 0.0.0.0 without a token"):
+        serve("--host", "0.0.0.0", workdir=tmp_path / "refused")
+    insecure = serve("--host", "0.0.0.0", "--insecure", workdir=tmp_path / "insecure")
+    assert "without a token (--insecure)" in insecure.log_path.read_text()
+    tokened = serve("--host", "0.0.0.0", token="tok", workdir=tmp_path / "tokened")
+    assert post(tokened, "/v1/traces", traces_body(1))[0] == 200
+
+
+def test_healthz_without_the_token_says_only_ok_or_degraded(serve: Any, tmp_path: Path) -> None:
+    fault = tmp_path / "down"
+    fault.touch()
+    server = serve("--fault-file", str(fault), token="tok")
+    assert post(server, "/v1/traces", traces_body(3))[0] == 200
+    wait_for(lambda: server.health() == {"status": "degraded"}, what="a bare degraded")
+    with urllib.request.urlopen(urllib.request.Request(f"{server.http}/healthz", headers=server.auth_headers()), timeout=10) as response:
+        detail = json.loads(response.read())
+    assert detail["status"] == "degraded" and "fault drill" in detail["store"] and detail["backlog_items"] == 3
+    fault.unlink()
+    wait_for(lambda: server.health() == {"status": "ok"}, what="a bare ok")
+
+
+# --- 6. property-based: no input gets a 5xx, a crash or unbounded memory ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServeProcess, Path]]:
+    """One serve for every generated input (and the file the generated queries aim at)."""
+    workdir = tmp_path_factory.mktemp("fuzz")
+    (workdir / "victim.txt").write_text(SECRET)
+    server = ServeProcess(workdir, "--max-body-mb", "1", "--max-decoded-mb", "2").start()
+    try:
+        yield server, workdir / "victim.txt"
+    finally:
+        assert server.proc is not None and server.proc.poll() is None  # never crashed
+        assert server.rss_bytes("VmHWM") < 1 << 30
+        server.kill9()
+
+
+def _mutated(body: bytes, data: st.DataObject) -> bytes:
+    flips = data.draw(st.lists(st.tuples(st.integers(0, max(len(body) - 1, 0)), st.integers(0, 255)), max_size=6))
+    out = bytearray(body)
+    for index, value in flips:
+        out[index] = value
+    return bytes(out[: data.draw(st.integers(0, len(out)))])
+
+
+JSON_KEYS = ["resourceSpans", "scopeSpans", "spans", "traceId", "spanId", "startTimeUnixNano", "events", "links", "resourceLogs",
+             "scopeLogs", "logRecords", "body", "attributes", "name", "value", "arrayValue"]  # fmt: skip
+
+
+def _json_nodes(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(JSON_KEYS), inner, max_size=3)
+
+
+json_leaves = st.none() | st.booleans() | st.integers() | st.text(max_size=10) | st.sampled_from(["ab" * 8, "zz", "0" * 32])
+json_bodies = st.recursive(json_leaves, _json_nodes, max_leaves=25).map(lambda v: json.dumps(v).encode())
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_no_otlp_body_gets_a_5xx(fuzzed: tuple[ServeProcess, Path], data: st.DataObject) -> None:
+    server, _ = fuzzed
+    kind = data.draw(st.sampled_from(["bytes", "mutated", "json"]))
+    body = (data.draw(st.binary(max_size=600)) if kind == "bytes" else data.draw(json_bodies) if kind == "json"
+            else _mutated(traces_body(3), data))  # fmt: skip
+    encoding = data.draw(st.sampled_from(["", "gzip", "gzip-truncated", "deflate"]))
+    if encoding.startswith("gzip"):
+        body = gzip.compress(body)[: None if encoding == "gzip" else data.draw(st.integers(0, 30))]
+    headers = {"Content-Encoding": encoding.split("-")[0]} if encoding else {}
+    status, _, _ = post(server, "/v1/traces", body, "application/json" if kind == "json" else "application/x-protobuf", headers)
+    event(f"{kind} {encoding or 'plain'}: {status}")
+    assert status in (200, 400, 413, 415), (kind, encoding, body[:80])
+
+
+sql_fragments = st.sampled_from([
+    "SELECT", "1", "*", "count()", "FROM", "WHERE", "IN", "AS x", "UNION ALL", "(", ")", ",", ";", "--", "/*", "*/", "#", "\n", "'", "`",
+    '"', "$$", "\\", "{p:String}", "numbers(3)", "system.one", "system.disks", "otel_traces", "file('{victim}', 'LineAsString')",
+    "`file`('{victim}', 'LineAsString')", "url('http://127.0.0.1:1/x', 'CSV', 'a String')", "INTO OUTFILE '{out}'", "TRUNCATE",
+    "SETTINGS max_threads = 1", "FORMAT JSON", "SET limit = 1", "USE system", "KILL QUERY WHERE 1", "SYSTEM STOP MERGES",
+    "CREATE TEMPORARY TABLE t (a Int) ENGINE = File(CSV)", "DESCRIBE TABLE", "SHOW TABLES", "EXPLAIN", "WITH", "view(", "file(",
+])  # fmt: skip
+
+
+sources = st.sampled_from(["numbers(3)", "system.one", "system.disks", "system.tables", "otel_traces", "file('{victim}', 'LineAsString')",
+                           "`url`('http://127.0.0.1:1/x', 'CSV', 'a String')", "(SELECT 1)", "view(SELECT * FROM file('{victim}'))",
+                           "merge('system', 'disks')", "values('a Int', 1, 2)"])  # fmt: skip
+expressions = st.sampled_from(["1", "*", "count()", "file('{victim}')", "{p:String}", "getSetting('readonly')", "1 IN system.disks",
+                               "(SELECT 2)", "toString(now())"])  # fmt: skip
+tails = st.sampled_from(["", "LIMIT 1", "FORMAT JSON", "INTO OUTFILE '{out}'", "INTO OUTFILE '{out}' TRUNCATE FORMAT CSV",
+                         "SETTINGS readonly = 0", "UNION ALL SELECT 1", "/* c */", "-- c", "; SELECT 1", "WHERE 1"])  # fmt: skip
+statements = st.one_of(
+    st.builds("SELECT {} FROM {} {}".format, expressions, sources, tails),
+    st.lists(st.one_of(sql_fragments, st.text(max_size=8)), min_size=1, max_size=10).map(" ".join),
+)
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(statement=statements, post_it=st.booleans())
+def test_no_statement_gets_a_5xx_writes_a_file_or_reads_one(fuzzed: tuple[ServeProcess, Path], statement: str, post_it: bool) -> None:
+    server, victim = fuzzed
+    out = victim.with_name("out.txt")
+    sql = statement.replace("{victim}", str(victim)).replace("{out}", str(out))
+    if post_it:
+        status, reply = ask(server, method="POST", body=sql.encode("utf-8", "surrogatepass"), params={"param_p": "v"})
+    else:
+        status, reply = ask(server, sql.encode("utf-8", "surrogatepass").decode("utf-8", "replace"), params={"param_p": "v"})
+    event(f"status {status}")
+    assert status in (200, 400, 403, 404), (sql, status, reply[:300])
+    assert SECRET.encode() not in reply and not out.exists() and victim.read_text() == SECRET

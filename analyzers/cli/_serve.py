@@ -36,6 +36,7 @@ def _token(token: str | None, token_file: Path | None) -> str | None:
               help="Read-only ClickHouse HTTP endpoint for an embedded store, on 127.0.0.1 (0 picks one, -1 off).")
 @click.option("--token", envvar=_config.DRIFTLINE_SERVE_TOKEN, default=None, metavar="SECRET",
               help=f"Require `Authorization: Bearer SECRET` (and SECRET as the query endpoint's password). Also ${_config.DRIFTLINE_SERVE_TOKEN}.")
+@click.option("--insecure", is_flag=True, help="Allow --host beyond loopback without a token (serve refuses to start otherwise).")
 @click.option("--token-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Read the token from this file (keeps it out of `ps`).")
 @click.option("--spool-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -44,6 +45,11 @@ def _token(token: str | None, token_file: Path | None) -> str | None:
 @click.option("--max-body-mb", type=click.IntRange(min=1), default=16, show_default=True, help="Largest request body as sent (413 beyond).")
 @click.option("--max-decoded-mb", type=click.IntRange(min=1), default=64, show_default=True, help="Largest body after decompression (413 beyond; bombs stop here).")
 @click.option("--max-in-flight", type=click.IntRange(min=1), default=8, show_default=True, help="Requests decoded at once per transport (429 / RESOURCE_EXHAUSTED beyond).")
+@click.option("--request-timeout", type=click.FloatRange(min=1), default=30.0, show_default=True,
+              help="Seconds from a request's first byte to its whole body, however slowly it arrives (408 beyond).")
+@click.option("--max-connections", type=click.IntRange(min=1), default=512, show_default=True, help="Open OTLP/HTTP connections in all (more are closed at once).")
+@click.option("--max-connections-per-client", type=click.IntRange(min=1), default=128, show_default=True,
+              help="Open OTLP/HTTP connections from one client address (more are closed at once).")
 @click.option("--inserters", type=click.IntRange(1, 8), default=None,
               help="Groups inserted at once. Default: 1 for an embedded store (it shares this process's memory), 2 for a server.")
 @click.option("--max-value-chars", type=click.IntRange(min=16), default=65536, show_default=True, help="Attribute values, bodies and names are cut to this many characters.")
@@ -52,6 +58,8 @@ def _token(token: str | None, token_file: Path | None) -> str | None:
               help="Outage drill: while this file exists the writer treats the store as down (batches wait in the spool).")
 @click.option("--ready-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write {pid, ports, query_url} as JSON here once listening (for supervisors and tests).")
+@click.option("--replay-dead-letters", is_flag=True,
+              help="At start, put the batches the store refused (SPOOL_DIR/dead-letter) back into the spool, to retry them.")
 @click.option("--query-timeout", type=click.IntRange(min=1), default=30, show_default=True,
               help="Seconds a query on the query endpoint may run (a request can ask for less, never more).")
 @click.option("--query-max-memory-mb", type=click.IntRange(min=16), default=512, show_default=True,
@@ -61,9 +69,10 @@ def _token(token: str | None, token_file: Path | None) -> str | None:
 @click.option("--log-format", type=click.Choice(["json", "text"]), default="json", show_default=True, help="Log lines on stderr.")
 @handle_errors
 def serve_command(store_url: str | None, host: str, http_port: int, grpc_port: int, query_port: int, token: str | None,
-                  token_file: Path | None, spool_dir: Path | None, spool_max_mb: int, max_body_mb: int, max_decoded_mb: int,
-                  max_in_flight: int, inserters: int | None, max_value_chars: int, drain_timeout: float, fault_file: Path | None,
-                  ready_file: Path | None, query_timeout: int, query_max_memory_mb: int, allowed_hosts: tuple[str, ...],
+                  insecure: bool, token_file: Path | None, spool_dir: Path | None, spool_max_mb: int, max_body_mb: int, max_decoded_mb: int,
+                  max_in_flight: int, request_timeout: float, max_connections: int, max_connections_per_client: int,
+                  inserters: int | None, max_value_chars: int, drain_timeout: float, fault_file: Path | None,
+                  ready_file: Path | None, replay_dead_letters: bool, query_timeout: int, query_max_memory_mb: int, allowed_hosts: tuple[str, ...],
                   log_format: str) -> None:  # fmt: skip
     """Receive OTLP traces and logs (HTTP :4318, gRPC :4317) into the store.
 
@@ -90,9 +99,11 @@ def serve_command(store_url: str | None, host: str, http_port: int, grpc_port: i
     config = ServeConfig(
         store_url=store_url, host=host, http_port=http_port, grpc_port=grpc_port, query_port=query_port,
         token=_token(token, token_file), spool_dir=spool_dir, limits=limits, max_body=max_body_mb * _MIB,
-        max_decoded=max_decoded_mb * _MIB, max_in_flight=max_in_flight, drain_seconds=drain_timeout,
+        max_decoded=max_decoded_mb * _MIB, max_in_flight=max_in_flight, request_seconds=request_timeout,
+        max_connections=max_connections, max_connections_per_client=max_connections_per_client, drain_seconds=drain_timeout,
         fault_file=fault_file, ready_file=ready_file, query_timeout_seconds=query_timeout,
-        query_max_memory=query_max_memory_mb * _MIB, allowed_hosts=frozenset(allowed_hosts),
+        query_max_memory=query_max_memory_mb * _MIB, allowed_hosts=frozenset(allowed_hosts), replay_dead_letters=replay_dead_letters,
+        insecure=insecure,
     )
     if not run(config):
         raise StoreUnavailable("stopped with batches still in the spool (the store did not take them in time); they go in at the next start")

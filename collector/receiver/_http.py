@@ -19,12 +19,15 @@ Outcomes, per the OTLP/HTTP specification:
 from __future__ import annotations
 
 import hmac
+import io
 import json
 import logging
 import socket
+import sys
 import threading
 import time
 import zlib
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -38,7 +41,7 @@ from ._ingest import Ingester, Overloaded, Unavailable
 from ._otlp_decode import BadPayload
 from ._otlp_service import ENDPOINTS, export
 
-__all__ = ["BadLength", "HttpHandler", "HttpLimits", "OtlpHttpServer", "TooLarge", "bearer_ok", "content_length", "read_body"]
+__all__ = ["BadLength", "BoundedServer", "HttpHandler", "HttpLimits", "OtlpHttpServer", "TooLarge", "bearer_ok", "content_length", "read_body"]
 
 _log = logging.getLogger("driftline.serve.http")
 
@@ -55,6 +58,10 @@ class HttpLimits:
     max_decoded: int = 64 << 20
     max_in_flight: int = 8
     retry_after_seconds: int = 2
+    request_seconds: float = 30.0  # from a request's first byte to its whole body, however it trickles in
+    max_connections: int = 512
+    max_connections_per_client: int = 128
+    receive_budget: int = 256 << 20  # bytes of bodies held at once, received and not yet spooled
 
 
 class TooLarge(ValueError):
@@ -73,21 +80,63 @@ def bearer_ok(header: str | None, token: str | None) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), token.encode())
 
 
-def read_body(rfile: Any, headers: Any, limit: int) -> bytes:
-    """The request body, Content-Length or chunked; raises TooLarge past `limit` bytes."""
-    if _chunked(headers):
-        return _read_chunked(rfile, limit)
-    length = content_length(headers)
-    if length > limit:
-        raise TooLarge(f"body of {length} bytes is over the limit of {limit}")
-    return _read_exactly(rfile, length)
+class Busy(Exception):
+    """Bodies being received take more memory than the receive budget allows: 503, retry later."""
 
 
-def _read_exactly(rfile: Any, length: int) -> bytes:
-    data = rfile.read(length) if length else b""
-    if len(data) < length:
-        raise BadLength(f"the body ended after {len(data)} of {length} bytes")
-    return bytes(data)
+class ReceiveBudget:
+    """Bytes of request bodies held at once, across connections, counted as they arrive: a client that
+    trickles holds little, and many fast large bodies at once get 503 instead of the process's memory."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> None:
+        with self._lock:
+            if self.used + size > self.limit:
+                raise Busy(f"request bodies being received are at the server's limit of {self.limit} bytes; retry later")
+            self.used += size
+
+    def give(self, size: int) -> None:
+        with self._lock:
+            self.used -= size
+
+
+def read_body(rfile: Any, headers: Any, limit: int, budget: ReceiveBudget | None = None) -> bytes:
+    """The request body, Content-Length or chunked; raises TooLarge past `limit` bytes, BadLength for
+    bad framing, Busy past the budget. With a budget, the body's bytes stay taken from it: the caller
+    gives them back once done with the body."""
+    taken = [0]
+    try:
+        if _chunked(headers):
+            return _read_chunked(rfile, limit, budget, taken)
+        length = content_length(headers)
+        if length > limit:
+            raise TooLarge(f"body of {length} bytes is over the limit of {limit}")
+        return _read_exactly(rfile, length, budget, taken)
+    except BaseException:
+        if budget is not None:
+            budget.give(taken[0])
+        raise
+
+
+def _read_exactly(rfile: Any, length: int, budget: ReceiveBudget | None, taken: list[int]) -> bytes:
+    """`length` bytes, read as they arrive (64 KiB at a time, each taken from the budget)."""
+    parts: list[bytes] = []
+    remaining = length
+    while remaining:
+        size = min(remaining, 1 << 16)
+        if budget is not None:
+            budget.take(size)
+            taken[0] += size
+        chunk = rfile.read(size)
+        if not chunk:
+            raise BadLength(f"the body ended after {length - remaining} of {length} bytes")
+        parts.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(parts)
 
 
 def content_length(headers: Any) -> int:
@@ -100,7 +149,7 @@ def content_length(headers: Any) -> int:
     return int(text)
 
 
-def _read_chunked(rfile: Any, limit: int) -> bytes:
+def _read_chunked(rfile: Any, limit: int, budget: ReceiveBudget | None, taken: list[int]) -> bytes:
     parts: list[bytes] = []
     total = 0
     while True:
@@ -120,7 +169,7 @@ def _read_chunked(rfile: Any, limit: int) -> bytes:
         total += size
         if total > limit:
             raise TooLarge(f"chunked body is over the limit of {limit} bytes")
-        parts.append(_read_exactly(rfile, size))
+        parts.append(_read_exactly(rfile, size, budget, taken))
         rfile.readline(1024)
 
 
@@ -140,14 +189,58 @@ def decode_content(body: bytes, encoding: str, limit: int) -> bytes:
         raise BadPayload(f"cannot decompress the {encoding} body: {exc}") from None
     if len(out) > limit or inflater.unconsumed_tail:
         raise TooLarge(f"body decompresses past the limit of {limit} bytes")
+    if not inflater.eof:
+        raise BadPayload(f"the {encoding} body is truncated (it ends before the compressed stream does)")
     return out
 
 
-class OtlpHttpServer(ThreadingHTTPServer):
-    """The OTLP/HTTP listener; one thread per connection, bounded work in flight."""
+class BoundedServer(ThreadingHTTPServer):
+    """A threading HTTP server with a cap on connections, in all and per client address: a thread
+    each, so a flood of connections must not take the process's threads (or its memory) with it.
+    Connections past a cap are closed at once, before anything is read."""
 
     daemon_threads = True
     request_queue_size = 128
+    max_connections = 512
+    max_connections_per_client = 128
+    request_seconds = 30.0
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        self._connections: Counter[str] = Counter()
+        self._connections_lock = threading.Lock()
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        client = str(client_address[0])
+        with self._connections_lock:
+            admitted = self._connections.total() < self.max_connections and self._connections[client] < self.max_connections_per_client
+            if admitted:
+                self._connections[client] += 1
+        if not admitted:
+            _log.info("connection refused: at the connection cap", extra={"client": client})
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away (or timed out) mid-answer is routine, at info; anything else is a bug."""
+        if isinstance(sys.exc_info()[1], OSError):
+            _log.info("connection ended early", extra={"client": str(client_address[0]), "error": str(sys.exc_info()[1])})
+        else:
+            _log.exception("request failed", extra={"client": str(client_address[0])})
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._connections_lock:
+                self._connections[str(client_address[0])] -= 1
+                if self._connections[str(client_address[0])] <= 0:
+                    del self._connections[str(client_address[0])]
+
+
+class OtlpHttpServer(BoundedServer):
+    """The OTLP/HTTP listener; one thread per connection, bounded work in flight."""
 
     def __init__(self, address: tuple[str, int], ingester: Ingester, *, token: str | None, limits: HttpLimits,
                  health: Callable[[], dict[str, Any]]) -> None:  # fmt: skip
@@ -156,7 +249,51 @@ class OtlpHttpServer(ThreadingHTTPServer):
         self.limits = limits
         self.health = health
         self.in_flight = threading.BoundedSemaphore(limits.max_in_flight)
+        self.budget = ReceiveBudget(limits.receive_budget)
+        self.max_connections = limits.max_connections
+        self.max_connections_per_client = limits.max_connections_per_client
+        self.request_seconds = limits.request_seconds
         super().__init__(address, _Handler)
+
+
+class _DeadlineReader(io.RawIOBase):
+    """A connection's reads, each allowed only what is left of the request's deadline. A socket timeout
+    alone restarts with every byte, so a client trickling a byte at a time could hold a request for
+    ever; here the clock starts at the request's first byte (idle keep-alive waits get `idle`)."""
+
+    def __init__(self, sock: socket.socket, idle: float, request_seconds: float) -> None:
+        super().__init__()
+        self.sock, self.idle, self.request_seconds = sock, idle, request_seconds
+        self.deadline: float | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        now = time.monotonic()
+        if self.deadline is not None and now >= self.deadline:
+            raise TimeoutError("request deadline passed")
+        self.sock.settimeout(self.idle if self.deadline is None else self.deadline - now)
+        received = self.sock.recv_into(buffer)
+        if received and self.deadline is None:
+            self.deadline = now + self.request_seconds
+        return received
+
+
+class _Writer(io.BufferedIOBase):
+    """Whole writes to the connection (sendall), with the idle timeout, not what is left of a deadline."""
+
+    def __init__(self, sock: socket.socket, timeout: float) -> None:
+        super().__init__()
+        self.sock, self.timeout = sock, timeout
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.sock.settimeout(self.timeout)
+        self.sock.sendall(data)
+        return len(data)
 
 
 class HttpHandler(BaseHTTPRequestHandler):
@@ -167,8 +304,37 @@ class HttpHandler(BaseHTTPRequestHandler):
     timeout = 60  # seconds a connection may sit idle or stall mid-body before it is closed
     disable_nagle_algorithm = True  # headers and body go out as two writes: with Nagle, the body waited ~40 ms for an ACK
 
+    server: BoundedServer
+
+    def setup(self) -> None:
+        """The socket's reads go through the request deadline (see _DeadlineReader)."""
+        self.connection = self.request
+        if self.disable_nagle_algorithm:
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
+        self.reader = _DeadlineReader(self.connection, float(self.timeout or 60), self.server.request_seconds)
+        self.rfile = io.BufferedReader(self.reader, 1 << 16)
+        self.wfile = _Writer(self.connection, float(self.timeout or 60))
+
+    def handle_one_request(self) -> None:
+        super().handle_one_request()
+        self.reader.deadline = None  # the next request's clock starts at its first byte
+
     def log_message(self, format: str, *args: Any) -> None:
         _log.debug(format, *args)
+
+    def log_error(self, format: str, *args: Any) -> None:
+        """The standard library's words for a client that timed out or sent a bad request line: the
+        client's problem, at info (never a traceback)."""
+        _log.info(format, *args)
+
+    def timed_out(self) -> None:
+        """408 for a request whose body did not arrive by its deadline, then close."""
+        _log.info("request timed out", extra={"client": self.client_address[0], "path": self.path})
+        self.close_connection = True
+        try:
+            self.send(408, b"request timed out\n", {"Content-Type": "text/plain"})
+        except OSError:
+            pass
 
     def send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
         self.send_response(status)
@@ -187,6 +353,8 @@ class _Handler(HttpHandler):
     def do_GET(self) -> None:
         if self.path == "/healthz":
             health = self.server.health()
+            if not bearer_ok(self.headers.get("Authorization"), self.server.token):  # engine errors and sizes are for the token's holders
+                health = {"status": health["status"]}
             self._send(200 if health["status"] != "failing" else 503, json.dumps(health).encode(), _JSON)
         elif self.path == "/metrics":
             if not bearer_ok(self.headers.get("Authorization"), self.server.token):
@@ -207,48 +375,78 @@ class _Handler(HttpHandler):
             return self._refuse(401, "unauthorized", signal, "missing or wrong bearer token", json_body)
         if content_type not in (_PROTOBUF, _JSON):
             return self._refuse(415, "unsupported_media_type", signal, f"unsupported Content-Type {content_type!r}: use {_PROTOBUF} or {_JSON}", json_body)
+        if "Content-Length" not in self.headers and not _chunked(self.headers):
+            return self._refuse(411, "length_required", signal, "send Content-Length or a chunked body", json_body)
+        if _declared_length(self.headers) > self.server.limits.max_body:  # never 503: a retry cannot help
+            return self._refuse(413, "too_large", signal, f"body of {_declared_length(self.headers)} bytes is over the limit of "
+                                f"{self.server.limits.max_body}", json_body)  # fmt: skip
         if self.server.ingester.saturated(max(0, _declared_length(self.headers))):
             return self._refuse(503, "spool_full", signal, "spool backlog at its limit; retry later", json_body,
                                 close=not self._skip_body(), retry_after=self.server.limits.retry_after_seconds)  # fmt: skip
-        if not self.server.in_flight.acquire(blocking=False):
-            return self._refuse(429, "too_many_requests", signal, "too many requests in flight; retry later", json_body,
-                                close=not self._skip_body())  # fmt: skip
+        raw = self._receive(signal, json_body)
+        if raw is None:
+            return
         try:
-            self._export(endpoint, json_body)
+            self._decode_and_export(endpoint, raw, json_body)
+        finally:
+            self.server.budget.give(len(raw))
+
+    def _receive(self, signal: str, json_body: bool) -> bytes | None:
+        """The body as sent, holding no slot while it arrives (slow clients cost a thread, not a slot);
+        None once a refusal is answered."""
+        try:
+            return read_body(self.rfile, self.headers, self.server.limits.max_body, self.server.budget)
+        except TimeoutError:
+            self.server.ingester.metrics.reject("timeout", signal)
+            self.timed_out()
+        except TooLarge as exc:
+            self._refuse(413, "too_large", signal, str(exc), json_body)
+        except BadLength as exc:
+            self._refuse(400, "bad_request", signal, str(exc), json_body)
+        except Busy as exc:
+            self._refuse(503, "busy", signal, str(exc), json_body, retry_after=self.server.limits.retry_after_seconds)
+        return None
+
+    def _decode_and_export(self, endpoint: Any, raw: bytes, json_body: bool) -> None:
+        """Decompress, parse and spool, inside one of --max-in-flight slots (the CPU- and memory-heavy part)."""
+        if not self.server.in_flight.acquire(blocking=False):
+            return self._refuse(429, "too_many_requests", endpoint.name, "too many requests in flight; retry later", json_body, close=False)
+        try:
+            self._export(endpoint, raw, json_body)
         except Exception:  # noqa: BLE001 - a bug must cost one request an answer, never the process or other clients
-            _log.exception("request failed", extra={"path": path})
-            self._refuse(500, "internal_error", signal, "internal error; see the server log", json_body)
+            _log.exception("request failed", extra={"path": self.path})
+            self._refuse(500, "internal_error", endpoint.name, "internal error; see the server log", json_body)
         finally:
             self.server.in_flight.release()
 
     def _skip_body(self) -> bool:
         """Read and drop a Content-Length body within the limit, so a client told to back off keeps its
         connection: under a flood, accepting reconnections (a thread each) is what the server ran out of.
-        False (the caller closes) for chunked or oversized bodies."""
+        False (the caller closes) for chunked or oversized bodies, or one that does not arrive in time."""
         remaining = _declared_length(self.headers)
         if not 0 <= remaining <= self.server.limits.max_body:
             return False
-        while remaining:
-            chunk = self.rfile.read(min(remaining, 1 << 16))  # small: a flood may hold many connections
-            if not chunk:
-                return False
-            remaining -= len(chunk)
+        try:
+            while remaining:
+                chunk = self.rfile.read(min(remaining, 1 << 16))  # small: a flood may hold many connections
+                if not chunk:
+                    return False
+                remaining -= len(chunk)
+        except TimeoutError:
+            return False
         return True
 
-    def _export(self, endpoint: Any, json_body: bool) -> None:
+    def _export(self, endpoint: Any, raw: bytes, json_body: bool) -> None:
         limits, signal = self.server.limits, endpoint.name
-        if "Content-Length" not in self.headers and not _chunked(self.headers):
-            return self._refuse(411, "length_required", signal, "send Content-Length or a chunked body", json_body)
         try:
-            raw = read_body(self.rfile, self.headers, limits.max_body)
             body = decode_content(raw, self.headers.get("Content-Encoding") or "", limits.max_decoded)
             response = export(self.server.ingester, endpoint, body, json_body=json_body)
         except TooLarge as exc:
-            return self._refuse(413, "too_large", signal, str(exc), json_body)
+            return self._refuse(413, "too_large", signal, str(exc), json_body, close=False)
         except BadPayload as exc:
             return self._refuse(400, "bad_payload", signal, str(exc), json_body, close=False)
-        except ValueError as exc:  # unknown Content-Encoding, malformed chunk sizes
-            return self._refuse(415 if "Content-Encoding" in str(exc) else 400, "bad_request", signal, str(exc), json_body)
+        except ValueError as exc:  # unknown Content-Encoding
+            return self._refuse(415, "unsupported_media_type", signal, str(exc), json_body, close=False)
         except Overloaded as exc:
             return self._refuse(503, "spool_full", signal, str(exc), json_body, close=False, retry_after=exc.retry_after, counted=True)
         except Unavailable as exc:

@@ -33,6 +33,7 @@ from typing import Any, Final
 from driftline.collector._errors import DriftlineError, StoreError, StoreUnavailable
 from driftline.collector.store._store import Store, connect
 
+from ._dead_letter import DeadLetters
 from ._metrics import ServeMetrics
 from ._otlp_decode import MAX_VALUE_CHARS, Columns, logs_to_columns, traces_to_columns
 from ._otlp_sql import insert_file, length_delimited, write_schema
@@ -42,7 +43,12 @@ __all__ = ["IngestLimits", "Ingester", "Overloaded", "Signal", "Unavailable"]
 
 _log = logging.getLogger("driftline.serve.ingest")
 
-_DEDUP_SETTINGS: Final = {"insert_deduplicate": 1, "deduplicate_blocks_in_dependent_materialized_views": 1}
+_INSERT_SETTINGS: Final = {
+    "insert_deduplicate": 1, "deduplicate_blocks_in_dependent_materialized_views": 1,
+    "throw_on_max_partitions_per_insert_block": 0,  # a batch spanning 100+ days is data, not an error: warn only
+}  # fmt: skip
+_TRANSIENT_CODES: Final = frozenset({159, 202, 209, 210, 241, 242, 252, 253, 319, 425})
+"""Store errors that pass by themselves (timeouts, memory, too many parts or queries): retried like an outage."""
 
 
 class Signal(IntEnum):
@@ -75,6 +81,7 @@ class IngestLimits:
     inserters: int | None = None  # groups inserted at once; default 1 for an embedded store (its memory), else 2
     max_value_chars: int = MAX_VALUE_CHARS
     retry_after_seconds: int = 2
+    refusal_retries: int = 4  # inserts of a group the store refuses (not an outage) before its batches go one by one
 
 
 _TO_COLUMNS: Final[dict[Signal, Callable[..., Columns]]] = {Signal.TRACES: traces_to_columns, Signal.LOGS: logs_to_columns}
@@ -112,6 +119,7 @@ class Ingester:
         self.metrics = metrics
         self.fault_file = fault_file
         self.spool = Spool(spool_dir, max_bytes=limits.spool_bytes)
+        self.dead_letters = DeadLetters(spool_dir / "dead-letter")
         self._engine = _engine_files(spool_dir) if store_url.startswith("chdb:") else None
         self._group_bytes = limits.group_bytes if self._engine else limits.decode_bytes
         self._inserters = limits.inserters or (1 if self._engine else 2)
@@ -126,6 +134,19 @@ class Ingester:
         metrics.gauge("spool_bytes", "bytes of the spool backlog", lambda: self.spool.backlog_bytes)
         metrics.gauge("spool_limit_bytes", "backlog size past which requests get 503", lambda: self.spool.max_bytes)
         metrics.gauge("store_up", "1 when the last insert (or connect) succeeded", lambda: 0 if self._store_error else 1)
+        metrics.gauge("dead_letter_items", "items the store refused, set aside (driftline serve --replay-dead-letters)",
+                      lambda: self.dead_letters.items)  # fmt: skip
+
+    def replay_dead_letters(self) -> int:
+        """Put every set-aside batch back into the spool (before start); returns the items replayed."""
+        replayed = 0
+        for entry in self.dead_letters.entries():
+            self.spool.append(entry.kind, entry.payload(), entry.items)
+            self.dead_letters.remove(entry)
+            replayed += entry.items
+        if replayed:
+            _log.info("dead letters back in the spool", extra={"items": replayed})
+        return replayed
 
     def start(self) -> None:
         if self.spool.backlog_items:
@@ -250,31 +271,64 @@ class Ingester:
         return group
 
     def _store_group(self, group: _Group, slot: int) -> bool:
-        """Insert a group until it is in (True) or shutdown gives up on it (False: it stays spooled)."""
-        records = group.records
-        delay = 0.1
+        """Insert a group until it is in (True) or shutdown gives up on it (False: it stays spooled).
+        A group the store keeps refusing goes in batch by batch, the refused ones to the dead letters."""
+        delay, refusals, dead = 0.1, 0, 0
         while True:
             try:
-                self._insert(group, slot)
+                if refusals > self.limits.refusal_retries:
+                    dead = self._isolate(group, slot)
+                else:
+                    self._insert(group, slot)
                 break
             except DriftlineError as exc:
                 self._note_failure(exc, slot)
+                refusals += _refusal(exc)
             if self._abandon.wait(delay):
                 return False  # the drain timed out while the store was away: the spool keeps the batch
             delay = min(delay * 2, 5.0)
+        self._stored(group, dead)
+        return True
+
+    def _stored(self, group: _Group, dead: int) -> None:
+        """The group is in the store (or set aside): release it from the spool and count it."""
+        records = group.records
         recovered = self._store_error is not None
         if recovered:  # everything spooled while the store was away is a replay
             self._replay_until = max(self._replay_until, self.spool.durable_seq)
         self.spool.release(records)
         if group.traces_file is not None:
             group.traces_file.unlink(missing_ok=True)
-        self.metrics.add("stored", sum(r.items for r in records))
+        self.metrics.add("stored", sum(r.items for r in records) - dead)
         self.metrics.add("replayed", sum(r.items for r in records if r.seq <= self._replay_until))
         self.metrics.add("truncated_values", sum(group.truncated.values()))
         if recovered:
             _log.info("store is back", extra={"store": self.store_url})
             self._store_error = None
-        return True
+
+    def _isolate(self, group: _Group, slot: int) -> int:
+        """Insert the group's batches one at a time (each under its own token, so a repeat after an outage
+        adds nothing); a batch the store refuses on its own is set aside (the group already had its
+        retries). Returns the items set aside; raises on an outage (the caller retries the isolation)."""
+        dead = 0
+        for record in self.spool.read_range(group.records[0].seq, group.records[-1].seq):
+            single = _Group([record])
+            try:
+                self._insert_decoded(self._connected(slot), single, Signal(record.kind))
+            except DriftlineError as exc:
+                if not _refusal(exc):
+                    raise
+                self._dead_letter(record, exc)
+                dead += record.items
+            group.truncated[Signal(record.kind), -record.seq] = sum(single.truncated.values())
+        return dead
+
+    def _dead_letter(self, record: Record, exc: DriftlineError) -> None:
+        if not self.dead_letters.put(record, record.payload, str(exc)):
+            return
+        self.metrics.add("dead_lettered", record.items)
+        _log.error("store refuses a batch: set aside in the dead letters", extra={"seq": record.seq, "items": record.items,
+                   "error": str(exc)[:500], "directory": str(self.dead_letters.directory)})  # fmt: skip
 
     def _insert(self, group: _Group, slot: int) -> None:
         store = self._connected(slot)
@@ -314,7 +368,7 @@ class Ingester:
         through the Python decoder under the same tokens, so a replay either way stays exactly once
         (unless --max-value-chars changed in between, which changes what the engine refuses)."""
         token = f"{self.spool.spool_id}:{signal.name.lower()}:{group.records[0].seq}-{group.records[-1].seq}"
-        return {**_DEDUP_SETTINGS, "insert_deduplication_token": f"{token}/{chunk}" if chunk else token}
+        return {**_INSERT_SETTINGS, "insert_deduplication_token": f"{token}/{chunk}" if chunk else token}
 
     def _insert_traces_file(self, store: Store, group: _Group) -> bool:
         """Let the engine decode and insert the group's traces; False when the Python decoder must (the
@@ -354,3 +408,8 @@ class Ingester:
             return  # the store answered (e.g. schema): keep the connection, retry later
         store.close()
         self._stores[slot] = None
+
+
+def _refusal(exc: DriftlineError) -> bool:
+    """Whether the store answered and refused (it will again), rather than being away or busy."""
+    return isinstance(exc, StoreError) and not isinstance(exc, StoreUnavailable) and exc.code not in _TRANSIENT_CODES

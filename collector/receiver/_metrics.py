@@ -57,6 +57,7 @@ class ServeMetrics:
                 ("replayed", "items inserted from a backlog: after an outage or a restart"),
                 ("truncated_values", "attribute values or bodies cut to the length limit"),
                 ("insert_failures", "inserts that failed and are retried from the spool"),
+                ("dead_lettered", "items the store kept refusing, set aside in the dead letters (not stored)"),
             ):
                 lines += [f"# HELP driftline_serve_{name}_total {help_text}", f"# TYPE driftline_serve_{name}_total counter"]
                 lines.append(f"driftline_serve_{name}_total {self.counts[name]}")

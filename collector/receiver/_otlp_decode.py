@@ -40,6 +40,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from driftline.collector.store._spans import OTEL_TRACES_COLUMNS, attribute_string
 
 __all__ = [
+    "MAX_TIMESTAMP_NANOS",
     "MAX_VALUE_CHARS",
     "OTEL_LOGS_COLUMNS",
     "BadPayload",
@@ -111,6 +112,8 @@ def _parse_json(body: bytes, cls: type[M]) -> M:
         data = json.loads(body.decode("utf-8", "replace"))
     except ValueError as exc:
         raise BadPayload(f"malformed JSON: {exc}") from None
+    except RecursionError:
+        raise BadPayload("malformed JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise BadPayload("malformed JSON: the body must be a JSON object")
     message: M = cls()
@@ -221,15 +224,71 @@ def _as_lenient(proto: descriptor_pb2.FileDescriptorProto) -> descriptor_pb2.Fil
     return proto
 
 
+MAX_TIMESTAMP_NANOS: Final = (1 << 63) - 1
+"""Latest time otel_traces' DateTime64(9) holds (2262-04-11): later ones wrapped to the 1700s before."""
+
+
 def count_items(message: Message) -> int:
-    """Spans, log records or metric data points in an export request."""
+    """Spans, log records or metric data points in an export request; BadPayload, naming the field, for
+    ids of the wrong length and times past MAX_TIMESTAMP_NANOS (one pass: it runs on every request)."""
     if isinstance(message, ExportTraceServiceRequest):
-        return sum(len(s.spans) for r in message.resource_spans for s in r.scope_spans)
+        return _checked_spans(message)
     if isinstance(message, ExportLogsServiceRequest):
-        return sum(len(s.log_records) for r in message.resource_logs for s in r.scope_logs)
+        return _checked_logs(message)
     if isinstance(message, ExportMetricsServiceRequest):
         return sum(_metric_points(m) for r in message.resource_metrics for s in r.scope_metrics for m in s.metrics)
     raise TypeError(f"not an OTLP export request: {type(message).__name__}")
+
+
+def _checked_spans(message: ExportTraceServiceRequest) -> int:
+    count = 0
+    for r, resource_spans in enumerate(message.resource_spans):
+        for s, scope_spans in enumerate(resource_spans.scope_spans):
+            for n, span in enumerate(scope_spans.spans):
+                if (len(span.trace_id) != 16 or len(span.span_id) != 8 or len(span.parent_span_id) not in (0, 8)
+                        or span.start_time_unix_nano > MAX_TIMESTAMP_NANOS or span.end_time_unix_nano > MAX_TIMESTAMP_NANOS
+                        or span.events or span.links):  # fmt: skip
+                    _check_span(span, f"resource_spans[{r}].scope_spans[{s}].spans[{n}]")
+            count += len(scope_spans.spans)
+    return count
+
+
+def _check_span(span: Any, where: str) -> None:
+    """The slow path: find which field is wrong (events and links are checked only here)."""
+    _check_id(span.trace_id, (16,), f"{where}.trace_id")
+    _check_id(span.span_id, (8,), f"{where}.span_id")
+    _check_id(span.parent_span_id, (0, 8), f"{where}.parent_span_id")
+    _check_time(span.start_time_unix_nano, f"{where}.start_time_unix_nano")
+    _check_time(span.end_time_unix_nano, f"{where}.end_time_unix_nano")
+    for e, event in enumerate(span.events):
+        _check_time(event.time_unix_nano, f"{where}.events[{e}].time_unix_nano")
+    for k, link in enumerate(span.links):
+        _check_id(link.trace_id, (16,), f"{where}.links[{k}].trace_id")
+        _check_id(link.span_id, (8,), f"{where}.links[{k}].span_id")
+
+
+def _checked_logs(message: ExportLogsServiceRequest) -> int:
+    count = 0
+    for r, resource_logs in enumerate(message.resource_logs):
+        for s, scope_logs in enumerate(resource_logs.scope_logs):
+            for n, record in enumerate(scope_logs.log_records):
+                where = f"resource_logs[{r}].scope_logs[{s}].log_records[{n}]"
+                _check_id(record.trace_id, (0, 16), f"{where}.trace_id")
+                _check_id(record.span_id, (0, 8), f"{where}.span_id")
+                _check_time(record.time_unix_nano, f"{where}.time_unix_nano")
+                _check_time(record.observed_time_unix_nano, f"{where}.observed_time_unix_nano")
+            count += len(scope_logs.log_records)
+    return count
+
+
+def _check_id(value: bytes, lengths: tuple[int, ...], where: str) -> None:
+    if len(value) not in lengths:
+        raise BadPayload(f"{where}: {len(value)} bytes, must be {' or '.join(map(str, lengths))}")
+
+
+def _check_time(nanos: int, where: str) -> None:
+    if nanos > MAX_TIMESTAMP_NANOS:
+        raise BadPayload(f"{where}: {nanos} is past 2262-04-11, the latest time the store holds")
 
 
 def _metric_points(metric: Any) -> int:

@@ -27,12 +27,11 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl, urlsplit
 
-from ._http import BadLength, HttpHandler, TooLarge, bearer_ok, read_body
+from ._http import BadLength, BoundedServer, HttpHandler, TooLarge, bearer_ok, read_body
 from ._query_gate import Refused, denied_table_functions, vet
 
 if TYPE_CHECKING:  # chdb is the `embedded` extra, imported when a proxy starts
@@ -53,6 +52,8 @@ _SETTINGS: Final = frozenset({
 })  # fmt: skip
 """URL settings a request may set (for itself only); others are ignored, as a read needs none of them."""
 _SETTING_PREFIXES: Final = ("output_format_",)
+_SETTINGS_DENIED: Final = frozenset({"output_format_schema"})
+"""output_format_schema names a file the engine writes the schema to."""
 _NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _INSERT: Final = re.compile(r"\s*INSERT\b", re.IGNORECASE)
 _READ_ONLY: Final = (
@@ -88,10 +89,8 @@ class QueryError(Exception):
         self.status = status
 
 
-class QueryEndpoint(ThreadingHTTPServer):
+class QueryEndpoint(BoundedServer):
     """The read endpoint; a small pool of read-only chDB handles on the store's directory."""
-
-    daemon_threads = True
 
     def __init__(self, address: tuple[str, int], data_dir: Path, *, token: str | None, limits: QueryLimits | None = None,
                  handles: int = 2) -> None:  # fmt: skip
@@ -161,7 +160,7 @@ class QueryEndpoint(ThreadingHTTPServer):
         for name, value in settings.items():
             if name in ceilings:
                 chosen[name] = str(_clamp(value, ceilings[name]))
-            elif name in _SETTINGS or name.startswith(_SETTING_PREFIXES):
+            elif name in _SETTINGS or (name.startswith(_SETTING_PREFIXES) and name not in _SETTINGS_DENIED):
                 chosen[name] = value
         if chosen:
             conn.query("SET " + ", ".join(f"{k} = '{_quote(v)}'" for k, v in chosen.items()))
@@ -207,7 +206,7 @@ def _as_query_error(text: str) -> QueryError:
         return QueryError(code, 403, f"{_READ_ONLY}: {text}")
     if code in (159, 241, 396, 307):  # TIMEOUT_EXCEEDED, MEMORY_LIMIT_EXCEEDED, TOO_MANY_ROWS_OR_BYTES, TOO_MANY_BYTES
         return QueryError(code, 400, f"{text} (serve's query limits: see `driftline serve --help`)")
-    return QueryError(code, 400 if code in (47, 60, 62, 36, 43, 46, 49, 53, 16, 81, 215, 456, 457, 497) else 500, text)
+    return QueryError(code, 400, text)  # the engine refused this query (whatever its reason): the next one is unaffected
 
 
 class _QueryHandler(HttpHandler):
@@ -230,6 +229,8 @@ class _QueryHandler(HttpHandler):
             self._query(body, params)
         except QueryError as exc:
             self._error(exc)
+        except TimeoutError:
+            self.timed_out()
 
     def _check_caller(self, params: dict[str, str]) -> None:
         """A web page must not reach the endpoint: by DNS rebinding (a Host of its own), by fetch or

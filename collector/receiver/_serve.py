@@ -8,6 +8,7 @@ drain timeout; what is left stays spooled for the next start), then release the 
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import os
@@ -49,12 +50,17 @@ class ServeConfig:
     max_body: int = 16 << 20
     max_decoded: int = 64 << 20
     max_in_flight: int = 8
+    request_seconds: float = 30.0
+    max_connections: int = 512
+    max_connections_per_client: int = 128
     drain_seconds: float = 30.0
     fault_file: Path | None = None
     ready_file: Path | None = None
     query_timeout_seconds: int = 30
     query_max_memory: int = 512 << 20
     allowed_hosts: frozenset[str] = frozenset()
+    replay_dead_letters: bool = False
+    insecure: bool = False
 
 
 class JsonLogFormatter(logging.Formatter):
@@ -90,10 +96,13 @@ class Server:
         self._query: Any = None
 
     def start(self) -> None:
+        _check_exposure(self.config)
         store = self._open_store()
         spool_dir = self.config.spool_dir or _default_spool_dir(store)
         self._ingester = Ingester(self.url, spool_dir, limits=self.config.limits, metrics=self.metrics,
                                   fault_file=self.config.fault_file, store=store)  # fmt: skip
+        if self.config.replay_dead_letters:
+            self._ingester.replay_dead_letters()
         self._ingester.start()
         self._start_http()
         self._start_grpc()
@@ -125,7 +134,9 @@ class Server:
 
         assert self._ingester is not None
         limits = HttpLimits(max_body=self.config.max_body, max_decoded=self.config.max_decoded,
-                            max_in_flight=self.config.max_in_flight, retry_after_seconds=self.config.limits.retry_after_seconds)  # fmt: skip
+                            max_in_flight=self.config.max_in_flight, retry_after_seconds=self.config.limits.retry_after_seconds,
+                            request_seconds=self.config.request_seconds, max_connections=self.config.max_connections,
+                            max_connections_per_client=self.config.max_connections_per_client)  # fmt: skip
         self._http = OtlpHttpServer((self.config.host, self.config.http_port), self._ingester, token=self.config.token,
                                     limits=limits, health=self._ingester.health)  # fmt: skip
         self.ports["http_port"] = self._http.server_address[1]
@@ -185,6 +196,27 @@ class Server:
             self._store.close()
         _log.info("stopped", extra={"drained": drained, "left_in_spool": self._ingester.spool.backlog_items if self._ingester else 0})
         return drained
+
+
+def _check_exposure(config: ServeConfig) -> None:
+    """Listening beyond loopback without a token lets anyone who can reach the port write spans (and read
+    /healthz, /metrics): refuse, unless the operator says --insecure, and then say so in the log."""
+    if config.token is not None or _loopback(config.host):
+        return
+    if not config.insecure:
+        raise ConfigError(f"refusing to listen on {config.host} without a token: give --token or --token-file "
+                          "(or --insecure, if the network in front of serve does the authentication)")  # fmt: skip
+    _log.warning("listening beyond loopback without a token (--insecure): anyone who reaches the ports can send data",
+                 extra={"host": config.host})  # fmt: skip
+
+
+def _loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _default_spool_dir(store: Store) -> Path:
