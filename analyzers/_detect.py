@@ -12,27 +12,29 @@ handful of calls, or a regime shorter than `min_duration`, is not.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from driftline.collector._errors import AnalysisError, NoDataError
 
 from ._changepoints import change_points
-from ._model import Evidence, Filters, Regression, Window
+from ._model import Evidence, Filters, Regression, SliceRef, Window
 from ._signals import (
+    ALL_SCORES,
     CALL_SIGNALS,
-    QUALITY_PREFIX,
+    WHOLE,
     Signal,
+    Slice,
     default_bucket,
     get_signal,
-    quality_series,
-    query_series,
+    sliced_series,
 )
 
 if TYPE_CHECKING:
@@ -76,6 +78,9 @@ def detect(store: Store, window: Window, *, filters: Filters = Filters(), signal
     """Every signal that regressed in the window (worse direction only), worst first: still
     going on before ended, then by confidence and size.
 
+    Each signal is judged over the whole scope; when that shows nothing, over each slice
+    (`SLICE_DIMENSIONS`: one route, provider or service), where a regression on a small part
+    of the traffic is not diluted by the rest; the regression then names its slice.
     `signals` limits the signals looked at (names as in `signal_names`); default all.
     NoDataError if the window holds no calls at all; AnalysisError if no signal has enough
     data (at least 2 x min_segment buckets of min_bucket_calls calls).
@@ -83,15 +88,13 @@ def detect(store: Store, window: Window, *, filters: Filters = Filters(), signal
     bucket = bucket or default_bucket(window)
     scan = Window(window.start - min(LOOKBACK, window.end - window.start), window.end)
     series = _series(store, scan, bucket, filters, None if signals is None else [get_signal(s) for s in signals])
-    if not series or all(int(frame.loc[frame["time"] >= window.start, "calls"].sum()) == 0 for _, frame in series):
+    if not series or all(int(parts[WHOLE].loc[parts[WHOLE]["time"] >= window.start, "calls"].sum()) == 0 for _, parts in series):
         raise NoDataError(f"no calls between {window.start.isoformat()} and {window.end.isoformat()}")
     found, judged = [], 0
-    for spec, frame in series:
-        frame = merge_thin_buckets(frame, min_calls(spec, settings))
-        if int((frame["calls"] >= min_calls(spec, settings)).sum()) >= 2 * settings.min_segment:
-            judged += 1
-        regression = find_regression(spec, frame, settings=settings)
-        if regression is not None and regression.started_at >= window.start:
+    for spec, parts in series:
+        judged += _judgeable(spec, merge_thin_buckets(parts[WHOLE], min_calls(spec, settings)), settings)
+        regression = _sliced_regression(spec, parts, window.start, settings)
+        if regression is not None:
             found.append(_with_evidence(regression, scan, bucket, filters))
     if judged == 0:
         raise AnalysisError(f"too little data to detect anything: every signal has fewer than {2 * settings.min_segment} "
@@ -99,34 +102,64 @@ def detect(store: Store, window: Window, *, filters: Filters = Filters(), signal
     return sorted(found, key=lambda r: (r.ended_at is not None, -r.confidence, -abs(r.relative_change)))
 
 
+def _judgeable(spec: Signal, frame: pandas.DataFrame, settings: DetectionSettings) -> bool:
+    return int((frame["calls"] >= min_calls(spec, settings)).sum()) >= 2 * settings.min_segment
+
+
+def _sliced_regression(spec: Signal, parts: dict[Slice, pandas.DataFrame], since: datetime,
+                       settings: DetectionSettings) -> Regression | None:  # fmt: skip
+    """The whole scope's regression starting at or after `since`, else the strongest of the slices'.
+
+    Judging many slices gives noise many chances, so a slice's shift must clear a higher bar:
+    z^2 >= min_z^2 + 2 ln(slices judged) (the Bonferroni-like growth of a normal maximum)."""
+    whole = _scored_regression(spec, _for_test(spec, parts[WHOLE], settings), settings, since)
+    if whole is not None:
+        return whole[1]
+    frames = {k: _for_test(spec, f, settings) for k, f in parts.items() if k != WHOLE and _judgeable(spec, merge_thin_buckets(f, min_calls(spec, settings)), settings)}
+    if not frames:
+        return None
+    stricter = replace(settings, min_z=math.sqrt(settings.min_z**2 + 2 * math.log(len(frames))))
+    found = [(z, replace(r, slice=SliceRef(*k))) for k, f in frames.items() if (c := _scored_regression(spec, f, stricter, since)) for z, r in [c]]
+    return max(found, key=lambda c: (c[1].ended_at is None, c[0]))[1] if found else None
+
+
+def _for_test(spec: Signal, frame: pandas.DataFrame, settings: DetectionSettings) -> pandas.DataFrame:
+    """The buckets the test reads: a percentile's merged until they hold enough calls; a mean's or
+    a rate's as they are (the test weighs each by its calls, so thin ones cost no false alarms)."""
+    return merge_thin_buckets(frame, min_calls(spec, settings)) if spec.quantile is not None else frame
+
+
 def _series(store: Store, window: Window, bucket: timedelta, filters: Filters,
-            specs: list[Signal] | None) -> list[tuple[Signal, pandas.DataFrame]]:  # fmt: skip
-    """The requested signals' series: one query for the llm_calls ones, one for the evaluations."""
+            specs: list[Signal] | None) -> list[tuple[Signal, dict[Slice, pandas.DataFrame]]]:  # fmt: skip
+    """The requested signals' series, whole and per slice: one scan for the llm_calls ones, one for the evaluations."""
     calls = list(CALL_SIGNALS.values()) if specs is None else [s for s in specs if s.source == "calls"]
     wanted_quality = None if specs is None else {s.name for s in specs if s.source == "scores"}
     out = []
     if calls:
-        frames = query_series(store, calls, window, bucket, filters)
-        out += [(s, frames[s.name]) for s in calls]
+        frames = sliced_series(store, calls, window, bucket, filters)
+        out += [(s, frames[s.name]) for s in calls if s.name in frames]
     if wanted_quality is None or wanted_quality:
-        for name, frame in quality_series(store, window, bucket, filters).items():
+        for name, parts in sliced_series(store, [ALL_SCORES], window, bucket, filters, by_evaluation=True).items():
             if wanted_quality is None or name in wanted_quality:
-                out.append((get_signal(name), frame))
+                out.append((get_signal(name), parts))
     return out
 
 
 def merge_thin_buckets(frame: pandas.DataFrame, min_calls: int) -> pandas.DataFrame:
-    """When most buckets hold fewer than `min_calls`, merge neighbours until the median does.
+    """When over a quarter of the buckets with calls hold fewer than `min_calls`, merge neighbours
+    until three quarters do (bucket size adapts to volume).
 
     Values are merged weighted by calls (exact for rates and means, an approximation for
-    percentiles), so low-volume services are judged on buckets that mean something.
+    percentiles), so low-volume services and slices are judged on buckets that mean something
+    rather than on the few busy ones.
     """
     import pandas as pd
 
     busy = frame["calls"][frame["calls"] > 0]
-    if busy.empty or busy.median() >= min_calls:
+    low = float(busy.quantile(0.25)) if not busy.empty else 0.0
+    if busy.empty or low >= min_calls:
         return frame
-    factor = min(math.ceil(min_calls / max(float(busy.median()), 1.0)), max(1, len(frame) // 12))
+    factor = min(math.ceil(min_calls / max(low, 1.0)), max(1, len(frame) // 12))
     if factor <= 1:
         return frame
     group = np.arange(len(frame)) // factor
@@ -152,41 +185,79 @@ def min_calls(spec: Signal, settings: DetectionSettings) -> int:
     return settings.min_bucket_calls if spec.quantile is None else max(settings.min_bucket_calls, math.ceil(2 / (1 - spec.quantile)))
 
 
+def _usable_calls(spec: Signal, settings: DetectionSettings) -> int:
+    """Calls a bucket needs to take part in the test: a percentile `min_calls`; a mean or a rate
+    one, since the test weighs every bucket by its calls (a thin bucket counts for little)."""
+    return min_calls(spec, settings) if spec.quantile is not None else 1
+
+
 @dataclass(frozen=True)
 class _Regime:
-    """Buckets [start, end) of a series: their mean and its standard error."""
+    """Buckets [start, end) of a series: their mean and the sums its test needs."""
 
     mean: float
-    se: float
     calls: float
+    squares: float
+    """Sum of the squared per-call values (0 for a percentile)."""
+    spread: float
+    """Weighted squared deviations of the bucket means from the regime's mean."""
+    buckets: int
 
     @classmethod
     def of(cls, raw: np.ndarray, calls: np.ndarray, squares: np.ndarray | None) -> _Regime:
-        """Mean weighted by calls. Its standard error: from the per-call variance (sum of squares)
-        inflated by the overdispersion of the bucket means around it (at least 1), or, for a
-        percentile (no per-call values), from the robust spread of the bucket values."""
-        n = float(calls.sum())
-        mean = _weighted_mean(raw, calls)
+        """Mean weighted by calls. A percentile (no per-call values, heavy-tailed bucket values)
+        gets the median bucket value instead (its test is on ranks, see `_Series.z`)."""
         if squares is None or not np.isfinite(squares).all():
-            spread = _robust_std(raw) if len(raw) > 1 else abs(mean)
-            return cls(mean, spread / math.sqrt(len(raw)), n)
-        per_call = max(float(squares.sum()) / n - mean**2, 1e-12 * max(1.0, mean**2))
-        dispersion = float((calls * (raw - mean) ** 2).sum()) / max(len(raw) - 1, 1) / per_call if len(raw) > 1 else 1.0
-        return cls(mean, math.sqrt(max(dispersion, 1.0) * per_call / n), n)
+            return cls(float(np.median(raw)), float(calls.sum()), 0.0, 0.0, len(raw))
+        mean = _weighted_mean(raw, calls)
+        return cls(mean, float(calls.sum()), float(squares.sum()), float((calls * (raw - mean) ** 2).sum()), len(raw))
+
+
+def _shift_z(before: _Regime, after: _Regime, *, rate: bool = False) -> float:
+    """The shift of the means in standard errors, as a two-sample test under "no change": the
+    per-call variance of both regimes pooled (a baseline without a single bad call does not make
+    every later one infinitely significant), or each regime's own if that is larger (a few huge
+    values in a short regime, as tokens after cancel are, do not make a shift), inflated by the
+    overdispersion of the bucket means around their own regime's mean (daily swings), pooled too.
+    A rate is tested on the arcsine scale (`_arcsine_z`)."""
+    n = before.calls + after.calls
+    mean = (before.mean * before.calls + after.mean * after.calls) / n
+    per_call = max((before.squares + after.squares) / n - mean**2, 1e-12 * max(1.0, mean**2))
+    dispersion = max((before.spread + after.spread) / per_call / max(before.buckets + after.buckets - 2, 1), 1.0)
+    if rate:
+        return _arcsine_z(before.squares, before.calls, after.squares, after.calls, dispersion)
+    own = [max(r.squares / r.calls - r.mean**2, 0.0) / r.calls for r in (before, after)]
+    return (after.mean - before.mean) / math.sqrt(dispersion * max(per_call * (1 / before.calls + 1 / after.calls), sum(own)))
+
+
+def _arcsine_z(xb: Any, nb: Any, xa: Any, na: Any, dispersion: Any) -> Any:
+    """Two proportions' difference on the arcsine scale (counts xb of nb, xa of na; scalars or arrays).
+    The normal test of a rate overstates a handful of bad calls against a clean baseline (7 errors
+    where 0.8 were due reads as 7 standard errors); the variance-stabilised one reads it as 3.5."""
+    pb, pa = (xb + 0.375) / (nb + 0.75), (xa + 0.375) / (na + 0.75)
+    return 2 * (np.arcsin(np.sqrt(pa)) - np.arcsin(np.sqrt(pb))) / np.sqrt(dispersion * (1 / nb + 1 / na))
 
 
 def find_regression(spec: Signal, frame: pandas.DataFrame, *, settings: DetectionSettings = DetectionSettings()) -> Regression | None:
-    """The regression of `frame` (time, value, calls, squares) in the signal's bad direction, if any.
+    """The regression of `frame` (time, value, calls, squares) in the signal's bad direction, if any."""
+    found = _scored_regression(spec, frame, settings)
+    return None if found is None else found[1]
+
+
+def _scored_regression(spec: Signal, frame: pandas.DataFrame, settings: DetectionSettings,
+                       since: datetime | None = None) -> tuple[float, Regression] | None:  # fmt: skip
+    """The regression starting at or after `since` and its z (the shift in standard errors).
 
     Candidate starts come from `change_points` over the bucket values, each bucket's deviation
     from the median scaled by sqrt(its calls / the median calls) (a thin night-time bucket is
-    noisier). A candidate k is a regression when the regime after it differs from everything
+    noisier), and from the one split that the test itself rates worst (`_Series.best_split`:
+    a regression still going on, found even where few buckets hide it from the search). A candidate k is a regression when the regime after it differs from everything
     before it by `min_z` standard errors of the two regime means (see `_Regime`), by
     `min_relative` of the baseline, lasts `min_duration` and holds `min_affected` calls; it lasts
-    until a later regime is back within half the shift. The earliest one still going on wins
+    until a later regime is back within half the shift. The strongest one still going on wins
     (else the strongest). Confidence is the two-sided normal probability of the shift's z.
     """
-    usable = (frame["calls"].to_numpy() >= min_calls(spec, settings)) & frame["value"].notna().to_numpy()
+    usable = (frame["calls"].to_numpy() >= _usable_calls(spec, settings)) & frame["value"].notna().to_numpy()
     index = np.flatnonzero(usable)
     if len(index) < 2 * settings.min_segment:
         return None
@@ -195,14 +266,13 @@ def find_regression(spec: Signal, frame: pandas.DataFrame, *, settings: Detectio
     squares = frame["squares"].to_numpy(dtype=float)[index] if "squares" in frame and spec.quantile is None else None
     centre = float(np.median(raw))
     levelled = centre + (raw - centre) * np.sqrt(calls / np.median(calls))
-    cuts = change_points(levelled, min_size=settings.min_segment, penalty=settings.penalty, model="l2")
-    bounds = [*cuts, len(raw)]
     series = _Series(spec, frame, index, raw, calls, squares, settings)
-    found = [c for i, k in enumerate(cuts) if (c := series.judge(k, bounds[i + 1 :]))]
-    ongoing = [c for c in found if c[1].ended_at is None]
-    if ongoing:
-        return ongoing[0][1]
-    return max(found, key=lambda c: c[0])[1] if found else None
+    cuts = change_points(levelled, min_size=settings.min_segment, penalty=settings.penalty, model="l2")
+    split = series.best_split()
+    cuts = sorted({*cuts, split}) if split is not None else cuts
+    bounds = [*cuts, len(raw)]
+    found = [c for i, k in enumerate(cuts) if (c := series.judge(k, bounds[i + 1 :])) and (since is None or c[1].started_at >= since)]
+    return max(found, key=lambda c: (c[1].ended_at is None, c[0])) if found else None
 
 
 @dataclass(frozen=True)
@@ -217,6 +287,11 @@ class _Series:
     squares: np.ndarray | None
     settings: DetectionSettings
 
+    @functools.cached_property
+    def rate(self) -> bool:
+        """A 0/1 per call signal: its squares equal its sums."""
+        return self.squares is not None and bool(np.allclose(self.squares, self.raw * self.calls))
+
     def regime(self, start: int, end: int) -> _Regime:
         return _Regime.of(self.raw[start:end], self.calls[start:end], None if self.squares is None else self.squares[start:end])
 
@@ -224,48 +299,109 @@ class _Series:
         return self.frame["time"].iloc[int(self.index[position])].to_pydatetime()
 
     def end_of(self, k: int, ends: list[int], before: _Regime, shift: float) -> tuple[int, datetime | None]:
-        """Where the regime from k ends: the first later regime back within half the shift (or never)."""
+        """Where the regime from k ends: the first later regime less than half the shift worse than before (or never)."""
         last = ends[0]
         for start, end in itertools.pairwise(ends):
-            if abs(self.regime(start, end).mean - before.mean) < abs(shift) / 2:
+            if (self.regime(start, end).mean - before.mean) * math.copysign(1.0, shift) < abs(shift) / 2:
                 return last, self.time(start)
             last = end
         return last, None
 
+    def bar(self, ended: datetime | None) -> float:
+        """The z a regression must reach: `min_z` while it goes on; more once it has ended, since a
+        start and an end chosen among n buckets give noise ~n times more chances (z^2 + 2 ln n)."""
+        return self.settings.min_z if ended is None else math.sqrt(self.settings.min_z**2 + 2 * math.log(len(self.raw)))
+
     def judge(self, k: int, ends: list[int]) -> tuple[float, Regression] | None:
-        """Score the regime starting at k against everything before k; None if it is no regression."""
-        before, after = self.regime(0, k), self.regime(k, ends[0])
-        shift = after.mean - before.mean
-        z = abs(shift) / max(math.hypot(before.se, after.se), 1e-12)
-        relative = self.settings.min_relative if self.spec.quantile is None else max(self.settings.min_relative, 0.1)
-        if ("up" if shift > 0 else "down") != self.spec.bad or z < self.settings.min_z or abs(shift) < relative * abs(before.mean):
+        """Score the regression starting at k (its first regime, and the later ones until it is
+        back) against everything before k; None if it is no regression."""
+        before, first = self.regime(0, k), self.regime(k, ends[0])
+        if ("up" if first.mean > before.mean else "down") != self.spec.bad:
             return None
-        last, ended = self.end_of(k, ends, before, shift)
+        last, ended = self.end_of(k, ends, before, first.mean - before.mean)
+        current = self.regime(k, last)
+        shift = current.mean - before.mean
+        z = self.z(k, last, before, current)
+        relative = self.settings.min_relative if self.spec.quantile is None else max(self.settings.min_relative, 0.1)
+        if ("up" if shift > 0 else "down") != self.spec.bad or z < self.bar(ended) or abs(shift) < relative * abs(before.mean):
+            return None
         started = self.time(k)
         lasted = (ended or self.time(len(self.raw) - 1) + self._bucket()) - started
-        current = self.regime(k, last)
-        excess_ok = self.spec.quantile is not None or not self._is_rate() or current.calls * abs(shift) >= 5
+        excess_ok = not self.rate or current.calls * abs(shift) >= 5
         if lasted < self.settings.min_duration or current.calls < self.settings.min_affected or not excess_ok:
             return None
         regression = Regression(
             signal=self.spec.name, started_at=started, baseline=before.mean, current=current.mean,
             direction="up" if shift > 0 else "down",
             relative_change=(current.mean - before.mean) / abs(before.mean) if before.mean != 0 else math.copysign(1.0, shift),
-            confidence=round(math.erf(z / math.sqrt(2)), 6), calls=int(current.calls), evidence=Evidence("by_bucket"), ended_at=ended,
+            confidence=round(math.erf(z / math.sqrt(2)), 6), calls=int(current.calls), evidence=Evidence("sliced_by_bucket"), ended_at=ended,
         )  # fmt: skip
         return z, regression
+
+    def best_split(self) -> int | None:
+        """The start k whose regime to the end differs most, in the bad direction, from everything
+        before it, by the same test as `judge` (all splits at once, from running sums)."""
+        n, low = len(self.raw), self.settings.min_segment
+        if n < 2 * low or self.squares is None:
+            return None
+        z = self._split_ranks() if self.squares is None else self._split_means()
+        z = z if self.spec.bad == "up" else -z
+        k = low + int(np.argmax(z[low : n - low + 1]))
+        return k if z[k] > 0 else None
+
+    def _split_means(self) -> np.ndarray:
+        """`_shift_z` of the regime after k against the one before k, for every k (index k; 0 where undefined)."""
+        cum = [np.concatenate([[0.0], np.cumsum(x)]) for x in (self.calls, self.raw * self.calls, self.squares, self.calls * self.raw**2)]
+        (nb, sb, qb, wb), (na, sa, qa, wa) = cum, [c[-1] - c for c in cum]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            n, mean = nb + na, (sb + sa) / (nb + na)
+            per_call = np.maximum((qb + qa) / n - mean**2, 1e-12 * max(1.0, float(mean[0]) ** 2))
+            spread = (wb - sb**2 / nb) + (wa - sa**2 / na)
+            dispersion = np.maximum(np.nan_to_num(spread) / per_call / max(len(self.raw) - 2, 1), 1.0)
+            own = np.maximum(qb / nb - (sb / nb) ** 2, 0) / nb + np.maximum(qa / na - (sa / na) ** 2, 0) / na
+            z = _arcsine_z(qb, nb, qa, na, dispersion) if self.rate else (sa / na - sb / nb) / np.sqrt(dispersion * np.maximum(per_call * (1 / nb + 1 / na), own))
+        return np.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0)
+
+    def _split_ranks(self) -> np.ndarray:
+        """Rank-sum z of the buckets after k against those before k, for every k."""
+        import pandas as pd
+
+        n = len(self.raw)
+        ranks = np.concatenate([[0.0], np.cumsum(pd.Series(self.raw).rank().to_numpy())])
+        n1 = np.arange(n + 1, dtype=float)
+        n2 = n - n1
+        u = (ranks[-1] - ranks) - n2 * (n2 + 1) / 2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = (u - n1 * n2 / 2) / np.sqrt(n1 * n2 * (n + 1) / 12)
+        return np.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0)
+
+    def z(self, k: int, end: int, before: _Regime, after: _Regime) -> float:
+        """The shift in standard errors of the two regimes' means. For a percentile (heavy-tailed
+        bucket values, no per-call variance) the rank-sum z of the buckets after k against those
+        before instead: one slow spike is no shift, a steady move of every bucket is."""
+        if self.squares is not None:
+            return abs(_shift_z(before, after, rate=self.rate))
+        return max(0.0, _rank_z(self.raw[:k], self.raw[k:end]) * math.copysign(1.0, after.mean - before.mean))
 
     def _bucket(self) -> timedelta:
         times = self.frame["time"]
         return (times.iloc[1] - times.iloc[0]).to_pytimedelta() if len(times) > 1 else timedelta(0)
 
-    def _is_rate(self) -> bool:
-        """A 0/1 per call signal: its squares equal its sums."""
-        return self.squares is not None and bool(np.allclose(self.squares, self.raw * self.calls))
+
+
+def _rank_z(before: np.ndarray, after: np.ndarray) -> float:
+    """Mann-Whitney's U of `after` against `before` as a z (positive: after is higher), ties averaged."""
+    import pandas as pd
+
+    n1, n2 = len(before), len(after)
+    ranks = pd.Series(np.concatenate([before, after])).rank().to_numpy()
+    u = float(ranks[n1:].sum()) - n2 * (n2 + 1) / 2
+    return (u - n1 * n2 / 2) / math.sqrt(n1 * n2 * (n1 + n2 + 1) / 12)
 
 
 def _with_evidence(regression: Regression, window: Window, bucket: timedelta, filters: Filters) -> Regression:
-    query = "quality_by_bucket" if regression.signal.startswith(QUALITY_PREFIX) else "by_bucket"
     params = {"signal": regression.signal, "start": window.start.isoformat(), "end": window.end.isoformat(),
               "bucket_seconds": int(bucket.total_seconds())} | {k: v for k, v in vars(filters).items() if v is not None}  # fmt: skip
-    return replace(regression, evidence=Evidence(query, params))
+    if regression.slice is not None:
+        params["slice"] = regression.where
+    return replace(regression, evidence=Evidence("sliced_by_bucket", params))

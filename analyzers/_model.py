@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-__all__ = ["Attribution", "Evidence", "Filters", "Regression", "Suspect", "TimelineEvent", "Window"]
+__all__ = ["Attribution", "Evidence", "Filters", "Regression", "SliceRef", "Suspect", "TimelineEvent", "Window"]
 
 Direction = Literal["up", "down"]
 
@@ -63,6 +63,22 @@ class Regression:
     calls: int
     evidence: Evidence
     ended_at: datetime | None = None
+    slice: SliceRef | None = None
+    """Where the regression was found when the whole scope hid it (one route, provider or service);
+    None when the whole scope regressed. Baseline, current and calls are then the slice's."""
+
+    @property
+    def where(self) -> str:
+        """`route=/chat` for a slice's regression, '' for the whole scope's."""
+        return "" if self.slice is None else f"{self.slice.dimension}={self.slice.value}"
+
+
+@dataclass(frozen=True)
+class SliceRef:
+    """One value of one slice dimension: the calls of route /chat, provider openai, service billing."""
+
+    dimension: str
+    value: str
 
 
 @dataclass(frozen=True)

@@ -379,7 +379,8 @@ def summary_line(window: Window, filters: Filters, calls: int, findings: Sequenc
         return f"driftline: no regression{scope} between {stamp(window.start)} and {stamp(window.end)} ({calls:,} calls)."
     first = findings[0]
     r = first.regression
-    text = f"driftline: {r.signal} {r.direction} {abs(r.relative_change):.0%}{scope} since {stamp(r.started_at)}"
+    where = f" on {r.where}" if r.slice is not None else ""
+    text = f"driftline: {r.signal} {r.direction} {abs(r.relative_change):.0%}{scope}{where} since {stamp(r.started_at)}"
     text += f" ({r.baseline:.3g} → {r.current:.3g})"
     top = first.top_suspect
     if top is not None:

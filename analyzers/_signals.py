@@ -67,6 +67,21 @@ class Signal:
         per-call variance that detection's standard errors need."""
         return "0" if self.quantile is not None else f"sumIf(pow(toFloat64({self.num}), 2), {self.den})"
 
+    def partial_sql(self, i: int) -> str:
+        """Partial aggregates for the sliced scan (sliced_by_bucket.sql): sums for a mean or a rate,
+        the column's digest for a percentile, so the roll-up into slices stays exact."""
+        count = f"{self.calls_sql} AS pc{i}"
+        if self.quantile is None:
+            return f"sumIf({self.num}, {self.den}) AS ps{i}, {count}, {self.squares_sql} AS pq{i}"
+        return f"quantilesBFloat16IfState{_PERCENTILES}({self.column}, {self.den}) AS pd{i}, {count}"
+
+    def merged_sql(self, i: int) -> str:
+        """The roll-up of `partial_sql(i)`: value v{i}, calls c{i} and squares q{i}."""
+        if self.quantile is None:
+            return f"sum(ps{i}) / nullIf(sum(pc{i}), 0) AS v{i}, sum(pc{i}) AS c{i}, sum(pq{i}) AS q{i}"
+        level = _PERCENTILES.index(self.quantile) + 1
+        return f"quantilesBFloat16IfMerge{_PERCENTILES}(pd{i})[{level}] AS v{i}, sum(pc{i}) AS c{i}, 0 AS q{i}"
+
     @property
     def worst_sql(self) -> str:
         """ORDER BY fragment putting the worst calls first (for exemplar trace ids)."""
@@ -199,25 +214,14 @@ def evaluations(store: Store, window: Window, filters: Filters) -> list[str]:
     return [str(r[0]) for r in store.rows(sql, params)]
 
 
-_ALL_SCORES = Signal(f"{QUALITY_PREFIX}*", "every evaluation", "down", "score", "1", source="scores")
+ALL_SCORES = Signal(f"{QUALITY_PREFIX}*", "every evaluation", "down", "score", "1", source="scores")
 
 
 def _all_scores_query(name: str, window: Window, filters: Filters) -> tuple[str, dict[str, Any]]:
     """A query over the scores of every evaluation (llm_scores alone unless a filter needs the calls)."""
-    where, params = filter_sql(filters, only=filter_columns(_ALL_SCORES, filters))
-    sql = render(name, source=source_sql(_ALL_SCORES, with_dimensions=False, filters=filters), filters=where)
-    return sql, params | {"start": utc(window.start), "end": utc(window.end)} | scope_params(_ALL_SCORES, window.start, window.end)
-
-
-def quality_series(store: Store, window: Window, bucket: timedelta, filters: Filters) -> dict[str, pandas.DataFrame]:
-    """Every quality:<evaluation> signal per bucket, in one query."""
-    sql, params = _all_scores_query("quality_by_bucket", window, filters)
-    rows = store.rows(sql, params | bucket_params(window, bucket))
-    grid = full_grid(window, bucket)
-    by_evaluation: dict[str, dict[datetime, tuple[float, int, float]]] = {}
-    for when, evaluation, value, calls, squares in rows:
-        by_evaluation.setdefault(str(evaluation), {})[utc(when)] = (_float(value), int(calls), _float(squares))
-    return {f"{QUALITY_PREFIX}{e}": _frame(grid, values) for e, values in by_evaluation.items()}
+    where, params = filter_sql(filters, only=filter_columns(ALL_SCORES, filters))
+    sql = render(name, source=source_sql(ALL_SCORES, with_dimensions=False, filters=filters), filters=where)
+    return sql, params | {"start": utc(window.start), "end": utc(window.end)} | scope_params(ALL_SCORES, window.start, window.end)
 
 
 def _frame(grid: list[datetime], values: dict[datetime, tuple[float, int, float]]) -> pandas.DataFrame:
@@ -266,6 +270,64 @@ def query_series(store: Store, specs: list[Signal], window: Window, bucket: time
     return {spec.name: _frame(grid, {utc(r[0]): (_float(r[1 + 3 * i]), int(r[2 + 3 * i]), _float(r[3 + 3 * i]) if spec.quantile is None else math.nan)
                                      for r in rows})
             for i, spec in enumerate(specs)}  # fmt: skip
+
+
+SLICE_DIMENSIONS = ("route", "provider", "service")
+"""Where a regression hides in the aggregate (one route's prompt, one provider's outage, one
+service's deploy): detection also judges each value of these on its own."""
+Slice = tuple[str, str]
+"""(dimension, value) of a slice; WHOLE for all calls in scope."""
+WHOLE: Slice = ("", "")
+"""The slice key of the whole scope."""
+MAX_SLICES = 20
+"""Values per slice dimension judged (the busiest): more would only add chances of a false alarm."""
+
+
+def sliced_series(store: Store, specs: list[Signal], window: Window, bucket: timedelta, filters: Filters, *,
+                  by_evaluation: bool = False) -> dict[str, dict[Slice, pandas.DataFrame]]:  # fmt: skip
+    """Several signals of one source per bucket, over the whole scope and per slice, in ONE scan:
+    {signal name: {slice: frame}}. With `by_evaluation`, `specs` is one scores signal and the result
+    has one quality:<evaluation> entry per evaluation. Slice dimensions fixed by a filter are left out."""
+    dims = [d for d in SLICE_DIMENSIONS if getattr(filters, d, None) is None]
+    source = source_sql(specs[0], with_dimensions=bool(dims), filters=filters)
+    where, fparams = filter_sql(filters, only=("service",) if source == "llm_scores" else _FILTER_COLUMNS)
+    sql = render("sliced_by_bucket", source=source, filters=where, keys=", evaluation" if by_evaluation else "",
+                 slice_columns="".join(f", {quote_identifier(d)}" for d in dims),
+                 slices="[('', '')" + "".join(f", ('{d}', {quote_identifier(d)})" for d in dims) + "]",
+                 partial="".join(f",\n           {s.partial_sql(i)}" for i, s in enumerate(specs)),
+                 merged="".join(f",\n       {s.merged_sql(i)}" for i, s in enumerate(specs)))  # fmt: skip
+    rows = store.rows(sql, params_of(window, bucket, fparams, specs[0]))
+    width = 4 if by_evaluation else 3
+    values: dict[tuple[str, Slice], dict[datetime, tuple[float, int, float]]] = {}
+    for row in rows:
+        for i, spec in enumerate(specs):
+            name = f"{QUALITY_PREFIX}{row[3]}" if by_evaluation else spec.name
+            v, c, q = row[width + 3 * i : width + 3 * i + 3]
+            values.setdefault((name, (str(row[1]), str(row[2]))), {})[utc(row[0])] = (_float(v), int(c), _float(q) if spec.quantile is None else math.nan)
+    grid = full_grid(window, bucket)
+    out: dict[str, dict[Slice, pandas.DataFrame]] = {}
+    for (name, part), by_time in _busiest(values).items():
+        out.setdefault(name, {})[part] = _frame(grid, by_time)
+    return out
+
+
+def params_of(window: Window, bucket: timedelta, fparams: dict[str, Any], spec: Signal) -> dict[str, Any]:
+    """Bound values of a bucketed query: bucket, window, filter values and the source's scope."""
+    return bucket_params(window, bucket) | fparams | scope_params(spec, window.start, window.end)
+
+
+def _busiest(values: dict[tuple[str, Slice], dict[datetime, tuple[float, int, float]]]) -> dict[tuple[str, Slice], dict[datetime, tuple[float, int, float]]]:
+    """The whole scope and the MAX_SLICES busiest values of each slice dimension, per signal."""
+    calls = {key: sum(c for _, c, _ in by_time.values()) for key, by_time in values.items()}
+    ranked = sorted(values, key=lambda key: -calls[key])
+    kept: dict[tuple[str, str], int] = {}
+    out = {}
+    for name, part in ranked:
+        seen = kept.get((name, part[0]), 0)
+        if part == WHOLE or seen < MAX_SLICES:
+            kept[(name, part[0])] = seen + 1
+            out[(name, part)] = values[(name, part)]
+    return out
 
 
 def full_grid(window: Window, bucket: timedelta) -> list[datetime]:

@@ -132,3 +132,36 @@ def test_detect_filters_narrow_the_search_to_the_route_that_broke(scenario_store
     off = detect(store, Window(s.start, s.end), filters=Filters(service=s.service, route=healthy), bucket=BUCKET)
     assert [r.signal for r in on] == ["quality:faithfulness"]
     assert "quality:faithfulness" not in [r.signal for r in off]
+
+
+def _traffic(store: Store, rng: np.random.Generator, *, small_errors_after: float) -> datetime:
+    """Six hours of calls, 20 a minute over three providers, 5% of them on provider `small`; its
+    error rate goes from 1% to `small_errors_after` for the last two hours. Returns the change time."""
+    start, change, n = T0, T0 + timedelta(hours=4), 6 * 60 * 20
+    times = [start + timedelta(seconds=float(s)) for s in np.sort(rng.uniform(0, 6 * 3600, n))]
+    providers = rng.choice(["openai", "anthropic", "small"], size=n, p=[0.6, 0.35, 0.05])
+    rates = np.where((providers == "small") & (np.array(times) >= change), small_errors_after, 0.01)
+    status = np.where(rng.random(n) < rates, "Error", "Unset")
+    columns = {"time": times, "trace_id": [f"t{i}" for i in range(n)], "span_id": [f"s{i}" for i in range(n)],
+               "service": ["bot"] * n, "route": ["/chat"] * n, "provider": list(providers), "status": list(status),
+               "duration_s": [1.0] * n, "span_name": ["chat"] * n}  # fmt: skip
+    store.insert("llm_calls", list(columns.values()), list(columns))
+    return change
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_a_regression_hidden_in_the_whole_is_found_in_its_slice_and_named(store: Store, seed: int) -> None:
+    """Errors x20 on a provider carrying 5% of the calls: under the whole's noise, plain in its own slice."""
+    change = _traffic(store, np.random.default_rng(seed), small_errors_after=0.2)
+    window = Window(T0, T0 + timedelta(hours=6))
+    [found] = [r for r in detect(store, window, signals=["error_rate"])]
+    assert found.slice is not None and (found.slice.dimension, found.slice.value) == ("provider", "small")
+    assert found.where == "provider=small" and found.evidence.parameters["slice"] == "provider=small"
+    assert abs(found.started_at - change) <= timedelta(minutes=15) and found.current > 0.1 > found.baseline
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_a_few_bad_calls_on_a_clean_slice_are_no_regression(store: Store, seed: int) -> None:
+    """1% errors everywhere: slices are many chances for noise, and a rate's handful of errors is no shift."""
+    _traffic(store, np.random.default_rng(seed), small_errors_after=0.01)
+    assert detect(store, Window(T0, T0 + timedelta(hours=6)), signals=["error_rate"]) == []

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from driftline.analyzers import Filters, Window, signal_names, signal_series
+from driftline.analyzers._signals import WHOLE, get_signal, sliced_series
 from driftline.collector import AnalysisError, NoDataError, Store
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -111,3 +112,21 @@ def test_identifiers_enter_sql_only_through_the_quoting_helper() -> None:
     for bad in ("a b", "x`; DROP TABLE llm_calls; --", "1abc", ""):
         with pytest.raises(ValueError):
             quote_identifier(bad)
+
+
+def test_sliced_series_rolls_one_scan_up_into_the_whole_and_each_slice(store: Store) -> None:
+    """Per-slice series come from the same scan as the whole scope and add up to it exactly."""
+    _calls(store, [{"time": _at(1), "status": "Error", "route": "/search", "provider": "openai", "duration_s": 3.0},
+                   {"time": _at(2), "route": "/chat", "provider": "openai", "duration_s": 1.0},
+                   {"time": _at(3), "route": "/chat", "provider": "anthropic", "duration_s": 2.0},
+                   {"time": _at(12), "route": None, "provider": "anthropic", "duration_s": 4.0}])  # fmt: skip
+    specs = [get_signal("error_rate"), get_signal("latency_p50")]
+    series = sliced_series(store, specs, WINDOW, BUCKET, Filters(service="bot"))
+    errors = series["error_rate"]
+    assert set(errors) == {WHOLE, ("route", "/search"), ("route", "/chat"), ("provider", "openai"), ("provider", "anthropic")}
+    assert errors[WHOLE]["calls"].tolist() == [3, 1, 0] and errors[WHOLE]["value"][0] == pytest.approx(1 / 3)
+    assert errors[("route", "/search")]["value"][0] == 1.0 and errors[("provider", "openai")]["calls"].tolist() == [2, 0, 0]
+    latency = series["latency_p50"]
+    assert latency[("route", "/search")]["value"][0] == pytest.approx(3.0, rel=0.01) and latency[WHOLE]["value"][0] == pytest.approx(2.0, rel=0.01)
+    assert math.isnan(latency[WHOLE]["squares"][0]), "a percentile has no per-call variance"
+    assert ("service", "bot") not in errors, "a dimension fixed by a filter is no slice"

@@ -55,7 +55,7 @@ def number(value: float | None) -> str:
 def _row(r: Regression) -> dict[str, str]:
     return {"signal": r.signal, "started": when(r.started_at), "baseline": number(r.baseline), "current": number(r.current),
             "change": f"{r.relative_change:+.1%}", "confidence": f"{r.confidence:.3f}", "calls": f"{r.calls:,}",
-            "ended": when(r.ended_at)}  # fmt: skip
+            "ended": when(r.ended_at), "slice": r.where or "all"}  # fmt: skip
 
 
 @click.command("detect")
@@ -70,9 +70,12 @@ def detect_command(since: str, until: str, signals: tuple[str, ...], bucket: obj
                    **filters: str | None) -> None:  # fmt: skip
     """Find the signals that left their baseline in the window: when, how far, how sure.
 
-    Each signal is bucketed in ClickHouse; change points come from ruptures, and a shift
-    counts only if it is large against the baseline's own bucket-to-bucket variability
-    and rests on enough calls. Worst first; exit 0 whether or not anything regressed.
+    Each signal is bucketed in ClickHouse, over the whole scope and per route, provider and
+    service in the same scan; a shift counts only if the regimes before and after differ by
+    several standard errors computed from the calls (a slice, or a regression that already
+    ended, needs more), lasts 10 minutes and rests on enough calls. The `slice` column says
+    where a regression the whole scope hid was found. Worst first; exit 0 whether or not
+    anything regressed.
 
     \b
     Example:
