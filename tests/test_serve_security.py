@@ -92,9 +92,9 @@ class Listener:
 
 
 @pytest.fixture
-def serve(serve: Any, record_property: Any) -> Iterator[Any]:
-    """conftest's `serve`, and afterwards each server's peak RSS under the attack: recorded (the README's
-    table comes from `--junitxml`) and held under 1 GiB."""
+def serve(serve: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """conftest's `serve`, and afterwards each server's peak RSS under the attack: recorded as the test's
+    `peak_rss_mib` property (`--junitxml` with `-o junit_family=legacy` writes them) and held under 1 GiB."""
     started: list[ServeProcess] = []
 
     def start(*extra: str, **kwargs: Any) -> ServeProcess:
@@ -105,7 +105,7 @@ def serve(serve: Any, record_property: Any) -> Iterator[Any]:
     yield start
     peaks = [p.rss_bytes("VmHWM") for p in started if p.proc is not None and p.proc.poll() is None]
     if peaks:
-        record_property("peak_rss_mib", max(peaks) >> 20)
+        request.node.user_properties.append(("peak_rss_mib", max(peaks) >> 20))
         assert max(peaks) < 1 << 30
 
 

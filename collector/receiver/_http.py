@@ -6,13 +6,17 @@ requests, so per-request overhead is noise next to decoding (see bench/bench_ser
 Outcomes, per the OTLP/HTTP specification:
     200  accepted (durable in the spool); body is the Export*ServiceResponse, with a partial
          success for refused metrics
-    400  malformed protobuf or JSON (the reason is in the google.rpc.Status body)
-    401  --token set and no matching `Authorization: Bearer` header
+    400  malformed protobuf or JSON, ids of the wrong length or times the store cannot hold (the
+         field is named in the google.rpc.Status body), a bad Content-Length or chunk framing, a
+         truncated compressed body
+    401  --token set and no matching `Authorization: Bearer` header (checked before the body is read)
     404  unknown path          405  wrong method          411  no length and not chunked
-    413  body over --max-body, or decompressing past --max-decoded (stopped there: no bombs)
+    408  the body did not arrive within --request-timeout of the request's first byte
+    413  body over --max-body (by its Content-Length, before reading), or decompressing past
+         --max-decoded (stopped there: no bombs)
     415  content type other than application/x-protobuf / application/json, or unknown encoding
-    429  too many requests in flight (Retry-After)
-    503  spool full or failing (Retry-After)
+    429  too many requests being decoded (Retry-After); a slot is taken once the body is in
+    503  spool full or failing, or bodies being received past their memory budget (Retry-After)
 429 and 503 read (and drop) a Content-Length body so the connection stays open: clients retry on it.
 """
 
