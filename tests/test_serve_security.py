@@ -231,6 +231,8 @@ def test_a_query_cannot_raise_its_time_or_memory_limit(serve: Any) -> None:
     assert status == 400 and b"TIMEOUT_EXCEEDED" in reply
     status, reply = ask(server, "SELECT groupArray(number) FROM numbers(1000000000)", params={"max_memory_usage": "0"})
     assert status == 400 and b"MEMORY_LIMIT_EXCEEDED" in reply
+    status, reply = ask(server, "SELECT number FROM numbers(100000000000)", params={"max_result_bytes": "0", "max_execution_time": "0"})
+    assert status == 400 and b"TOO_MANY_ROWS_OR_BYTES" in reply  # --query-max-result-mb at most, whatever the request asks
     assert ask(server, "SELECT getSetting('max_execution_time')", params={"max_execution_time": "1"}) == (200, b"1\n")  # lower: fine
     assert ask(server, "SELECT 1") == (200, b"1\n")
     assert server.rss_bytes() < 1 << 30
@@ -501,6 +503,21 @@ def test_wrong_ids_and_out_of_range_times_get_400_naming_the_field(serve: Any, f
     assert status == 400 and named in json.loads(reply)["message"]
     assert post(server, "/v1/traces", one_span_request())[0] == 200
     assert server.wait_rows("otel_traces", 1) == 1 and server.count("otel_traces") == 1  # nothing of the bad ones stored
+
+
+def test_grpc_log_records_with_wrong_ids_are_invalid_argument_naming_the_field(serve: Any) -> None:
+    import grpc
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    server = serve()
+    request = ExportLogsServiceRequest()
+    record = request.resource_logs.add().scope_logs.add().log_records.add(time_unix_nano=time.time_ns(), trace_id=b"\x01" * 5)
+    record.body.string_value = "hello"
+    export = grpc.insecure_channel(server.grpc).unary_unary("/opentelemetry.proto.collector.logs.v1.LogsService/Export")
+    with pytest.raises(grpc.RpcError) as refused:
+        export(request.SerializeToString(), timeout=30)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "log_records[0].trace_id: 5 bytes, must be 0 or 16" in (refused.value.details() or "")
 
 
 def test_deep_nesting_is_400_on_both_encodings(serve: Any) -> None:

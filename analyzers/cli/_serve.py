@@ -64,6 +64,8 @@ def _token(token: str | None, token_file: Path | None) -> str | None:
               help="Seconds a query on the query endpoint may run (a request can ask for less, never more).")
 @click.option("--query-max-memory-mb", type=click.IntRange(min=16), default=512, show_default=True,
               help="Memory a query on the query endpoint may use (a request can ask for less, never more).")
+@click.option("--query-max-result-mb", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Result size (uncompressed blocks) a query on the query endpoint may return (a request can ask for less, never more).")
 @click.option("--allow-host", "allowed_hosts", multiple=True, metavar="NAME",
               help="Also answer the query endpoint for this Host/Origin name (default: loopback names only). Repeatable.")
 @click.option("--log-format", type=click.Choice(["json", "text"]), default="json", show_default=True, help="Log lines on stderr.")
@@ -72,15 +74,17 @@ def serve_command(store_url: str | None, host: str, http_port: int, grpc_port: i
                   insecure: bool, token_file: Path | None, spool_dir: Path | None, spool_max_mb: int, max_body_mb: int, max_decoded_mb: int,
                   max_in_flight: int, request_timeout: float, max_connections: int, max_connections_per_client: int,
                   inserters: int | None, max_value_chars: int, drain_timeout: float, fault_file: Path | None,
-                  ready_file: Path | None, replay_dead_letters: bool, query_timeout: int, query_max_memory_mb: int, allowed_hosts: tuple[str, ...],
-                  log_format: str) -> None:  # fmt: skip
+                  ready_file: Path | None, replay_dead_letters: bool, query_timeout: int, query_max_memory_mb: int,
+                  query_max_result_mb: int, allowed_hosts: tuple[str, ...], log_format: str) -> None:  # fmt: skip
     """Receive OTLP traces and logs (HTTP :4318, gRPC :4317) into the store.
 
     Every acknowledged batch is on disk first (spool, fsynced), so a store outage, a restart or
     kill -9 loses nothing; replays do not duplicate rows. Past the spool limit clients get 503 /
     UNAVAILABLE with Retry-After, which the OTel exporters retry. Metrics are refused with an
     OTLP partial success. With an embedded store, other commands read through the query
-    endpoint while this runs: --store http://127.0.0.1:8124 (with --token: http://default:SECRET@...).
+    endpoint while this runs: --store http://127.0.0.1:8124 (with --token: http://default:SECRET@...);
+    it runs reads only, under --query-* limits. Beyond loopback serve needs a token (or --insecure).
+    Batches the store keeps refusing are set aside in SPOOL_DIR/dead-letter (--replay-dead-letters).
     SIGTERM drains the spool, then exits.
 
     \b
@@ -102,7 +106,7 @@ def serve_command(store_url: str | None, host: str, http_port: int, grpc_port: i
         max_decoded=max_decoded_mb * _MIB, max_in_flight=max_in_flight, request_seconds=request_timeout,
         max_connections=max_connections, max_connections_per_client=max_connections_per_client, drain_seconds=drain_timeout,
         fault_file=fault_file, ready_file=ready_file, query_timeout_seconds=query_timeout,
-        query_max_memory=query_max_memory_mb * _MIB, allowed_hosts=frozenset(allowed_hosts), replay_dead_letters=replay_dead_letters,
+        query_max_memory=query_max_memory_mb * _MIB, query_max_result=query_max_result_mb * _MIB, allowed_hosts=frozenset(allowed_hosts), replay_dead_letters=replay_dead_letters,
         insecure=insecure,
     )
     if not run(config):

@@ -72,7 +72,7 @@ class QueryLimits:
 
     timeout_seconds: int = 30
     max_memory: int = 512 << 20
-    max_result: int = 256 << 20
+    max_result: int = 32 << 20  # result blocks; the formatted answer is held twice (engine, Python), text ~3x the blocks
     allowed_hosts: frozenset[str] = field(default_factory=frozenset)
 
     def ceilings(self) -> dict[str, int]:

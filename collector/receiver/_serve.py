@@ -58,6 +58,7 @@ class ServeConfig:
     ready_file: Path | None = None
     query_timeout_seconds: int = 30
     query_max_memory: int = 512 << 20
+    query_max_result: int = 32 << 20
     allowed_hosts: frozenset[str] = frozenset()
     replay_dead_letters: bool = False
     insecure: bool = False
@@ -159,7 +160,7 @@ class Server:
 
         assert store.capabilities.data_dir is not None
         limits = QueryLimits(timeout_seconds=self.config.query_timeout_seconds, max_memory=self.config.query_max_memory,
-                             allowed_hosts=self.config.allowed_hosts)  # fmt: skip
+                             max_result=self.config.query_max_result, allowed_hosts=self.config.allowed_hosts)  # fmt: skip
         self._query = QueryEndpoint(("127.0.0.1", self.config.query_port), store.capabilities.data_dir, token=self.config.token, limits=limits)
         port = self._query.server_address[1]
         self.ports["query_port"] = port
