@@ -18,7 +18,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -26,6 +26,7 @@ from driftline.collector._errors import AnalysisError, NoDataError
 
 from ._changepoints import change_points
 from ._model import Evidence, Filters, Regression, SliceRef, Window
+from ._regimes import Regime, arcsine_z, rank_z, shift_z
 from ._signals import (
     ALL_SCORES,
     CALL_SIGNALS,
@@ -169,17 +170,6 @@ def merge_thin_buckets(frame: pandas.DataFrame, min_calls: int) -> pandas.DataFr
                          "calls": calls, "squares": frame["squares"].groupby(group).sum(min_count=1)}).reset_index(drop=True)  # fmt: skip
 
 
-def _robust_std(values: np.ndarray) -> float:
-    if len(values) < 2:
-        return 0.0
-    mad = 1.4826 * float(np.median(np.abs(values - np.median(values))))
-    return mad if mad > 0 else float(np.std(values, ddof=1))
-
-
-def _weighted_mean(values: np.ndarray, weights: np.ndarray) -> float:
-    return float(np.average(values, weights=weights)) if weights.sum() > 0 else float(np.mean(values))
-
-
 def min_calls(spec: Signal, settings: DetectionSettings) -> int:
     """Calls a bucket needs for its value to mean something: a percentile needs 2 calls beyond it."""
     return settings.min_bucket_calls if spec.quantile is None else max(settings.min_bucket_calls, math.ceil(2 / (1 - spec.quantile)))
@@ -189,53 +179,6 @@ def _usable_calls(spec: Signal, settings: DetectionSettings) -> int:
     """Calls a bucket needs to take part in the test: a percentile `min_calls`; a mean or a rate
     one, since the test weighs every bucket by its calls (a thin bucket counts for little)."""
     return min_calls(spec, settings) if spec.quantile is not None else 1
-
-
-@dataclass(frozen=True)
-class _Regime:
-    """Buckets [start, end) of a series: their mean and the sums its test needs."""
-
-    mean: float
-    calls: float
-    squares: float
-    """Sum of the squared per-call values (0 for a percentile)."""
-    spread: float
-    """Weighted squared deviations of the bucket means from the regime's mean."""
-    buckets: int
-
-    @classmethod
-    def of(cls, raw: np.ndarray, calls: np.ndarray, squares: np.ndarray | None) -> _Regime:
-        """Mean weighted by calls. A percentile (no per-call values, heavy-tailed bucket values)
-        gets the median bucket value instead (its test is on ranks, see `_Series.z`)."""
-        if squares is None or not np.isfinite(squares).all():
-            return cls(float(np.median(raw)), float(calls.sum()), 0.0, 0.0, len(raw))
-        mean = _weighted_mean(raw, calls)
-        return cls(mean, float(calls.sum()), float(squares.sum()), float((calls * (raw - mean) ** 2).sum()), len(raw))
-
-
-def _shift_z(before: _Regime, after: _Regime, *, rate: bool = False) -> float:
-    """The shift of the means in standard errors, as a two-sample test under "no change": the
-    per-call variance of both regimes pooled (a baseline without a single bad call does not make
-    every later one infinitely significant), or each regime's own if that is larger (a few huge
-    values in a short regime, as tokens after cancel are, do not make a shift), inflated by the
-    overdispersion of the bucket means around their own regime's mean (daily swings), pooled too.
-    A rate is tested on the arcsine scale (`_arcsine_z`)."""
-    n = before.calls + after.calls
-    mean = (before.mean * before.calls + after.mean * after.calls) / n
-    per_call = max((before.squares + after.squares) / n - mean**2, 1e-12 * max(1.0, mean**2))
-    dispersion = max((before.spread + after.spread) / per_call / max(before.buckets + after.buckets - 2, 1), 1.0)
-    if rate:
-        return _arcsine_z(before.squares, before.calls, after.squares, after.calls, dispersion)
-    own = [max(r.squares / r.calls - r.mean**2, 0.0) / r.calls for r in (before, after)]
-    return (after.mean - before.mean) / math.sqrt(dispersion * max(per_call * (1 / before.calls + 1 / after.calls), sum(own)))
-
-
-def _arcsine_z(xb: Any, nb: Any, xa: Any, na: Any, dispersion: Any) -> Any:
-    """Two proportions' difference on the arcsine scale (counts xb of nb, xa of na; scalars or arrays).
-    The normal test of a rate overstates a handful of bad calls against a clean baseline (7 errors
-    where 0.8 were due reads as 7 standard errors); the variance-stabilised one reads it as 3.5."""
-    pb, pa = (xb + 0.375) / (nb + 0.75), (xa + 0.375) / (na + 0.75)
-    return 2 * (np.arcsin(np.sqrt(pa)) - np.arcsin(np.sqrt(pb))) / np.sqrt(dispersion * (1 / nb + 1 / na))
 
 
 def find_regression(spec: Signal, frame: pandas.DataFrame, *, settings: DetectionSettings = DetectionSettings()) -> Regression | None:
@@ -252,7 +195,7 @@ def _scored_regression(spec: Signal, frame: pandas.DataFrame, settings: Detectio
     from the median scaled by sqrt(its calls / the median calls) (a thin night-time bucket is
     noisier), and from the one split that the test itself rates worst (`_Series.best_split`:
     a regression still going on, found even where few buckets hide it from the search). A candidate k is a regression when the regime after it differs from everything
-    before it by `min_z` standard errors of the two regime means (see `_Regime`), by
+    before it by `min_z` standard errors of the two regime means (see `Regime`), by
     `min_relative` of the baseline, lasts `min_duration` and holds `min_affected` calls; it lasts
     until a later regime is back within half the shift. The strongest one still going on wins
     (else the strongest). Confidence is the two-sided normal probability of the shift's z.
@@ -292,13 +235,13 @@ class _Series:
         """A 0/1 per call signal: its squares equal its sums."""
         return self.squares is not None and bool(np.allclose(self.squares, self.raw * self.calls))
 
-    def regime(self, start: int, end: int) -> _Regime:
-        return _Regime.of(self.raw[start:end], self.calls[start:end], None if self.squares is None else self.squares[start:end])
+    def regime(self, start: int, end: int) -> Regime:
+        return Regime.of(self.raw[start:end], self.calls[start:end], None if self.squares is None else self.squares[start:end])
 
     def time(self, position: int) -> datetime:
         return self.frame["time"].iloc[int(self.index[position])].to_pydatetime()
 
-    def end_of(self, k: int, ends: list[int], before: _Regime, shift: float) -> tuple[int, datetime | None]:
+    def end_of(self, k: int, ends: list[int], before: Regime, shift: float) -> tuple[int, datetime | None]:
         """Where the regime from k ends: the first later regime less than half the shift worse than before (or never)."""
         last = ends[0]
         for start, end in itertools.pairwise(ends):
@@ -342,16 +285,16 @@ class _Series:
         """The start k whose regime to the end differs most, in the bad direction, from everything
         before it, by the same test as `judge` (all splits at once, from running sums)."""
         n, low = len(self.raw), self.settings.min_segment
-        if n < 2 * low or self.squares is None:
+        if n < 2 * low:
             return None
-        z = self._split_ranks() if self.squares is None else self._split_means()
+        z = self._split_ranks() if self.squares is None else self._split_means(self.squares)
         z = z if self.spec.bad == "up" else -z
         k = low + int(np.argmax(z[low : n - low + 1]))
         return k if z[k] > 0 else None
 
-    def _split_means(self) -> np.ndarray:
-        """`_shift_z` of the regime after k against the one before k, for every k (index k; 0 where undefined)."""
-        cum = [np.concatenate([[0.0], np.cumsum(x)]) for x in (self.calls, self.raw * self.calls, self.squares, self.calls * self.raw**2)]
+    def _split_means(self, squares: np.ndarray) -> np.ndarray:
+        """`shift_z` of the regime after k against the one before k, for every k (index k; 0 where undefined)."""
+        cum = [np.concatenate([[0.0], np.cumsum(x)]) for x in (self.calls, self.raw * self.calls, squares, self.calls * self.raw**2)]
         (nb, sb, qb, wb), (na, sa, qa, wa) = cum, [c[-1] - c for c in cum]
         with np.errstate(divide="ignore", invalid="ignore"):
             n, mean = nb + na, (sb + sa) / (nb + na)
@@ -359,7 +302,7 @@ class _Series:
             spread = (wb - sb**2 / nb) + (wa - sa**2 / na)
             dispersion = np.maximum(np.nan_to_num(spread) / per_call / max(len(self.raw) - 2, 1), 1.0)
             own = np.maximum(qb / nb - (sb / nb) ** 2, 0) / nb + np.maximum(qa / na - (sa / na) ** 2, 0) / na
-            z = _arcsine_z(qb, nb, qa, na, dispersion) if self.rate else (sa / na - sb / nb) / np.sqrt(dispersion * np.maximum(per_call * (1 / nb + 1 / na), own))
+            z = arcsine_z(qb, nb, qa, na, dispersion) if self.rate else (sa / na - sb / nb) / np.sqrt(dispersion * np.maximum(per_call * (1 / nb + 1 / na), own))
         return np.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0)
 
     def _split_ranks(self) -> np.ndarray:
@@ -375,28 +318,18 @@ class _Series:
             z = (u - n1 * n2 / 2) / np.sqrt(n1 * n2 * (n + 1) / 12)
         return np.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0)
 
-    def z(self, k: int, end: int, before: _Regime, after: _Regime) -> float:
+    def z(self, k: int, end: int, before: Regime, after: Regime) -> float:
         """The shift in standard errors of the two regimes' means. For a percentile (heavy-tailed
         bucket values, no per-call variance) the rank-sum z of the buckets after k against those
         before instead: one slow spike is no shift, a steady move of every bucket is."""
         if self.squares is not None:
-            return abs(_shift_z(before, after, rate=self.rate))
-        return max(0.0, _rank_z(self.raw[:k], self.raw[k:end]) * math.copysign(1.0, after.mean - before.mean))
+            return abs(shift_z(before, after, rate=self.rate))
+        return max(0.0, rank_z(self.raw[:k], self.raw[k:end]) * math.copysign(1.0, after.mean - before.mean))
 
     def _bucket(self) -> timedelta:
         times = self.frame["time"]
         return (times.iloc[1] - times.iloc[0]).to_pytimedelta() if len(times) > 1 else timedelta(0)
 
-
-
-def _rank_z(before: np.ndarray, after: np.ndarray) -> float:
-    """Mann-Whitney's U of `after` against `before` as a z (positive: after is higher), ties averaged."""
-    import pandas as pd
-
-    n1, n2 = len(before), len(after)
-    ranks = pd.Series(np.concatenate([before, after])).rank().to_numpy()
-    u = float(ranks[n1:].sum()) - n2 * (n2 + 1) / 2
-    return (u - n1 * n2 / 2) / math.sqrt(n1 * n2 * (n1 + n2 + 1) / 12)
 
 
 def _with_evidence(regression: Regression, window: Window, bucket: timedelta, filters: Filters) -> Regression:

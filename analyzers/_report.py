@@ -325,17 +325,24 @@ SAME_START = timedelta(minutes=15)
 
 def group_symptoms(findings: Sequence[Finding]) -> list[Finding]:
     """One finding per incident: a later finding that starts within SAME_START of an earlier one and
-    has the same top suspect (error_rate with rate_limit_rate, TTFT p50/p95/p99) becomes its symptom."""
+    has the same top suspect (error_rate with rate_limit_rate, TTFT p50/p95/p99), or counts the
+    earlier one's top suspect in its own root-cause set, becomes its symptom."""
     out: list[Finding] = []
     for f in findings:
-        top = f.top_suspect
-        lead = next((i for i, g in enumerate(out) if top is not None and g.top_suspect is not None and g.top_suspect.label == top.label
+        causes = _cause_labels(f)
+        lead = next((i for i, g in enumerate(out) if g.top_suspect is not None and g.top_suspect.label in causes
                      and abs(g.regression.started_at - f.regression.started_at) <= SAME_START), None)  # fmt: skip
         if lead is None:
             out.append(f)
         else:
             out[lead] = replace(out[lead], symptoms=(*out[lead].symptoms, f.regression))
     return out
+
+
+def _cause_labels(finding: Finding) -> set[str]:
+    """The finding's top suspect and its root-cause set, as labels."""
+    suspects = finding.attribution.suspects if finding.attribution else ()
+    return {s.label for i, s in enumerate(suspects) if i == 0 or s.root_cause}
 
 
 def measure_impact(store: Store, window: Window, filters: Filters, lead: Finding, *, slo: float) -> Impact:
@@ -387,7 +394,7 @@ def summary_line(window: Window, filters: Filters, calls: int, findings: Sequenc
         why = "possible silent provider update, " if top.label in silent else ""
         text += f"; top suspect {top.label} ({why}explains {top.explained_share:.0%})"
         also = [r.signal for r in first.symptoms] + [f.regression.signal for f in findings[1:] if f.top_suspect is not None and f.top_suspect.label == top.label]
-        text += f", also the top suspect of {', '.join(also)}" if also else ""
+        text += f", also behind {', '.join(also)}" if also else ""
     if impact is not None:
         text += f"; {impact.affected_calls:,} calls and {len(impact.tenants)} tenants affected"
         if impact.extra_cost > 0 or impact.cancellation_tax_cost > 0:
