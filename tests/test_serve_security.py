@@ -223,6 +223,8 @@ def test_url_settings_apply_to_one_request_only(serve: Any, tmp_path: Path) -> N
         assert ask(server, when) == (200, b"2024-01-01 00:00:00\n")
         assert ask(server, "SELECT getSetting('limit'), getSetting('readonly')") == (200, b"0\t2\n")
     assert not schema.exists()  # output_format_schema is not one of the settings a request may set
+    assert ask(server, "SELECT 1", params={"max_threads": "many"})[0] == 400
+    assert ask(server, "SELECT 1") == (200, b"1\n")
 
 
 def test_a_query_cannot_raise_its_time_or_memory_limit(serve: Any) -> None:
@@ -648,3 +650,18 @@ def test_no_statement_gets_a_5xx_writes_a_file_or_reads_one(fuzzed: tuple[ServeP
     event(f"status {status}")
     assert status in (200, 400, 403, 404), (sql, status, reply[:300])
     assert SECRET.encode() not in reply and not out.exists() and victim.read_text() == SECRET
+
+
+def test_grpc_checks_the_token_before_it_takes_in_the_message(serve: Any) -> None:
+    import grpc
+
+    server = serve("--max-decoded-mb", "1", token="tok")
+    export = grpc.insecure_channel(server.grpc).unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export")
+    with pytest.raises(grpc.RpcError) as refused:  # over the size limit too: the token is what it is refused for
+        export(b"\x00" * (8 << 20), metadata=(("authorization", "Bearer wrong"),), timeout=30)
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    with pytest.raises(grpc.RpcError) as too_large:
+        export(b"\x00" * (8 << 20), metadata=(("authorization", "Bearer tok"),), timeout=30)
+    assert too_large.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert export(traces_body(2), metadata=(("authorization", "Bearer tok"),), timeout=30) == b""
+    assert server.wait_rows("otel_traces", 2) == 2

@@ -3,8 +3,9 @@
 Handlers take the raw request bytes (no deserializer), so the gRPC path spools exactly what
 the HTTP path does. grpcio handles gzip-compressed messages and the size limit itself.
 
-Outcomes: OK (with partial success for metrics); INVALID_ARGUMENT for a malformed message;
-UNAUTHENTICATED without the bearer token; RESOURCE_EXHAUSTED when too many calls are in flight
+Outcomes: OK (with partial success for metrics); INVALID_ARGUMENT for a malformed message (or ids
+and times the store cannot hold, the field named); UNAUTHENTICATED without the bearer token (from
+the call's metadata, before its message is read); RESOURCE_EXHAUSTED when too many calls are in flight
 or a message is over the size limit; UNAVAILABLE when the spool is full or failing. The OTel
 exporters retry RESOURCE_EXHAUSTED and UNAVAILABLE.
 """
@@ -43,9 +44,9 @@ def start_grpc(address: str, ingester: Ingester, *, token: str | None, max_messa
         maximum_concurrent_rpcs=max_in_flight * 4,
     )
     limiter = threading.BoundedSemaphore(max_in_flight)
-    for service, name in _SERVICES.items():
-        handler = _export_handler(ingester, ENDPOINTS[name], token, limiter, retry_after_seconds)
-        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, {"Export": handler}),))
+    handlers = {f"/{service}/Export": (name, _export_handler(ingester, ENDPOINTS[name], limiter, retry_after_seconds))
+                for service, name in _SERVICES.items()}  # fmt: skip
+    server.add_generic_rpc_handlers((_Services(handlers, token, ingester),))
     port = server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"cannot listen for gRPC on {address}")
@@ -53,13 +54,32 @@ def start_grpc(address: str, ingester: Ingester, *, token: str | None, max_messa
     return server, port
 
 
-def _export_handler(ingester: Ingester, endpoint: Endpoint, token: str | None, limiter: threading.BoundedSemaphore,
-                    retry_after: int) -> grpc.RpcMethodHandler:  # fmt: skip
-    def handle(request: bytes, context: grpc.ServicerContext) -> bytes:
-        metadata = dict(context.invocation_metadata())
-        if not bearer_ok(str(metadata.get("authorization", "")), token):
-            ingester.metrics.reject("unauthorized", endpoint.name)
+class _Services:
+    """Routes the Export calls (a grpc.GenericRpcHandler, by its one method). A call without the token is refused from its metadata alone: its handler
+    is a streaming one, which grpcio calls before reading the request (a unary one gets the whole
+    message first), so an unauthenticated client cannot make serve take in a message."""
+
+    def __init__(self, handlers: dict[str, tuple[str, grpc.RpcMethodHandler]], token: str | None, ingester: Ingester) -> None:
+        self._handlers, self._token, self._ingester = handlers, token, ingester
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        name, handler = self._handlers.get(handler_call_details.method, ("", None))
+        if handler is None:
+            return None
+        metadata = dict(handler_call_details.invocation_metadata or ())
+        if bearer_ok(str(metadata.get("authorization", "")), self._token):
+            return handler
+
+        def refuse(requests: Any, context: grpc.ServicerContext) -> bytes:
+            self._ingester.metrics.reject("unauthorized", name)
             context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
+            raise AssertionError("unreachable: context.abort raises")
+
+        return grpc.stream_unary_rpc_method_handler(refuse, request_deserializer=None, response_serializer=None)
+
+
+def _export_handler(ingester: Ingester, endpoint: Endpoint, limiter: threading.BoundedSemaphore, retry_after: int) -> grpc.RpcMethodHandler:
+    def handle(request: bytes, context: grpc.ServicerContext) -> bytes:
         if not limiter.acquire(blocking=False):
             ingester.metrics.reject("too_many_requests", endpoint.name)
             context.set_trailing_metadata((("grpc-retry-pushback-ms", str(retry_after * 1000)),))
