@@ -379,6 +379,25 @@ def test_a_batch_the_store_keeps_refusing_is_set_aside_counted_and_replayable(se
     assert replayed.metrics()["driftline_serve_dead_letter_items"] == 0
 
 
+def test_a_store_refusing_everything_fills_the_dead_letters_to_their_limit_then_holds_batches(serve: Any, tmp_path: Path) -> None:
+    store = f"chdb://{tmp_path / 'store'}"
+    run_in_store(store, "ALTER TABLE otel_traces ADD CONSTRAINT nothing CHECK SpanName = 'never sent'")
+    server = serve("--spool-max-mb", "1", store=store)
+    body = traces_body(400)  # ~90 KB
+    assert post(server, "/v1/traces", body)[0] == 200
+    wait_for(lambda: server.metrics()["driftline_serve_dead_letter_items"] == 400, what="the first batch set aside")
+
+    def dead_bytes() -> int:
+        return sum(p.stat().st_size for p in (tmp_path / "store.spool" / "dead-letter").glob("*.pb"))
+
+    def refused_at_last() -> bool:
+        return post(server, "/v1/traces", body)[0] == 503 and dead_bytes() > (1 << 20) - 2 * len(body)
+
+    wait_for(refused_at_last, what="the dead letters full, then the spool")
+    assert dead_bytes() <= 1 << 20
+    assert server.health()["status"] == "degraded" and server.count("otel_traces") == 0
+
+
 # --- 3. bounded resources per client ----------------------------------------------------------------------
 
 

@@ -10,6 +10,10 @@ into the spool at start (once whatever refused them is fixed); refused again, th
 Layout: `<spool dir>/dead-letter/<seq>.json` ({seq, kind, items, reason, at}) beside
 `<seq>.pb` (the batch as it was spooled). Each is written to a temporary name, fsynced and
 renamed, payload first, so a crash leaves either a whole entry or none.
+
+The directory is bounded (by the spool's limit): a store that refuses everything (a schema that
+changed under serve) fills it, and then batches wait in the spool as in an outage, where the
+spool's limit turns into 503s for the clients, instead of growing the disk without end.
 """
 
 from __future__ import annotations
@@ -23,7 +27,11 @@ from pathlib import Path
 
 from ._spool import Record
 
-__all__ = ["DeadLetter", "DeadLetters"]
+__all__ = ["DeadLetter", "DeadLetters", "DeadLettersFull"]
+
+
+class DeadLettersFull(Exception):
+    """The dead-letter directory is at its byte limit: the batch stays in the spool."""
 
 
 @dataclass(frozen=True)
@@ -43,23 +51,29 @@ class DeadLetter:
 class DeadLetters:
     """The dead-letter directory; `items` counts what it holds (for /metrics)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, max_bytes: int) -> None:
         self.directory = directory
+        self.max_bytes = max_bytes
         directory.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self.items = sum(entry.items for entry in self.entries())
+        entries = self.entries()
+        self.items = sum(entry.items for entry in entries)
+        self.bytes = sum(entry.path.with_suffix(".pb").stat().st_size for entry in entries)
 
     def put(self, record: Record, payload: bytes, reason: str) -> bool:
         """Keep a refused batch durably, with the store's reason; False if it is already here (a group
         isolated again after an outage)."""
         if (self.directory / f"{record.seq:020d}.json").exists():
             return False
+        if self.bytes + len(payload) > self.max_bytes:
+            raise DeadLettersFull(f"the dead letters in {self.directory} are at their limit of {self.max_bytes} bytes")
         meta = {"seq": record.seq, "kind": record.kind, "items": record.items, "reason": reason[:2000],
                 "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}  # fmt: skip
         _durable_write(self.directory / f"{record.seq:020d}.pb", payload)
         _durable_write(self.directory / f"{record.seq:020d}.json", json.dumps(meta).encode())
         with self._lock:
             self.items += record.items
+            self.bytes += len(payload)
         return True
 
     def entries(self) -> list[DeadLetter]:
@@ -73,10 +87,12 @@ class DeadLetters:
 
     def remove(self, entry: DeadLetter) -> None:
         """Forget an entry once it is back in the spool."""
+        size = entry.path.with_suffix(".pb").stat().st_size
         entry.path.unlink(missing_ok=True)
         entry.path.with_suffix(".pb").unlink(missing_ok=True)
         with self._lock:
             self.items -= entry.items
+            self.bytes -= size
 
 
 def _durable_write(path: Path, data: bytes) -> None:

@@ -33,7 +33,7 @@ from typing import Any, Final
 from driftline.collector._errors import DriftlineError, StoreError, StoreUnavailable
 from driftline.collector.store._store import Store, connect
 
-from ._dead_letter import DeadLetters
+from ._dead_letter import DeadLetters, DeadLettersFull
 from ._metrics import ServeMetrics
 from ._otlp_decode import MAX_VALUE_CHARS, Columns, logs_to_columns, traces_to_columns
 from ._otlp_sql import insert_file, length_delimited, write_schema
@@ -119,7 +119,7 @@ class Ingester:
         self.metrics = metrics
         self.fault_file = fault_file
         self.spool = Spool(spool_dir, max_bytes=limits.spool_bytes)
-        self.dead_letters = DeadLetters(spool_dir / "dead-letter")
+        self.dead_letters = DeadLetters(spool_dir / "dead-letter", max_bytes=limits.spool_bytes)
         self._engine = _engine_files(spool_dir) if store_url.startswith("chdb:") else None
         self._group_bytes = limits.group_bytes if self._engine else limits.decode_bytes
         self._inserters = limits.inserters or (1 if self._engine else 2)
@@ -324,8 +324,12 @@ class Ingester:
         return dead
 
     def _dead_letter(self, record: Record, exc: DriftlineError) -> None:
-        if not self.dead_letters.put(record, record.payload, str(exc)):
-            return
+        """Set a refused batch aside; when the dead letters are full, it stays in the spool (raises)."""
+        try:
+            if not self.dead_letters.put(record, record.payload, str(exc)):
+                return
+        except DeadLettersFull as full:
+            raise StoreError(f"{full}; batches wait in the spool: {exc}", code=exc.code if isinstance(exc, StoreError) else None) from None
         self.metrics.add("dead_lettered", record.items)
         _log.error("store refuses a batch: set aside in the dead letters", extra={"seq": record.seq, "items": record.items,
                    "error": str(exc)[:500], "directory": str(self.dead_letters.directory)})  # fmt: skip
