@@ -165,3 +165,16 @@ def test_a_few_bad_calls_on_a_clean_slice_are_no_regression(store: Store, seed: 
     """1% errors everywhere: slices are many chances for noise, and a rate's handful of errors is no shift."""
     _traffic(store, np.random.default_rng(seed), small_errors_after=0.01)
     assert detect(store, Window(T0, T0 + timedelta(hours=6)), signals=["error_rate"]) == []
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_percentiles_move_on_every_bucket_not_on_a_slow_spike(seed: int) -> None:
+    """A p95 bucket value is heavy-tailed: two buckets at 15 s among 1 s ones are no shift, a 30% rise of every bucket is."""
+    rng = np.random.default_rng(seed)
+    calls = np.full(120, 60)
+    spiky = rng.lognormal(0, 0.1, 120)
+    spiky[[70, 95]] = 15.0
+    assert find_regression(get_signal("ttft_p95"), _frame(spiky, calls).assign(squares=np.nan)) is None
+    steady = rng.lognormal(0, 0.1, 120) * np.r_[np.ones(80), np.full(40, 1.3)]
+    found = find_regression(get_signal("ttft_p95"), _frame(steady, calls).assign(squares=np.nan))
+    assert found is not None and found.ended_at is None and abs(found.started_at - (T0 + timedelta(minutes=800))) <= timedelta(minutes=20)
