@@ -267,24 +267,34 @@ def attribute_regressions(store: Store, window: Window, filters: Filters, regres
     The baseline lies before the change point and is not clipped by the report window. When a
     top suspect first appeared inside that baseline (its first calls came a little before the
     detected start), the baseline ends where it appeared, so the suspect's calls are compared
-    with what the same context did before it came. Regressions over the same windows share one
-    `attribute_many` pass (one leaf scan for them all).
+    with what the same context did before it came. A slice's regression is attributed within its
+    slice (`narrowed`). Regressions over the same windows and scope share one `attribute_many`
+    pass (one leaf scan for them all).
     """
     results: list[Attribution | str] = [NO_BASELINE] * len(regressions)
-    groups: dict[tuple[datetime, datetime], list[int]] = {}
+    groups: dict[tuple[datetime, datetime, Filters], list[int]] = {}
     for i, r in enumerate(regressions):
-        groups.setdefault((r.started_at, r.ended_at or window.end), []).append(i)
-    for (start, end), members in groups.items():
+        groups.setdefault((r.started_at, r.ended_at or window.end, narrowed(filters, r)), []).append(i)
+    for (start, end, scope), members in groups.items():
         say(f"attributing {', '.join(regressions[i].signal for i in members)}")
         incident = Window(start, end)
         baseline = Window(start - max(end - start, BASELINE_SPAN), start)
-        found = _attribute_group(store, filters, [regressions[i] for i in members], baseline, incident)
+        found = _attribute_group(store, scope, [regressions[i] for i in members], baseline, incident)
         appeared = _appeared_in(baseline, [a for a in found if isinstance(a, Attribution)])
         if appeared is not None:
-            found = _attribute_group(store, filters, [regressions[i] for i in members], Window(baseline.start, appeared), incident)
+            found = _attribute_group(store, scope, [regressions[i] for i in members], Window(baseline.start, appeared), incident)
         for i, result in zip(members, found):
             results[i] = result
     return results
+
+
+def narrowed(filters: Filters, regression: Regression) -> Filters:
+    """The scope a regression is attributed in: a route's or a service's regression within that
+    route or service (in the whole scope its change is diluted, and its suspects would describe
+    the rest of the traffic); a provider's in the whole scope, where the provider itself can be
+    the suspect (a 429 storm)."""
+    where = regression.slice
+    return replace(filters, **{where.dimension: where.value}) if where is not None and where.dimension in ("route", "service") else filters
 
 
 def _appeared_in(baseline: Window, attributions: Sequence[Attribution]) -> datetime | None:
