@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -425,7 +426,10 @@ def test_two_content_lengths_are_400(serve: Any) -> None:
 
 def test_truncated_gzip_is_400_not_part_of_the_data(serve: Any) -> None:
     server = serve()
-    whole = gzip.compress(traces_body(50))
+    deflater = zlib.compressobj(wbits=31)  # gzip
+    first_half = deflater.compress(traces_body(50)) + deflater.flush(zlib.Z_FULL_FLUSH)  # inflates to a whole request
+    whole = first_half + deflater.compress(traces_body(50, start=50)) + deflater.flush()
+    assert post(server, "/v1/traces", first_half, headers={"Content-Encoding": "gzip"})[0] == 400  # cut where it still parses
     status, _, _ = post(server, "/v1/traces", whole[: len(whole) // 2], headers={"Content-Encoding": "gzip"})
     assert status == 400
     assert post(server, "/v1/traces", traces_body(1))[0] == 200
