@@ -236,5 +236,5 @@ def test_action_items_suggest_next_steps_and_leave_the_rest_to_humans(silent_rep
     assert costly_items[0].startswith("Confirm that prompt_version=v9 caused ")
     assert not any("provider" in item for item in costly_items)
     section = render_report(silent_report, "md").split("## Action items")[1]
-    assert section.count("- [ ] ") == len(items) + 1  # one left blank
-    assert section.rstrip().endswith("| | | | |")
+    assert section.count("- [ ] ") == len(items), "every checkbox says what to do: humans add theirs in the table"
+    assert "- [ ] \n" not in section and section.rstrip().endswith("| | | | |")
