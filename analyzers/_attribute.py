@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from driftline.collector._errors import AnalysisError, NoDataError
+from driftline.collector._errors import AnalysisError, NoDataError, TooLittleDataError
 
 from ._attribute_frame import NONE, attribute_frame
 from ._model import Attribution, Evidence, Filters, Suspect, Window
@@ -203,7 +203,7 @@ def _attribution(context: _Context, spec: Signal, dims: list[str], leaves: panda
         if calls == 0:
             raise NoDataError(f"no {spec.name} data in the {name} window {window.start.isoformat()} .. {window.end.isoformat()}")
         if calls < MIN_SEGMENT_CALLS:
-            raise AnalysisError(f"too little data: {calls} calls with {spec.name} in the {name} window (need {MIN_SEGMENT_CALLS})")
+            raise TooLittleDataError(f"too little data: {calls} calls with {spec.name} in the {name} window (need {MIN_SEGMENT_CALLS})")
     ranked = attribute_frame(leaves, dimensions=dims, baseline="b_num", current="c_num", baseline_count="b_den",
                              current_count="c_den", min_count=MIN_SEGMENT_CALLS)  # fmt: skip
     return Attribution(signal=spec.name, baseline=context.baseline, incident=context.incident,

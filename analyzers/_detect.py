@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from driftline.collector._errors import AnalysisError, NoDataError
+from driftline.collector._errors import NoDataError, TooLittleDataError
 
 from ._changepoints import change_points
 from ._model import Evidence, Filters, Regression, SliceRef, Window
@@ -83,8 +83,9 @@ def detect(store: Store, window: Window, *, filters: Filters = Filters(), signal
     (`SLICE_DIMENSIONS`: one route, provider or service), where a regression on a small part
     of the traffic is not diluted by the rest; the regression then names its slice.
     `signals` limits the signals looked at (names as in `signal_names`); default all.
-    NoDataError if the window holds no calls at all; AnalysisError if no signal has enough
-    data (at least 2 x min_segment buckets of min_bucket_calls calls).
+    NoDataError if the window holds no calls at all; TooLittleDataError (also a NoDataError
+    and an AnalysisError) if no signal has enough data (at least 2 x min_segment buckets of
+    min_bucket_calls calls).
     """
     bucket = bucket or default_bucket(window)
     scan = Window(window.start - min(LOOKBACK, window.end - window.start), window.end)
@@ -98,7 +99,7 @@ def detect(store: Store, window: Window, *, filters: Filters = Filters(), signal
         if regression is not None:
             found.append(_with_evidence(regression, scan, bucket, filters))
     if judged == 0:
-        raise AnalysisError(f"too little data to detect anything: every signal has fewer than {2 * settings.min_segment} "
+        raise TooLittleDataError(f"too little data to detect anything: every signal has fewer than {2 * settings.min_segment} "
                             f"buckets with {settings.min_bucket_calls}+ calls; widen the window (--since)")  # fmt: skip
     return sorted(found, key=lambda r: (r.ended_at is not None, -r.confidence, -abs(r.relative_change)))
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from driftline.collector._errors import NoDataError
+from driftline.collector._errors import NoDataError, TooLittleDataError
 from driftline.collector.store._store import Store
 
 from ._detect import detect
@@ -59,10 +59,14 @@ def timeline(
     filters: Filters = Filters(),
     regressions: Sequence[Regression] | None = None,
 ) -> list[TimelineEvent]:
-    """Every event of the window in time order; detects regressions itself unless given them."""
+    """Every event of the window in time order; detects regressions itself unless given them
+    (a store too young or small to detect anything still has its changes and bursts to show)."""
     if regressions is None:
         require_data(store, window, filters, now=datetime.now(UTC))
-        regressions = detect(store, window, filters=filters)
+        try:
+            regressions = detect(store, window, filters=filters)
+        except TooLittleDataError:
+            regressions = []
     settle = default_bucket(window, target=120)
     changes = annotated_changes(store, window, filters)
     events = [

@@ -6,7 +6,7 @@ is imported until a function that needs it runs.
 
 from __future__ import annotations
 
-from ._errors import AnalysisError, ConfigError, DriftlineError, NoDataError, SchemaError, StoreError, StoreUnavailable
+from ._errors import AnalysisError, ConfigError, DriftlineError, NoDataError, SchemaError, StoreError, StoreUnavailable, TooLittleDataError
 from .hooks._annotate import annotate
 from .hooks._calls import LLMCall, llm_call
 from .hooks._context import ReleaseContextProcessor, current_release, record_confidence, release, tag_retrieval
@@ -29,6 +29,7 @@ __all__ = [
     "StoreError",
     "StoreSpanExporter",
     "StoreUnavailable",
+    "TooLittleDataError",
     "annotate",
     "connect",
     "current_release",

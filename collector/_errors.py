@@ -21,6 +21,7 @@ __all__ = [
     "SchemaError",
     "StoreError",
     "StoreUnavailable",
+    "TooLittleDataError",
 ]
 
 
@@ -55,3 +56,8 @@ class NoDataError(DriftlineError):
 
 class AnalysisError(DriftlineError):
     """An analysis was asked for something it cannot compute."""
+
+
+class TooLittleDataError(NoDataError, AnalysisError):
+    """The window holds calls, but too few for the analysis asked (exit code 4, as for no data;
+    still an AnalysisError for code that caught that before)."""

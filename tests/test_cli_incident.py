@@ -118,6 +118,19 @@ def test_fail_on_regression_exits_5_and_still_writes_the_report(silent_update_st
     assert f"wrote the md report to {out}" in result.stderr
 
 
+def test_a_young_store_has_a_timeline_and_too_little_data_for_a_report(store: Store) -> None:
+    """39 calls: the timeline needs no detection; detection says it has too little, with the no-data exit code."""
+    steady(calls=39).write(store)
+    timeline = run("timeline", "--since", "3h", "--store", store.url)
+    assert timeline.exit_code == 0, timeline.output
+    assert "(0 events)" in timeline.stdout and "nothing happened in this window" in timeline.stdout
+    report = run("report", "--since", "3h", "--store", store.url)
+    assert report.exit_code == EXIT_NO_DATA == 4
+    assert "too little data to detect anything" in report.stderr and len(report.stderr.splitlines()) == 1
+    detected = CliRunner().invoke(cli, ["detect", "--since", "3h", "--store", store.url])
+    assert detected.exit_code == EXIT_NO_DATA and "too little data" in detected.stderr
+
+
 def test_fail_on_regression_exits_0_when_nothing_regressed(store: Store) -> None:
     steady(calls=900).write(store)
     result = run("report", "--since", "3h", "--fail-on-regression", "--store", store.url)
