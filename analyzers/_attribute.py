@@ -275,7 +275,7 @@ def _suspect(context: _Context, spec: Signal, rank: int, root: bool, row: Any, e
 
 
 def _maybe(value: float) -> float | None:
-    return None if value is None or math.isnan(value) else float(value)
+    return None if math.isnan(value) else float(value)
 
 
 def _first_seen(store: Store, filters: Filters) -> dict[tuple[str, str], datetime]:

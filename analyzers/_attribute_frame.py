@@ -169,6 +169,13 @@ class _Leaves:
                        {k: v[rows] for k, v in self.sums.items()}, self.rate, self.rate_b)  # fmt: skip
 
 
+def _present(array: np.ndarray | None) -> np.ndarray:
+    """A rate's leaf array (`expected`, `novel`): always set when counts were given."""
+    if array is None:
+        raise ValueError("a rate's leaves have no baseline expectation")
+    return array
+
+
 def _leaf_parts(frame: pd.DataFrame, dims: list[str], baseline: str, current: str,
                 baseline_count: str | None, current_count: str | None) -> _Leaves:  # fmt: skip
     """Per leaf: volumes, sums, and its within and mix parts of the total change."""
@@ -293,8 +300,8 @@ def _deviations(leaves: _Leaves) -> tuple[np.ndarray, np.ndarray, float]:
     else:
         n_c, n_b = sm["c_den"], sm["b_den"]
         with np.errstate(divide="ignore", invalid="ignore"):
-            y = np.where(n_c > 0, sm["c_num"] / n_c - leaves.expected, 0.0)
-        support = np.where(leaves.novel, np.inf, n_b + PRIOR_CALLS)  # a new value is judged against well-measured cells
+            y = np.where(n_c > 0, sm["c_num"] / n_c - _present(leaves.expected), 0.0)
+        support = np.where(_present(leaves.novel), np.inf, n_b + PRIOR_CALLS)  # a new value is judged against well-measured cells
         w = np.where(n_c > 0, 1.0 / (1.0 / np.maximum(n_c, 1e-12) + 1.0 / support), 0.0)
         p = (sm["c_num"].sum() + sm["b_num"].sum()) / (n_c.sum() + n_b.sum())
         floor = math.sqrt(p * (1 - p)) if 0 < p < 1 else 1e-6 * max(abs(p), 1.0)
@@ -359,7 +366,7 @@ def _deep_cuboids(leaves: _Leaves, cubes: list[_Cuboid], y: np.ndarray, w: np.nd
     out = []
     for order in range(3, max_order + 1):
         for combo in itertools.combinations(dims, order):
-            rows = [c.members(g) for _, c, g in promising if set(c.dims) <= set(combo)]
+            rows = [c.members(int(g)) for _, c, g in promising if set(c.dims) <= set(combo)]
             if rows:
                 out.append(_Cuboid.of(leaves, combo, np.unique(np.concatenate(rows)), min_count))
     return out

@@ -71,7 +71,7 @@ def _fill_gaps(values: np.ndarray) -> np.ndarray:
     return filled
 
 
-def _trend_normal_cost(floor: np.ndarray, slope_penalty: float, min_size: int):
+def _trend_normal_cost(floor: np.ndarray, slope_penalty: float, min_size: int) -> Any:
     """ruptures cost: -2 log-likelihood of a Gaussian segment, constant or linear mean (BIC choice).
 
     error(s, e) = min(L * sum_d log v0_d,  L * sum_d log v1_d + slope_penalty), where v0/v1 are

@@ -150,4 +150,4 @@ def as_dict(result: Any) -> dict[str, Any]:
             return [convert(v) for v in value]
         return value
 
-    return convert(asdict(result))  # type: ignore[no-any-return]
+    return convert(asdict(result))

@@ -435,7 +435,8 @@ def segments_sql(suspects: Sequence[Suspect]) -> tuple[str, dict[str, Any]]:
 
     With no suspect the predicate is `1` (every call).
     """
-    clauses, params = [], {}
+    clauses: list[str] = []
+    params: dict[str, Any] = {}
     for i, suspect in enumerate(suspects):
         terms, bound = segment_terms(suspect.dimensions, suspect.values, f"s{i}_")
         clauses.append("(" + " AND ".join(terms) + ")")

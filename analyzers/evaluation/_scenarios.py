@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -77,6 +77,14 @@ class Scenario:
         return self.name
 
 
+def _null_unless(keep: np.ndarray, values: Any) -> np.ndarray:
+    """`values` (an array, or one value for every row) as an object column, None (NULL) where not `keep`."""
+    out = np.empty(len(keep), dtype=object)
+    out[:] = values
+    out[~np.asarray(keep, dtype=bool)] = None
+    return out
+
+
 def _world(rng: np.random.Generator, start: datetime, per_minute: float, surge: tuple[float, float, float] | None = None) -> dict[str, Any]:
     """Calls of a healthy app: traffic swinging over the day, per-route models and prompts.
 
@@ -97,7 +105,7 @@ def _world(rng: np.random.Generator, start: datetime, per_minute: float, surge: 
         c[col] = np.array([MODELS[r][i] for r in route], dtype=object)
     c["system_fingerprint"] = np.where(c["system_fingerprint"] == "", None, c["system_fingerprint"])
     c["prompt_version"] = np.full(n, "v3", dtype=object)
-    c["index_version"] = np.where(route == "/summarize", None, "idx-2026-09-01").astype(object)
+    c["index_version"] = _null_unless(route != "/summarize", "idx-2026-09-01")
     voice = rng.random(n) < 0.3
     c["confidence_mean"] = np.where(voice, np.clip(rng.beta(10, 2, n), 0, 1), np.nan)
     c["service_version"] = np.full(n, "1.4.0", dtype=object)
@@ -304,7 +312,7 @@ def write(store: Store, scenarios: list[Scenario]) -> None:
             columns[name].append(np.asarray(c[name]).astype(dtype) if name in c else np.full(n, null, dtype=dtype))
     store.command(render("scenario_raw_create"))
     try:
-        store.insert("scenario_raw", [np.concatenate(v) for v in columns.values()], list(columns))
+        store.insert("scenario_raw", cast(list[Sequence[Any]], [np.concatenate(v) for v in columns.values()]), list(columns))
         params = {f"{name}_vocab": values for name, values in vocab.items()} | {"services": [s.service for s in scenarios]}
         store.command(render("scenario_calls_insert"), params)
         store.command(render("scenario_scores_insert"), params | {"evaluation": EVALUATION})
@@ -545,7 +553,7 @@ def _extras(rng: np.random.Generator, c: dict[str, Any]) -> None:
     other = rng.choice([500, 503, 0], n, p=[0.5, 0.3, 0.2])
     c["rate_limited"], c["http_status"] = limited, np.where(limited, 429, np.where(err, other, 0))
     kind = np.where(limited, "RateLimitError", np.where(other == 0, "APITimeoutError", "InternalServerError"))
-    c["error_type"] = np.where(err, np.char.add(np.char.add(c["provider"].astype(str), "."), kind), None).astype(object)
+    c["error_type"] = _null_unless(err, np.char.add(np.char.add(c["provider"].astype(str), "."), kind))
     c["response_model"][err], c["system_fingerprint"][err] = None, None
     stream = np.isin(c["route"], STREAMING)
     c["stream"] = stream.astype(np.int8)
@@ -579,7 +587,7 @@ def _validation(rng: np.random.Generator, c: dict[str, Any]) -> None:
     checked = np.isin(c["route"], VALIDATED) & ~c["error"] & ~c["cancelled"]
     u, extra = rng.random(n), c["val_fail"]
     outcome = np.select([u < 0.006 + 0.4 * extra, u < 0.014 + extra, u < 0.019 + extra], ["parse_error", "schema_error", "semantic_error"], "ok")
-    c["validation"] = np.where(checked, outcome, None).astype(object)
+    c["validation"] = _null_unless(checked, outcome)
 
 
 def _control_surge(rng: np.random.Generator, i: int) -> tuple[tuple[float, float, float] | None, int, str]:
