@@ -189,7 +189,7 @@ class _Context:
 
     @functools.cached_property
     def first_seen(self) -> dict[tuple[str, str], datetime]:
-        return _first_seen(self.store, self.filters)
+        return first_seen(self.store, self.filters)
 
     @functools.cached_property
     def changes(self) -> list[_Change]:
@@ -230,8 +230,9 @@ def _suspects(context: _Context, spec: Signal, ranked: pandas.DataFrame, top: in
         boost = max((_alignment(context, t) for t in moments), default=1.0)
         scored.append((bool(row.root_cause), row.score * boost, row, first, change))
     scored.sort(key=lambda s: (-s[1], len(s[2].dimensions)))
-    merged = _merge_equivalents(scored)
-    return [_suspect(context, spec, rank, *entry) for rank, entry in enumerate(merged[:top])]
+    merged = _merge_equivalents(scored)[:top]
+    traces = _exemplars(context, spec, [entry[1] for entry in merged[:EXEMPLAR_SUSPECTS]])
+    return [_suspect(context, spec, traces[rank] if rank < len(traces) else (), *entry) for rank, entry in enumerate(merged)]
 
 
 def _alignment(context: _Context, moment: datetime) -> float:
@@ -258,9 +259,8 @@ def _merge_equivalents(scored: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     return out
 
 
-def _suspect(context: _Context, spec: Signal, rank: int, root: bool, row: Any, equivalents: tuple[Any, ...],
+def _suspect(context: _Context, spec: Signal, traces: Sequence[str], root: bool, row: Any, equivalents: tuple[Any, ...],
              first: datetime | None, change: _Change | None) -> Suspect:  # fmt: skip
-    traces = _exemplars(context, spec, row.dimensions, row.values) if rank < EXEMPLAR_SUSPECTS else ()
     params = {"signal": spec.name, "dimensions": list(row.dimensions), "values": list(row.values),
               "baseline": [context.baseline.start.isoformat(), context.baseline.end.isoformat()],
               "incident": [context.incident.start.isoformat(), context.incident.end.isoformat()]}  # fmt: skip
@@ -278,7 +278,7 @@ def _maybe(value: float) -> float | None:
     return None if math.isnan(value) else float(value)
 
 
-def _first_seen(store: Store, filters: Filters) -> dict[tuple[str, str], datetime]:
+def first_seen(store: Store, filters: Filters) -> dict[tuple[str, str], datetime]:
     """First appearance of each value of the change-bearing dimensions (the first_seen table)."""
     where, params = filter_sql(filters, only=("service",))
     rows = store.rows(render("first_seen", filters=where), params | {"dimensions": list(DIMENSIONS)})
@@ -307,12 +307,19 @@ def segment_terms(dimensions: Sequence[str], values: Sequence[str], prefix: str)
     return terms, params
 
 
-def _exemplars(context: _Context, spec: Signal, dims: Sequence[str], values: Sequence[str]) -> list[str]:
-    """Trace ids of the worst incident calls inside the suspect segment."""
+def _exemplars(context: _Context, spec: Signal, rows: Sequence[Any]) -> list[tuple[str, ...]]:
+    """Trace ids of the worst incident calls inside each suspect segment, in one query."""
+    if not rows:
+        return []
     where, _ = filter_sql(context.filters)
-    terms, params = segment_terms(dims, values, "v")
-    params |= window_params(spec, context.baseline, context.incident, context.filters) | {"limit": EXEMPLARS}
-    match = "".join(f"\n  AND {term}" for term in terms)
-    sql = render("exemplars", source=source_sql(spec, with_dimensions=True, filters=context.filters), den=spec.den,
-                 filters=where, match=match, worst=spec.worst_sql)  # fmt: skip
-    return [str(r[0]) for r in context.store.rows(sql, params)]
+    matches, params = [], window_params(spec, context.baseline, context.incident, context.filters)
+    for i, row in enumerate(rows):
+        terms, bound = segment_terms(row.dimensions, row.values, f"e{i}_")
+        matches.append("(" + " AND ".join(terms) + ")")
+        params |= bound
+    worst = f"({spec.worst_sql}, time, trace_id)"
+    columns = ", ".join(f"arrayMap(x -> x.3, groupArraySortedIf({EXEMPLARS})({worst}, {m}))" for m in matches)
+    sql = render("exemplars", source=source_sql(spec, with_dimensions=True, filters=context.filters), den=spec.den, filters=where,
+                 columns=columns, any=" OR ".join(matches))  # fmt: skip
+    [row] = context.store.rows(sql, params)
+    return [tuple(str(t) for t in traces) for traces in row]

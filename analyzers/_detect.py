@@ -117,7 +117,8 @@ def _sliced_regression(spec: Signal, parts: dict[Slice, pandas.DataFrame], since
     whole = _scored_regression(spec, _for_test(spec, parts[WHOLE], settings), settings, since)
     if whole is not None:
         return whole[1]
-    frames = {k: _for_test(spec, f, settings) for k, f in parts.items() if k != WHOLE and _judgeable(spec, merge_thin_buckets(f, min_calls(spec, settings)), settings)}
+    frames = {k: _for_test(spec, f, settings) for k, f in parts.items()
+              if k != WHOLE and int(f["calls"].sum()) > settings.min_affected and _judgeable(spec, merge_thin_buckets(f, min_calls(spec, settings)), settings)}  # fmt: skip
     if not frames:
         return None
     stricter = replace(settings, min_z=math.sqrt(settings.min_z**2 + 2 * math.log(len(frames))))
@@ -157,18 +158,23 @@ def merge_thin_buckets(frame: pandas.DataFrame, min_calls: int) -> pandas.DataFr
     """
     import pandas as pd
 
-    busy = frame["calls"][frame["calls"] > 0]
-    low = float(busy.quantile(0.25)) if not busy.empty else 0.0
-    if busy.empty or low >= min_calls:
+    calls = frame["calls"].to_numpy()
+    busy = calls[calls > 0]
+    low = float(np.quantile(busy, 0.25)) if len(busy) else 0.0
+    if not len(busy) or low >= min_calls:
         return frame
     factor = min(math.ceil(min_calls / max(low, 1.0)), max(1, len(frame) // 12))
     if factor <= 1:
         return frame
     group = np.arange(len(frame)) // factor
-    weighted = (frame["value"].fillna(0) * frame["calls"]).groupby(group).sum()
-    calls = frame["calls"].groupby(group).sum()
-    return pd.DataFrame({"time": frame["time"].groupby(group).first(), "value": (weighted / calls.replace(0, np.nan)),
-                         "calls": calls, "squares": frame["squares"].groupby(group).sum(min_count=1)}).reset_index(drop=True)  # fmt: skip
+    merged = np.bincount(group, weights=calls)
+    weighted = np.bincount(group, weights=np.nan_to_num(frame["value"].to_numpy(dtype=float)) * calls)
+    squares = frame["squares"].to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value = np.where(merged > 0, weighted / merged, np.nan)
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+    return pd.DataFrame({"time": frame["time"].iloc[starts].reset_index(drop=True), "value": value, "calls": merged.astype(int),
+                         "squares": np.bincount(group, weights=squares) if np.isfinite(squares).all() else np.full(len(starts), np.nan)})  # fmt: skip
 
 
 def min_calls(spec: Signal, settings: DetectionSettings) -> int:

@@ -17,7 +17,7 @@ from driftline.collector._errors import AnalysisError, NoDataError
 from driftline.collector.store._store import Store
 from driftline.runbooks import _loader as _runbooks
 
-from ._attribute import attribute, attribute_many, segment_terms
+from ._attribute import attribute, attribute_many, first_seen, segment_terms
 from ._detect import detect
 from ._model import (
     Attribution,
@@ -230,7 +230,7 @@ def incident_report(
     regressions = sorted(detect(store, window, filters=filters), key=lambda r: r.ended_at is not None)  # still broken first
     attributions = attribute_regressions(store, window, filters, regressions, say)
     say("charting")
-    findings = group_symptoms([_finding(store, window, filters, r, a) for r, a in zip(regressions, attributions)])
+    findings = [_charted(store, window, filters, f) for f in group_symptoms([_finding(r, a) for r, a in zip(regressions, attributions)])]
     say("building the timeline")
     events = timeline(store, window, filters=filters, regressions=regressions)
     say("measuring the impact")
@@ -265,9 +265,9 @@ def attribute_regressions(store: Store, window: Window, filters: Filters, regres
     """Each regression's attribution, or why there is none.
 
     The baseline lies before the change point and is not clipped by the report window. When a
-    top suspect first appeared inside that baseline (its first calls came a little before the
-    detected start), the baseline ends where it appeared, so the suspect's calls are compared
-    with what the same context did before it came. A slice's regression is attributed within its
+    value first appeared shortly before the detected start (its first calls came a little
+    before the change point), the baseline ends where it appeared (`_before_new_values`), so its
+    calls are compared with what the same context did before it came. A slice's regression is attributed within its
     slice (`narrowed`). Regressions over the same windows and scope share one `attribute_many`
     pass (one leaf scan for them all).
     """
@@ -278,11 +278,8 @@ def attribute_regressions(store: Store, window: Window, filters: Filters, regres
     for (start, end, scope), members in groups.items():
         say(f"attributing {', '.join(regressions[i].signal for i in members)}")
         incident = Window(start, end)
-        baseline = Window(start - max(end - start, BASELINE_SPAN), start)
+        baseline = _before_new_values(store, scope, Window(start - max(end - start, BASELINE_SPAN), start))
         found = _attribute_group(store, scope, [regressions[i] for i in members], baseline, incident)
-        appeared = _appeared_in(baseline, [a for a in found if isinstance(a, Attribution)])
-        if appeared is not None:
-            found = _attribute_group(store, scope, [regressions[i] for i in members], Window(baseline.start, appeared), incident)
         for i, result in zip(members, found):
             results[i] = result
     return results
@@ -297,11 +294,13 @@ def narrowed(filters: Filters, regression: Regression) -> Filters:
     return replace(filters, **{where.dimension: where.value}) if where is not None and where.dimension in ("route", "service") else filters
 
 
-def _appeared_in(baseline: Window, attributions: Sequence[Attribution]) -> datetime | None:
-    """The earliest first appearance of a leading suspect (top 3) inside the baseline, leaving MIN_BASELINE before it."""
-    seen = [s.first_seen for a in attributions for s in a.suspects[:3] if s.first_seen is not None]
-    inside = [t for t in seen if baseline.start + MIN_BASELINE <= t < baseline.end]
-    return min(inside, default=None)
+def _before_new_values(store: Store, scope: Filters, baseline: Window) -> Window:
+    """The baseline, ended where a value first seen shortly before the change (within SAME_START)
+    appeared, keeping at least MIN_BASELINE: its first calls then count as the incident's, and the
+    calls it replaced as the baseline, not as a mix of both."""
+    lo = max(baseline.start + MIN_BASELINE, baseline.end - SAME_START)
+    seen = [t for t in first_seen(store, scope).values() if lo <= t < baseline.end]
+    return Window(baseline.start, min(seen)) if seen else baseline
 
 
 def _attribute_group(store: Store, filters: Filters, regressions: Sequence[Regression], baseline: Window,
@@ -320,13 +319,17 @@ def _attribute_group(store: Store, filters: Filters, regressions: Sequence[Regre
         return out
 
 
-def _finding(store: Store, window: Window, filters: Filters, r: Regression, attributed: Attribution | str) -> Finding:
-    """A regression with its attribution, runbook and chart."""
+def _finding(r: Regression, attributed: Attribution | str) -> Finding:
+    """A regression with its attribution and runbook (the chart comes once symptoms are grouped)."""
     kind, runbook = finding_type(r.signal)
     attribution = attributed if isinstance(attributed, Attribution) else None
-    top = attribution.suspects[0] if attribution and attribution.suspects else None
     note = attributed if isinstance(attributed, str) else None
-    return Finding(kind, r, attribution, runbook_link(runbook), split_chart(store, window, filters, r, top), note)
+    return Finding(kind, r, attribution, runbook_link(runbook), None, note)
+
+
+def _charted(store: Store, window: Window, filters: Filters, finding: Finding) -> Finding:
+    """The finding with its chart: the signal inside and outside its top suspect's segment."""
+    return replace(finding, chart=split_chart(store, window, filters, finding.regression, finding.top_suspect))
 
 
 SAME_START = timedelta(minutes=15)

@@ -44,6 +44,8 @@ class Signal:
     quantile: float | None = None
     column: str | None = None
     evaluation: str | None = None
+    binary: bool = False
+    """A rate: `num` is 0 or 1 per call, so its squares are its sums (one aggregate, not two)."""
 
     @property
     def value_sql(self) -> str:
@@ -65,7 +67,9 @@ class Signal:
     def squares_sql(self) -> str:
         """Sum of the squared per-call values (0 for a percentile): with the mean and the count, the
         per-call variance that detection's standard errors need."""
-        return "0" if self.quantile is not None else f"sumIf(pow(toFloat64({self.num}), 2), {self.den})"
+        if self.quantile is not None:
+            return "0"
+        return f"sumIf({self.num}, {self.den})" if self.binary else f"sumIf(pow(toFloat64({self.num}), 2), {self.den})"
 
     def partial_sql(self, i: int) -> str:
         """Partial aggregates for the sliced scan (sliced_by_bucket.sql): sums for a mean or a rate,
@@ -84,8 +88,8 @@ class Signal:
 
     @property
     def worst_sql(self) -> str:
-        """ORDER BY fragment putting the worst calls first (for exemplar trace ids)."""
-        return f"{self.num} {'DESC' if self.bad == 'up' else 'ASC'}"
+        """A call's badness as an ascending sort key (worst calls first), for exemplar trace ids."""
+        return f"{'-' if self.bad == 'up' else ''}toFloat64({self.num})"
 
     def is_bad(self, direction: Direction) -> bool:
         return direction == self.bad
@@ -104,8 +108,8 @@ def _percentiles(name: str, column: str, what: str) -> list[Signal]:
 
 
 _CALL_SIGNALS: tuple[Signal, ...] = (
-    Signal("error_rate", "share of calls that failed", "up", "status = 'Error'", "1"),
-    Signal("rate_limit_rate", "share of calls rate-limited (HTTP 429)", "up", "rate_limited", "1"),
+    Signal("error_rate", "share of calls that failed", "up", "status = 'Error'", "1", binary=True),
+    Signal("rate_limit_rate", "share of calls rate-limited (HTTP 429)", "up", "rate_limited", "1", binary=True),
     *_percentiles("latency", "duration_s", "call duration"),
     *_percentiles("ttft", "ttft_s", "time to first token"),
     Signal("cost_per_call", "mean cost per call (USD)", "up", "cost_usd", "cost_usd IS NOT NULL"),
@@ -115,9 +119,9 @@ _CALL_SIGNALS: tuple[Signal, ...] = (
            "the share of its output tokens that came after the cancel (an upper bound: input is in the cost too)", "up",
            "ifNull(cost_usd * tokens_after_cancel / nullIf(output_tokens, 0), 0)", "1"),  # fmt: skip
     Signal("validation_failure_rate", "share of structured outputs that failed validation", "up",
-           "validation != 'ok'", "validation IS NOT NULL"),  # fmt: skip
+           "validation != 'ok'", "validation IS NOT NULL", binary=True),  # fmt: skip
     Signal("low_confidence_share", f"share of ASR/OCR inputs with mean word confidence under {LOW_CONFIDENCE}", "up",
-           f"confidence_mean < {LOW_CONFIDENCE}", "confidence_mean IS NOT NULL"),  # fmt: skip
+           f"confidence_mean < {LOW_CONFIDENCE}", "confidence_mean IS NOT NULL", binary=True),  # fmt: skip
 )
 CALL_SIGNALS: dict[str, Signal] = {s.name: s for s in _CALL_SIGNALS}
 
@@ -287,28 +291,63 @@ def sliced_series(store: Store, specs: list[Signal], window: Window, bucket: tim
                   by_evaluation: bool = False) -> dict[str, dict[Slice, pandas.DataFrame]]:  # fmt: skip
     """Several signals of one source per bucket, over the whole scope and per slice, in ONE scan:
     {signal name: {slice: frame}}. With `by_evaluation`, `specs` is one scores signal and the result
-    has one quality:<evaluation> entry per evaluation. Slice dimensions fixed by a filter are left out."""
+    has one quality:<evaluation> entry per evaluation. Slice dimensions fixed by a filter are left out.
+    Scores are sliced by the call dimensions they carry (recorded on the judged span), without
+    joining the calls: a score given later counts for the whole scope only."""
     dims = [d for d in SLICE_DIMENSIONS if getattr(filters, d, None) is None]
-    source = source_sql(specs[0], with_dimensions=bool(dims), filters=filters)
+    source = source_sql(specs[0], with_dimensions=False, filters=filters)
     where, fparams = filter_sql(filters, only=("service",) if source == "llm_scores" else _FILTER_COLUMNS)
-    sql = render("sliced_by_bucket", source=source, filters=where, keys=", evaluation" if by_evaluation else "",
+    keys = ", evaluation" if by_evaluation else ""
+    slice_dim, slice_value = _slice_of(dims)
+    sql = render("sliced_by_bucket", source=source, filters=where, keys=keys, slice_dim=slice_dim, slice_value=slice_value,
                  slice_columns="".join(f", {quote_identifier(d)}" for d in dims),
-                 slices="[('', '')" + "".join(f", ('{d}', {quote_identifier(d)})" for d in dims) + "]",
+                 sets=", ".join([f"(bucket{keys})", *(f"(bucket{keys}, {quote_identifier(d)})" for d in dims)]),
                  partial="".join(f",\n           {s.partial_sql(i)}" for i, s in enumerate(specs)),
                  merged="".join(f",\n       {s.merged_sql(i)}" for i, s in enumerate(specs)))  # fmt: skip
     rows = store.rows(sql, params_of(window, bucket, fparams, specs[0]))
+    return _frames(rows, specs, full_grid(window, bucket), by_evaluation=by_evaluation)
+
+
+def _slice_of(dims: list[str]) -> tuple[str, str]:
+    """SQL naming the grouping set of a row, as (dimension, value); ('', '') for the whole scope.
+    GROUPING(col) is 0 where col is in the row's set (the standard, ClickHouse's default)."""
+    if not dims:
+        return "''", "''"
+    tests = [f"grouping({quote_identifier(d)}) = 0" for d in dims]
+    dimension = "multiIf(" + "".join(f"{t}, '{d}', " for t, d in zip(tests, dims)) + "'')"
+    value = "multiIf(" + "".join(f"{t}, toString({quote_identifier(d)}), " for t, d in zip(tests, dims)) + "'')"
+    return dimension, value
+
+
+def _frames(rows: list[tuple[Any, ...]], specs: list[Signal], grid: list[datetime], *, by_evaluation: bool) -> dict[str, dict[Slice, pandas.DataFrame]]:
+    """The sliced query's rows as one frame per signal and slice, on the full grid (arrays, not row loops)."""
+    import numpy as np
+    import pandas as pd
+
+    rows = [r for r in rows if r[1] == "" or r[2] is not None]  # a slice of NULLs (calls without a route) is none
+    if not rows:
+        return {}
+    columns = list(zip(*rows))
+    times = pd.Series(pd.to_datetime(grid, utc=True))
+    step = (grid[1] - grid[0]).total_seconds() if len(grid) > 1 else 1.0
+    first = grid[0].timestamp()
+    position = np.array([int((utc(t).timestamp() - first) // step) for t in columns[0]])
+    keys = list(zip(*columns[1 : 4 if by_evaluation else 3]))
     width = 4 if by_evaluation else 3
-    values: dict[tuple[str, Slice], dict[datetime, tuple[float, int, float]]] = {}
-    for row in rows:
-        for i, spec in enumerate(specs):
-            name = f"{QUALITY_PREFIX}{row[3]}" if by_evaluation else spec.name
-            v, c, q = row[width + 3 * i : width + 3 * i + 3]
-            values.setdefault((name, (str(row[1]), str(row[2]))), {})[utc(row[0])] = (_float(v), int(c), _float(q) if spec.quantile is None else math.nan)
-    grid = full_grid(window, bucket)
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for index, key in enumerate(keys):
+        groups.setdefault(key, []).append(index)
+    data = [np.array(c, dtype=float) for c in columns[width:]]
     out: dict[str, dict[Slice, pandas.DataFrame]] = {}
-    for (name, part), by_time in _busiest(values).items():
-        out.setdefault(name, {})[part] = _frame(grid, by_time)
-    return out
+    for key, members in groups.items():
+        take, where = np.array(members), position[members]
+        for i, spec in enumerate(specs):
+            name = f"{QUALITY_PREFIX}{key[2]}" if by_evaluation else spec.name
+            value, calls, squares = np.full(len(grid), np.nan), np.zeros(len(grid), dtype=int), np.zeros(len(grid))
+            value[where], calls[where] = data[3 * i][take], data[3 * i + 1][take]
+            squares[where] = data[3 * i + 2][take] if spec.quantile is None else np.nan
+            out.setdefault(name, {})[(str(key[0]), str(key[1]))] = pd.DataFrame({"time": times, "value": value, "calls": calls, "squares": squares})
+    return {name: _busiest(parts) for name, parts in out.items()}
 
 
 def params_of(window: Window, bucket: timedelta, fparams: dict[str, Any], spec: Signal) -> dict[str, Any]:
@@ -316,17 +355,15 @@ def params_of(window: Window, bucket: timedelta, fparams: dict[str, Any], spec: 
     return bucket_params(window, bucket) | fparams | scope_params(spec, window.start, window.end)
 
 
-def _busiest(values: dict[tuple[str, Slice], dict[datetime, tuple[float, int, float]]]) -> dict[tuple[str, Slice], dict[datetime, tuple[float, int, float]]]:
-    """The whole scope and the MAX_SLICES busiest values of each slice dimension, per signal."""
-    calls = {key: sum(c for _, c, _ in by_time.values()) for key, by_time in values.items()}
-    ranked = sorted(values, key=lambda key: -calls[key])
-    kept: dict[tuple[str, str], int] = {}
+def _busiest(parts: dict[Slice, pandas.DataFrame]) -> dict[Slice, pandas.DataFrame]:
+    """The whole scope and the MAX_SLICES busiest values of each slice dimension."""
+    ranked = sorted(parts, key=lambda part: -int(parts[part]["calls"].sum()))
+    kept: dict[str, int] = {}
     out = {}
-    for name, part in ranked:
-        seen = kept.get((name, part[0]), 0)
-        if part == WHOLE or seen < MAX_SLICES:
-            kept[(name, part[0])] = seen + 1
-            out[(name, part)] = values[(name, part)]
+    for part in ranked:
+        if part == WHOLE or kept.get(part[0], 0) < MAX_SLICES:
+            kept[part[0]] = kept.get(part[0], 0) + 1
+            out[part] = parts[part]
     return out
 
 
