@@ -265,9 +265,10 @@ def attribute_regressions(store: Store, window: Window, filters: Filters, regres
     """Each regression's attribution, or why there is none.
 
     The baseline lies before the change point and is not clipped by the report window. When a
-    value first appeared shortly before the detected start (its first calls came a little
-    before the change point), the baseline ends where it appeared (`_before_new_values`), so its
-    calls are compared with what the same context did before it came. A slice's regression is attributed within its
+    value first appeared shortly before the detected start (`_before_new_values`), or a leading
+    suspect first appeared anywhere inside the baseline (then the group is attributed again), the
+    baseline ends where it appeared, so its calls are compared with what the same context did
+    before it came. A slice's regression is attributed within its
     slice (`narrowed`). Regressions over the same windows and scope share one `attribute_many`
     pass (one leaf scan for them all).
     """
@@ -280,6 +281,9 @@ def attribute_regressions(store: Store, window: Window, filters: Filters, regres
         incident = Window(start, end)
         baseline = _before_new_values(store, scope, Window(start - max(end - start, BASELINE_SPAN), start))
         found = _attribute_group(store, scope, [regressions[i] for i in members], baseline, incident)
+        appeared = _appeared_in(baseline, [a for a in found if isinstance(a, Attribution)])
+        if appeared is not None:
+            found = _attribute_group(store, scope, [regressions[i] for i in members], Window(baseline.start, appeared), incident)
         for i, result in zip(members, found):
             results[i] = result
     return results
@@ -301,6 +305,13 @@ def _before_new_values(store: Store, scope: Filters, baseline: Window) -> Window
     lo = max(baseline.start + MIN_BASELINE, baseline.end - SAME_START)
     seen = [t for t in first_seen(store, scope).values() if lo <= t < baseline.end]
     return Window(baseline.start, min(seen)) if seen else baseline
+
+
+def _appeared_in(baseline: Window, attributions: Sequence[Attribution]) -> datetime | None:
+    """The earliest first appearance of a leading suspect (top 3) inside the baseline, leaving MIN_BASELINE before it."""
+    seen = [s.first_seen for a in attributions for s in a.suspects[:3] if s.first_seen is not None]
+    inside = [t for t in seen if baseline.start + MIN_BASELINE <= t < baseline.end]
+    return min(inside, default=None)
 
 
 def _attribute_group(store: Store, filters: Filters, regressions: Sequence[Regression], baseline: Window,

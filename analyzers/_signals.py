@@ -291,11 +291,10 @@ def sliced_series(store: Store, specs: list[Signal], window: Window, bucket: tim
                   by_evaluation: bool = False) -> dict[str, dict[Slice, pandas.DataFrame]]:  # fmt: skip
     """Several signals of one source per bucket, over the whole scope and per slice, in ONE scan:
     {signal name: {slice: frame}}. With `by_evaluation`, `specs` is one scores signal and the result
-    has one quality:<evaluation> entry per evaluation. Slice dimensions fixed by a filter are left out.
-    Scores are sliced by the call dimensions they carry (recorded on the judged span), without
-    joining the calls: a score given later counts for the whole scope only."""
+    has one quality:<evaluation> entry per evaluation. Slice dimensions fixed by a filter are left out;
+    scores are sliced by their calls' dimensions (joined for a score given after its call)."""
     dims = [d for d in SLICE_DIMENSIONS if getattr(filters, d, None) is None]
-    source = source_sql(specs[0], with_dimensions=False, filters=filters)
+    source = source_sql(specs[0], with_dimensions=bool(dims), filters=filters)
     where, fparams = filter_sql(filters, only=("service",) if source == "llm_scores" else _FILTER_COLUMNS)
     keys = ", evaluation" if by_evaluation else ""
     slice_dim, slice_value = _slice_of(dims)
