@@ -26,7 +26,7 @@ from driftline.collector._errors import NoDataError, TooLittleDataError
 
 from ._changepoints import change_points
 from ._model import Evidence, Filters, Regression, SliceRef, Window
-from ._regimes import Regime, arcsine_z, rank_z, shift_z
+from ._regimes import Regime, rank_z, rank_z_splits, shift_z, sums_z
 from ._signals import (
     ALL_SCORES,
     CALL_SIGNALS,
@@ -294,7 +294,7 @@ class _Series:
         n, low = len(self.raw), self.settings.min_segment
         if n < 2 * low:
             return None
-        z = self._split_ranks() if self.squares is None else self._split_means(self.squares)
+        z = np.nan_to_num(rank_z_splits(self.raw), nan=0.0, posinf=0.0, neginf=0.0) if self.squares is None else self._split_means(self.squares)
         z = z if self.spec.bad == "up" else -z
         k = low + int(np.argmax(z[low : n - low + 1]))
         return k if z[k] > 0 else None
@@ -304,25 +304,7 @@ class _Series:
         cum = [np.concatenate([[0.0], np.cumsum(x)]) for x in (self.calls, self.raw * self.calls, squares, self.calls * self.raw**2)]
         (nb, sb, qb, wb), (na, sa, qa, wa) = cum, [c[-1] - c for c in cum]
         with np.errstate(divide="ignore", invalid="ignore"):
-            n, mean = nb + na, (sb + sa) / (nb + na)
-            per_call = np.maximum((qb + qa) / n - mean**2, 1e-12 * max(1.0, float(mean[0]) ** 2))
-            spread = (wb - sb**2 / nb) + (wa - sa**2 / na)
-            dispersion = np.maximum(np.nan_to_num(spread) / per_call / max(len(self.raw) - 2, 1), 1.0)
-            own = np.maximum(qb / nb - (sb / nb) ** 2, 0) / nb + np.maximum(qa / na - (sa / na) ** 2, 0) / na
-            z = arcsine_z(qb, nb, qa, na, dispersion) if self.rate else (sa / na - sb / nb) / np.sqrt(dispersion * np.maximum(per_call * (1 / nb + 1 / na), own))
-        return np.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0)
-
-    def _split_ranks(self) -> np.ndarray:
-        """Rank-sum z of the buckets after k against those before k, for every k."""
-        import pandas as pd
-
-        n = len(self.raw)
-        ranks = np.concatenate([[0.0], np.cumsum(pd.Series(self.raw).rank().to_numpy())])
-        n1 = np.arange(n + 1, dtype=float)
-        n2 = n - n1
-        u = (ranks[-1] - ranks) - n2 * (n2 + 1) / 2
-        with np.errstate(divide="ignore", invalid="ignore"):
-            z = (u - n1 * n2 / 2) / np.sqrt(n1 * n2 * (n + 1) / 12)
+            z = sums_z(nb, sb, qb, wb - sb**2 / nb, na, sa, qa, wa - sa**2 / na, len(self.raw), rate=self.rate)
         return np.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0)
 
     def z(self, k: int, end: int, before: Regime, after: Regime) -> float:

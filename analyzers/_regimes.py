@@ -9,13 +9,12 @@ regimes; `rank_z` tests percentile buckets, whose values are too heavy-tailed fo
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-__all__ = ["Regime", "arcsine_z", "rank_z", "shift_z", "weighted_mean"]
+__all__ = ["Regime", "arcsine_z", "rank_z", "rank_z_splits", "shift_z", "sums_z", "weighted_mean"]
 
 
 @dataclass(frozen=True)
@@ -47,14 +46,22 @@ def shift_z(before: Regime, after: Regime, *, rate: bool = False) -> float:
     values in a short regime, as tokens after cancel are, do not make a shift), inflated by the
     overdispersion of the bucket means around their own regime's mean (daily swings), pooled too.
     A rate is tested on the arcsine scale (`arcsine_z`)."""
-    n = before.calls + after.calls
-    mean = (before.mean * before.calls + after.mean * after.calls) / n
-    per_call = max((before.squares + after.squares) / n - mean**2, 1e-12 * max(1.0, mean**2))
-    dispersion = max((before.spread + after.spread) / per_call / max(before.buckets + after.buckets - 2, 1), 1.0)
+    return float(sums_z(before.calls, before.mean * before.calls, before.squares, before.spread,
+                        after.calls, after.mean * after.calls, after.squares, after.spread,
+                        before.buckets + after.buckets, rate=rate))  # fmt: skip
+
+
+def sums_z(nb: Any, sb: Any, qb: Any, spread_b: Any, na: Any, sa: Any, qa: Any, spread_a: Any, buckets: int, *, rate: bool) -> Any:
+    """`shift_z` from the regimes' sums (calls n, sum s, sum of squares q, bucket spread): scalars
+    for one pair of regimes, or arrays for every split of a series at once (running sums)."""
+    n = nb + na
+    mean = (sb + sa) / n
+    per_call = np.maximum((qb + qa) / n - mean**2, 1e-12 * np.maximum(1.0, mean**2))
+    dispersion = np.maximum((spread_b + spread_a) / per_call / max(buckets - 2, 1), 1.0)
     if rate:
-        return float(arcsine_z(before.squares, before.calls, after.squares, after.calls, dispersion))
-    own = [max(r.squares / r.calls - r.mean**2, 0.0) / r.calls for r in (before, after)]
-    return (after.mean - before.mean) / math.sqrt(dispersion * max(per_call * (1 / before.calls + 1 / after.calls), sum(own)))
+        return arcsine_z(qb, nb, qa, na, dispersion)
+    own = np.maximum(qb / nb - (sb / nb) ** 2, 0.0) / nb + np.maximum(qa / na - (sa / na) ** 2, 0.0) / na
+    return (sa / na - sb / nb) / np.sqrt(dispersion * np.maximum(per_call * (1 / nb + 1 / na), own))
 
 
 def arcsine_z(xb: Any, nb: Any, xa: Any, na: Any, dispersion: Any) -> Any:
@@ -71,9 +78,18 @@ def weighted_mean(values: np.ndarray, weights: np.ndarray) -> float:
 
 def rank_z(before: np.ndarray, after: np.ndarray) -> float:
     """Mann-Whitney's U of `after` against `before` as a z (positive: after is higher), ties averaged."""
+    return float(rank_z_splits(np.concatenate([before, after]))[len(before)])
+
+
+def rank_z_splits(values: np.ndarray) -> np.ndarray:
+    """`rank_z` of values[k:] against values[:k] for every k (index k; NaN where a side is empty):
+    the joint ranks of a split are the series' ranks, so running sums give every split at once."""
     import pandas as pd
 
-    n1, n2 = len(before), len(after)
-    ranks = pd.Series(np.concatenate([before, after])).rank().to_numpy()
-    u = float(ranks[n1:].sum()) - n2 * (n2 + 1) / 2
-    return (u - n1 * n2 / 2) / math.sqrt(n1 * n2 * (n1 + n2 + 1) / 12)
+    n = len(values)
+    ranks = np.concatenate([[0.0], np.cumsum(pd.Series(values).rank().to_numpy())])
+    n1 = np.arange(n + 1, dtype=float)
+    n2 = n - n1
+    u = (ranks[-1] - ranks) - n2 * (n2 + 1) / 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (u - n1 * n2 / 2) / np.sqrt(n1 * n2 * (n + 1) / 12)
