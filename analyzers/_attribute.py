@@ -307,16 +307,24 @@ def segment_terms(dimensions: Sequence[str], values: Sequence[str], prefix: str)
     return terms, params
 
 
+def segment_conditions(segments: Sequence[tuple[Sequence[str], Sequence[str]]], prefix: str) -> tuple[list[str], dict[str, str]]:
+    """One bound SQL condition per (dimensions, values) segment, `(a = {<prefix>0_0:String} AND …)`."""
+    conditions: list[str] = []
+    params: dict[str, str] = {}
+    for i, (dimensions, values) in enumerate(segments):
+        terms, bound = segment_terms(dimensions, values, f"{prefix}{i}_")
+        conditions.append("(" + " AND ".join(terms) + ")")
+        params |= bound
+    return conditions, params
+
+
 def _exemplars(context: _Context, spec: Signal, rows: Sequence[Any]) -> list[tuple[str, ...]]:
     """Trace ids of the worst incident calls inside each suspect segment, in one query."""
     if not rows:
         return []
     where, _ = filter_sql(context.filters)
-    matches, params = [], window_params(spec, context.baseline, context.incident, context.filters)
-    for i, row in enumerate(rows):
-        terms, bound = segment_terms(row.dimensions, row.values, f"e{i}_")
-        matches.append("(" + " AND ".join(terms) + ")")
-        params |= bound
+    matches, bound = segment_conditions([(row.dimensions, row.values) for row in rows], "e")
+    params = window_params(spec, context.baseline, context.incident, context.filters) | bound
     worst = f"({spec.worst_sql}, time, trace_id)"
     columns = ", ".join(f"arrayMap(x -> x.3, groupArraySortedIf({EXEMPLARS})({worst}, {m}))" for m in matches)
     sql = render("exemplars", source=source_sql(spec, with_dimensions=True, filters=context.filters), den=spec.den, filters=where,

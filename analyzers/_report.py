@@ -17,7 +17,7 @@ from driftline.collector._errors import AnalysisError, NoDataError
 from driftline.collector.store._store import Store
 from driftline.runbooks import _loader as _runbooks
 
-from ._attribute import attribute, attribute_many, first_seen, segment_terms
+from ._attribute import attribute, attribute_many, first_seen, segment_conditions
 from ._detect import detect
 from ._model import (
     Attribution,
@@ -449,12 +449,7 @@ def segments_sql(suspects: Sequence[Suspect]) -> tuple[str, dict[str, Any]]:
 
     With no suspect the predicate is `1` (every call).
     """
-    clauses: list[str] = []
-    params: dict[str, Any] = {}
-    for i, suspect in enumerate(suspects):
-        terms, bound = segment_terms(suspect.dimensions, suspect.values, f"s{i}_")
-        clauses.append("(" + " AND ".join(terms) + ")")
-        params |= bound
+    clauses, params = segment_conditions([(s.dimensions, s.values) for s in suspects], "s")
     return (" OR ".join(clauses) or "1"), params
 
 
