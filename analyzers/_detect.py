@@ -94,8 +94,9 @@ def detect(store: Store, window: Window, *, filters: Filters = Filters(), signal
         raise NoDataError(f"no calls between {window.start.isoformat()} and {window.end.isoformat()}")
     found, judged = [], 0
     for spec, parts in series:
-        judged += _judgeable(spec, merge_thin_buckets(parts[WHOLE], min_calls(spec, settings)), settings)
-        regression = _sliced_regression(spec, parts, window.start, settings)
+        whole, enough = _prepared(spec, parts[WHOLE], settings)
+        judged += enough
+        regression = _sliced_regression(spec, whole, {k: f for k, f in parts.items() if k != WHOLE}, window.start, settings)
         if regression is not None:
             found.append(_with_evidence(regression, scan, bucket, filters))
     if judged == 0:
@@ -104,32 +105,32 @@ def detect(store: Store, window: Window, *, filters: Filters = Filters(), signal
     return sorted(found, key=lambda r: (r.ended_at is not None, -r.confidence, -abs(r.relative_change)))
 
 
-def _judgeable(spec: Signal, frame: pandas.DataFrame, settings: DetectionSettings) -> bool:
-    return int((frame["calls"] >= min_calls(spec, settings)).sum()) >= 2 * settings.min_segment
-
-
-def _sliced_regression(spec: Signal, parts: dict[Slice, pandas.DataFrame], since: datetime,
+def _sliced_regression(spec: Signal, whole: pandas.DataFrame, slices: dict[Slice, pandas.DataFrame], since: datetime,
                        settings: DetectionSettings) -> Regression | None:  # fmt: skip
     """The whole scope's regression starting at or after `since`, else the strongest of the slices'.
 
     Judging many slices gives noise many chances, so a slice's shift must clear a higher bar:
     z^2 >= min_z^2 + 2 ln(slices judged) (the Bonferroni-like growth of a normal maximum)."""
-    whole = _scored_regression(spec, _for_test(spec, parts[WHOLE], settings), settings, since)
-    if whole is not None:
-        return whole[1]
-    frames = {k: _for_test(spec, f, settings) for k, f in parts.items()
-              if k != WHOLE and int(f["calls"].sum()) > settings.min_affected and _judgeable(spec, merge_thin_buckets(f, min_calls(spec, settings)), settings)}  # fmt: skip
+    found = _scored_regression(spec, whole, settings, since)
+    if found is not None:
+        return found[1]
+    frames = {k: test for k, f in slices.items() if int(f["calls"].sum()) > settings.min_affected
+              for test, enough in [_prepared(spec, f, settings)] if enough}  # fmt: skip
     if not frames:
         return None
     stricter = replace(settings, min_z=math.sqrt(settings.min_z**2 + 2 * math.log(len(frames))))
-    found = [(z, replace(r, slice=SliceRef(*k))) for k, f in frames.items() if (c := _scored_regression(spec, f, stricter, since)) for z, r in [c]]
-    return max(found, key=lambda c: (c[1].ended_at is None, c[0]))[1] if found else None
+    scored = [(z, replace(r, slice=SliceRef(*k))) for k, f in frames.items() if (c := _scored_regression(spec, f, stricter, since)) for z, r in [c]]
+    return max(scored, key=lambda c: (c[1].ended_at is None, c[0]))[1] if scored else None
 
 
-def _for_test(spec: Signal, frame: pandas.DataFrame, settings: DetectionSettings) -> pandas.DataFrame:
-    """The buckets the test reads: a percentile's merged until they hold enough calls; a mean's or
-    a rate's as they are (the test weighs each by its calls, so thin ones cost no false alarms)."""
-    return merge_thin_buckets(frame, min_calls(spec, settings)) if spec.quantile is not None else frame
+def _prepared(spec: Signal, frame: pandas.DataFrame, settings: DetectionSettings) -> tuple[pandas.DataFrame, bool]:
+    """The buckets the test reads, and whether there are enough to judge (2 x min_segment buckets
+    of `min_calls`, once thin ones are merged). A percentile's test reads the merged buckets; a
+    mean's or a rate's reads them as they are (it weighs each by its calls, so thin ones cost no
+    false alarms)."""
+    merged = merge_thin_buckets(frame, min_calls(spec, settings))
+    enough = int((merged["calls"] >= min_calls(spec, settings)).sum()) >= 2 * settings.min_segment
+    return (merged if spec.quantile is not None else frame), enough
 
 
 def _series(store: Store, window: Window, bucket: timedelta, filters: Filters,

@@ -242,8 +242,13 @@ def _frame(grid: list[datetime], values: dict[datetime, tuple[float, int, float]
 
 
 def filter_columns(signal: Signal, filters: Filters) -> tuple[str, ...]:
-    """The filters the signal's source can apply: llm_scores alone knows only the service."""
-    return ("service",) if source_sql(signal, with_dimensions=False, filters=filters) == "llm_scores" else _FILTER_COLUMNS
+    """The filters the signal's source can apply (see `_filterable`)."""
+    return _filterable(source_sql(signal, with_dimensions=False, filters=filters))
+
+
+def _filterable(source: str) -> tuple[str, ...]:
+    """The filter columns a source can apply: llm_scores alone knows only the service."""
+    return ("service",) if source == "llm_scores" else _FILTER_COLUMNS
 
 
 def signal_series(store: Store, signal: str, window: Window, *, bucket: timedelta | None = None,
@@ -295,7 +300,7 @@ def sliced_series(store: Store, specs: list[Signal], window: Window, bucket: tim
     scores are sliced by their calls' dimensions (joined for a score given after its call)."""
     dims = [d for d in SLICE_DIMENSIONS if getattr(filters, d, None) is None]
     source = source_sql(specs[0], with_dimensions=bool(dims), filters=filters)
-    where, fparams = filter_sql(filters, only=("service",) if source == "llm_scores" else _FILTER_COLUMNS)
+    where, fparams = filter_sql(filters, only=_filterable(source))
     keys = ", evaluation" if by_evaluation else ""
     slice_dim, slice_value = _slice_of(dims)
     sql = render("sliced_by_bucket", source=source, filters=where, keys=keys, slice_dim=slice_dim, slice_value=slice_value,
