@@ -103,7 +103,7 @@ def _world(rng: np.random.Generator, start: datetime, per_minute: float, surge: 
     c: dict[str, Any] = {"t": np.sort(offsets), "route": route, "tenant": tenant}
     for i, col in enumerate(("provider", "request_model", "response_model", "system_fingerprint")):
         c[col] = np.array([MODELS[r][i] for r in route], dtype=object)
-    c["system_fingerprint"] = np.where(c["system_fingerprint"] == "", None, c["system_fingerprint"])
+    c["system_fingerprint"] = _null_unless(c["system_fingerprint"] != "", c["system_fingerprint"])
     c["prompt_version"] = np.full(n, "v3", dtype=object)
     c["index_version"] = _null_unless(route != "/summarize", "idx-2026-09-01")
     voice = rng.random(n) < 0.3
