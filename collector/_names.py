@@ -181,3 +181,20 @@ GENAI_OPERATIONS: Final = frozenset({
     "chat", "text_completion", "generate_content", "embeddings", "execute_tool", "create_agent", "invoke_agent",
 })  # fmt: skip
 """otel gen_ai.operation.name values; a span named `{operation} {model}` is a GenAI span."""
+
+# --- content and identities: what redaction scans and erasure finds -----------------------------
+USER_ID: Final = "user.id"
+"""otel: the end user a span acts for (erasure by user)."""
+ENDUSER_ID: Final = "enduser.id"
+"""otel legacy name of user.id, still written by many apps."""
+CONTENT_ATTRIBUTES: Final = (
+    "gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.system_instructions",  # otel
+    "gen_ai.tool.call.arguments", "gen_ai.tool.call.result",  # otel
+    "gen_ai.prompt", "gen_ai.completion", "gen_ai.prompt.[0-9]*", "gen_ai.completion.[0-9]*",  # otel legacy, OpenLLMetry, OpenLIT
+    "gen_ai.content.prompt", "gen_ai.content.completion",  # OpenLIT
+    "llm.input_messages.*", "llm.output_messages.*", "llm.prompts*", "input.value", "output.value",  # OpenInference
+    "tool.parameters", "retrieval.documents.*", "embedding.embeddings.*.embedding.text",  # OpenInference
+    "traceloop.entity.input", "traceloop.entity.output",  # OpenLLMetry
+)  # fmt: skip
+"""Globs of the attributes that carry what users typed and models answered: scanned by the redaction
+detectors by default (the name `gen_ai.prompt.name` is not content: only numbered `gen_ai.prompt.N` are)."""
