@@ -108,7 +108,7 @@ def attribute_frame(frame: pd.DataFrame, *, dimensions: Sequence[str], baseline:
     if max_order >= 3 and len(dims) >= 3:
         cubes += _deep_cuboids(leaves, cubes, y, w, s, pen, dims, max_order, min_count)
     chosen = _pursue(cubes, y, w, s, pen)
-    parts = [_candidates(c.leaves, c.dims, total) for c in cubes]
+    parts = [_candidates(c, total) for c in cubes]
     out = pd.DataFrame({c: list(itertools.chain.from_iterable(p[c] for p in parts)) if c in _OBJECT_COLUMNS
                         else np.concatenate([p[c] for p in parts]) for c in parts[0]})  # fmt: skip
     out = out[out["current_count"] >= min_count]
@@ -254,19 +254,19 @@ def _key(codes: dict[str, np.ndarray], dims: Sequence[str]) -> np.ndarray:
     return key
 
 
-def _candidates(leaves: _Leaves, dims: tuple[str, ...], total: float) -> dict[str, Any]:
+def _candidates(cube: _Cuboid, total: float) -> dict[str, Any]:
     """The candidates of one dimension (or combination) as columns: shares, effect and score.
 
-    `leaves` may be a subset of all leaves as long as it holds every leaf of each group in it
-    (volume shares and within parts are those of the whole frame)."""
+    The cuboid's leaves may be a subset of all leaves as long as it holds every leaf of each group
+    in it (volume shares and within parts are those of the whole frame)."""
+    leaves, dims, n = cube.leaves, cube.dims, cube.n
     rate = leaves.rate
-    uniq, first, inverse = np.unique(_key(leaves.codes, dims), return_index=True, return_inverse=True)
-    g = {name: np.bincount(inverse, weights=col) for name, col in leaves.sums.items()}
+    g = {name: np.bincount(cube.inverse, weights=col, minlength=n) for name, col in leaves.sums.items()}
     scale = total if total != 0 else math.nan
     rate_b = leaves.rate_b
     own_rate = (g["b_num"] + MIX_PRIOR * rate_b) / (g["b_den"] + MIX_PRIOR) if rate else rate_b
     within = g["within"] / scale
-    grew = (g["c_share"] - g["b_share"]) * (own_rate - rate_b) / scale if rate else np.zeros(len(uniq))
+    grew = (g["c_share"] - g["b_share"]) * (own_rate - rate_b) / scale if rate else np.zeros(n)
     mix = np.where(is_new(g["b_share"], g["c_share"]), 0.0, grew)
     share = within + mix
     coverage = np.clip((g["b_share"] + g["c_share"]) / 2, 1e-12, None)
@@ -274,9 +274,9 @@ def _candidates(leaves: _Leaves, dims: tuple[str, ...], total: float) -> dict[st
     with np.errstate(divide="ignore", invalid="ignore"):
         b_value = g["b_num"] / np.where(g["b_den"] > 0, g["b_den"], np.nan) if rate else g["b_num"]
         c_value = g["c_num"] / np.where(g["c_den"] > 0, g["c_den"], np.nan) if rate else g["c_num"]
-    values = list(zip(*(leaves.labels[d][leaves.codes[d][first]] for d in dims)))
+    values = cube.labels
     return {
-        "dimensions": [dims] * len(uniq), "values": values,
+        "dimensions": [dims] * n, "values": values,
         "label": [" & ".join(f"{d}={v}" for d, v in zip(dims, vs)) for vs in values],
         "explained_share": share, "within_share": within, "mix_share": mix,
         "effect": np.where(share <= 0, "better", np.where(within >= mix, "worse", "mix")),
