@@ -9,6 +9,7 @@ exemplar traces.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Sequence
@@ -174,7 +175,13 @@ def attribute_many(store: Store, signals: Sequence[str], *, baseline: Window, in
     for group in groups:
         leaves |= fetch_leaves(store, group, dims, baseline, incident, filters)
     context = _Context(store, baseline, incident, filters, align_within or max(timedelta(minutes=5), (incident.end - incident.start) / 5))
-    return {s.name: _attribution(context, s, dims, leaves[s.name], top) for s in specs}
+    ranked = {s.name: _attribution(context, s, dims, leaves[s.name], top) for s in specs}
+    traces: dict[str, list[tuple[str, ...]]] = {}
+    for group in groups:  # one exemplar scan per leaf scan
+        traces |= _exemplars(context, group, {s.name: [e[1] for e in ranked[s.name][1][:EXEMPLAR_SUSPECTS]] for s in group})
+    return {s.name: dataclasses.replace(ranked[s.name][0], suspects=tuple(
+        _suspect(context, s, traces[s.name][rank] if rank < len(traces[s.name]) else (), *entry)
+        for rank, entry in enumerate(ranked[s.name][1]))) for s in specs}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -196,8 +203,10 @@ class _Context:
         return _changes(self.store, self.incident.start - self.tolerance, self.incident.start + self.tolerance, self.filters)
 
 
-def _attribution(context: _Context, spec: Signal, dims: list[str], leaves: pandas.DataFrame, top: int) -> Attribution:
-    """One signal's Attribution from its leaves (errors when a window is empty or too thin)."""
+def _attribution(context: _Context, spec: Signal, dims: list[str], leaves: pandas.DataFrame,
+                 top: int) -> tuple[Attribution, list[tuple[Any, ...]]]:  # fmt: skip
+    """One signal's Attribution (suspects still to be made) and its suspect entries, from its
+    leaves (errors when a window is empty or too thin)."""
     b_calls, c_calls = int(leaves["b_den"].sum()), int(leaves["c_den"].sum())
     for calls, name, window in ((b_calls, "baseline", context.baseline), (c_calls, "incident", context.incident)):
         if calls == 0:
@@ -206,13 +215,14 @@ def _attribution(context: _Context, spec: Signal, dims: list[str], leaves: panda
             raise TooLittleDataError(f"too little data: {calls} calls with {spec.name} in the {name} window (need {MIN_SEGMENT_CALLS})")
     ranked = attribute_frame(leaves, dimensions=dims, baseline="b_num", current="c_num", baseline_count="b_den",
                              current_count="c_den", min_count=MIN_SEGMENT_CALLS)  # fmt: skip
-    return Attribution(signal=spec.name, baseline=context.baseline, incident=context.incident,
-                       baseline_value=float(leaves["b_num"].sum()) / b_calls, incident_value=float(leaves["c_num"].sum()) / c_calls,
-                       suspects=tuple(_suspects(context, spec, ranked, top)))  # fmt: skip
+    attribution = Attribution(signal=spec.name, baseline=context.baseline, incident=context.incident,
+                              baseline_value=float(leaves["b_num"].sum()) / b_calls,
+                              incident_value=float(leaves["c_num"].sum()) / c_calls, suspects=())  # fmt: skip
+    return attribution, _suspect_entries(context, ranked, top)
 
 
-def _suspects(context: _Context, spec: Signal, ranked: pandas.DataFrame, top: int) -> list[Suspect]:
-    """Top candidates a person can act on, as Suspects with evidence.
+def _suspect_entries(context: _Context, ranked: pandas.DataFrame, top: int) -> list[tuple[Any, ...]]:
+    """Top candidates a person can act on: (root cause, row, equivalents, first seen, change).
 
     A segment defined by a missing value (`(none)`: failed calls have no response model, calls
     without retrieval no index) describes the signal's population, not a change, so it is no
@@ -230,9 +240,7 @@ def _suspects(context: _Context, spec: Signal, ranked: pandas.DataFrame, top: in
         boost = max((_alignment(context, t) for t in moments), default=1.0)
         scored.append((bool(row.root_cause), row.score * boost, row, first, change))
     scored.sort(key=lambda s: (-s[1], len(s[2].dimensions)))
-    merged = _merge_equivalents(scored)[:top]
-    traces = _exemplars(context, spec, [entry[1] for entry in merged[:EXEMPLAR_SUSPECTS]])
-    return [_suspect(context, spec, traces[rank] if rank < len(traces) else (), *entry) for rank, entry in enumerate(merged)]
+    return _merge_equivalents(scored)[:top]
 
 
 def _alignment(context: _Context, moment: datetime) -> float:
@@ -318,16 +326,21 @@ def segment_conditions(segments: Sequence[tuple[Sequence[str], Sequence[str]]], 
     return conditions, params
 
 
-def _exemplars(context: _Context, spec: Signal, rows: Sequence[Any]) -> list[tuple[str, ...]]:
-    """Trace ids of the worst incident calls inside each suspect segment, in one query."""
-    if not rows:
-        return []
+def _exemplars(context: _Context, specs: Sequence[Signal], rows: dict[str, Sequence[Any]]) -> dict[str, list[tuple[str, ...]]]:
+    """Trace ids of the worst incident calls inside each suspect segment of each signal of one
+    source, in one scan: {signal: [trace ids per segment]}."""
+    if not any(rows.values()):
+        return {s.name: [] for s in specs}
     where, _ = filter_sql(context.filters)
-    matches, bound = segment_conditions([(row.dimensions, row.values) for row in rows], "e")
-    params = window_params(spec, context.baseline, context.incident, context.filters) | bound
-    worst = f"({spec.worst_sql}, time, trace_id)"
-    columns = ", ".join(f"arrayMap(x -> x.3, groupArraySortedIf({EXEMPLARS})({worst}, {m}))" for m in matches)
-    sql = render("exemplars", source=source_sql(spec, with_dimensions=True, filters=context.filters), den=spec.den, filters=where,
-                 columns=columns, any=" OR ".join(matches))  # fmt: skip
+    columns, conditions, params = [], [], window_params(specs[0], context.baseline, context.incident, context.filters)
+    for i, spec in enumerate(specs):
+        matches, bound = segment_conditions([(row.dimensions, row.values) for row in rows[spec.name]], f"e{i}_")
+        params |= bound
+        conditions += [f"({spec.den} AND {m})" for m in matches]
+        columns += [f"arrayMap(x -> x.3, groupArraySortedIf({EXEMPLARS})(({spec.worst_sql}, time, trace_id), ({spec.den} AND {m})))"
+                    for m in matches]  # fmt: skip
+    sql = render("exemplars", source=source_sql(specs[0], with_dimensions=True, filters=context.filters), filters=where,
+                 columns=", ".join(columns), any=" OR ".join(conditions))  # fmt: skip
     [row] = context.store.rows(sql, params)
-    return [tuple(str(t) for t in traces) for traces in row]
+    found = iter(tuple(str(t) for t in traces) for traces in row)
+    return {s.name: [next(found) for _ in rows[s.name]] for s in specs}
