@@ -278,12 +278,13 @@ def attribute_regressions(store: Store, window: Window, filters: Filters, regres
         groups.setdefault((r.started_at, r.ended_at or window.end, narrowed(filters, r)), []).append(i)
     for (start, end, scope), members in groups.items():
         say(f"attributing {', '.join(regressions[i].signal for i in members)}")
-        incident = Window(start, end)
-        baseline = _before_new_values(store, scope, Window(start - max(end - start, BASELINE_SPAN), start))
+        incident, seen = Window(start, end), first_seen(store, scope)
+        baseline = _before_new_values(seen, Window(start - max(end - start, BASELINE_SPAN), start))
         found = _attribute_group(store, scope, [regressions[i] for i in members], baseline, incident)
-        appeared = _appeared_in(baseline, [a for a in found if isinstance(a, Attribution)])
+        appeared = _appeared_in(seen, baseline, [a for a in found if isinstance(a, Attribution)])
         if appeared is not None:
-            found = _attribute_group(store, scope, [regressions[i] for i in members], Window(baseline.start, appeared), incident)
+            again = _attribute_group(store, scope, [regressions[i] for i in members], Window(baseline.start, appeared), incident)
+            found = [b if isinstance(b, Attribution) else a for a, b in zip(found, again)]  # too thin a cut keeps the first
         for i, result in zip(members, found):
             results[i] = result
     return results
@@ -298,20 +299,26 @@ def narrowed(filters: Filters, regression: Regression) -> Filters:
     return replace(filters, **{where.dimension: where.value}) if where is not None and where.dimension in ("route", "service") else filters
 
 
-def _before_new_values(store: Store, scope: Filters, baseline: Window) -> Window:
+def _before_new_values(seen: dict[tuple[str, str], datetime], baseline: Window) -> Window:
     """The baseline, ended where a value first seen shortly before the change (within SAME_START)
-    appeared, keeping at least MIN_BASELINE: its first calls then count as the incident's, and the
-    calls it replaced as the baseline, not as a mix of both."""
-    lo = max(baseline.start + MIN_BASELINE, baseline.end - SAME_START)
-    seen = [t for t in first_seen(store, scope).values() if lo <= t < baseline.end]
-    return Window(baseline.start, min(seen)) if seen else baseline
+    appeared, keeping at least MIN_BASELINE of calls: its first calls then count as the
+    incident's, and the calls it replaced as the baseline, not as a mix of both."""
+    lo = max(_earliest_cut(seen, baseline), baseline.end - SAME_START)
+    new = [t for t in seen.values() if lo <= t < baseline.end]
+    return Window(baseline.start, min(new)) if new else baseline
 
 
-def _appeared_in(baseline: Window, attributions: Sequence[Attribution]) -> datetime | None:
-    """The earliest first appearance of a leading suspect (top 3) inside the baseline, leaving MIN_BASELINE before it."""
-    seen = [s.first_seen for a in attributions for s in a.suspects[:3] if s.first_seen is not None]
-    inside = [t for t in seen if baseline.start + MIN_BASELINE <= t < baseline.end]
-    return min(inside, default=None)
+def _appeared_in(seen: dict[tuple[str, str], datetime], baseline: Window, attributions: Sequence[Attribution]) -> datetime | None:
+    """The earliest first appearance of a leading suspect (top 3) inside the baseline, leaving MIN_BASELINE of calls before it."""
+    firsts = [s.first_seen for a in attributions for s in a.suspects[:3] if s.first_seen is not None]
+    return min((t for t in firsts if _earliest_cut(seen, baseline) <= t < baseline.end), default=None)
+
+
+def _earliest_cut(seen: dict[tuple[str, str], datetime], baseline: Window) -> datetime:
+    """Where a baseline may end at the earliest: MIN_BASELINE after its start or after the scope's
+    first call (the earliest first appearance), whichever is later; values seen from the first
+    calls on are no newcomers."""
+    return max(baseline.start, min(seen.values(), default=baseline.start)) + MIN_BASELINE
 
 
 def _attribute_group(store: Store, filters: Filters, regressions: Sequence[Regression], baseline: Window,
