@@ -143,7 +143,7 @@ def test_migrating_a_store_with_scores_keeps_them_and_fills_dimensions_from_then
         provider = TracerProvider()
         provider.add_span_processor(SimpleSpanProcessor(StoreSpanExporter(store)))
         old = _call(provider, "v1", score=0.9)
-        assert [m.version for m in migrate(store)] == [5]
+        assert [m.version for m in migrate(store)] == [m.version for m in migrations()[4:]]
         new = _call(provider, "v2", score=0.3)
         assert migrate(store) == []
         rows = store.rows("SELECT span_id, call_time IS NOT NULL, prompt_version FROM llm_scores ORDER BY score DESC")

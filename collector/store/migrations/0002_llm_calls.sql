@@ -48,6 +48,13 @@ CREATE TABLE IF NOT EXISTS llm_calls (
     rate_limited Bool,
     cost_usd Nullable(Float64),
     validation LowCardinality(Nullable(String)),
+    -- Added by 0006 on older stores (ALTER TABLE there, the same definitions).
+    cache_write_tokens Nullable(UInt64),
+    tokens_estimated Bool,
+    cost_amount Nullable(Float64),
+    cost_currency LowCardinality(Nullable(String)),
+    cost_source LowCardinality(Nullable(String)),
+    cost_computed Bool,
     INDEX idx_trace_id trace_id TYPE bloom_filter(0.001) GRANULARITY 1
 ) ENGINE = MergeTree()
 PARTITION BY toDate(time)

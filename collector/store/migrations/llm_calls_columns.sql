@@ -14,12 +14,28 @@ WITH
     coalesce(nullIf(finish_reason_otel, ''), nullIf(SpanAttributes['llm.finish_reason'], ''),
              nullIf(SpanAttributes['gen_ai.completion.0.finish_reason'], '')) AS finish_reason_any,
     multiIf(SpanAttributes['gen_ai.request.stream'] != '', SpanAttributes['gen_ai.request.stream'] = 'true',
+            SpanAttributes['gen_ai.is_streaming'] != '', SpanAttributes['gen_ai.is_streaming'] = 'true',
             SpanAttributes['llm.is_streaming'] != '', SpanAttributes['llm.is_streaming'] = 'true',
             SpanAttributes['gen_ai.request.is_stream'] != '', SpanAttributes['gen_ai.request.is_stream'] = 'true',
+            oi_invocation != '', ifNull(JSONExtract(oi_invocation, 'stream', 'Nullable(Bool)'), false),
             NULL) AS stream_any,
-    nullIf(replaceRegexpOne(SpanAttributes['error.type'], '^<class \'(.*)\'>$', '\\1'), '') AS error_type_clean,
-    coalesce(toUInt16OrNull(SpanAttributes['http.response.status_code']), toUInt16OrNull(SpanAttributes['http.status_code'])) AS http_status_any,
-    arrayFirstIndex(n -> n = 'First Token Stream Event', Events.Name) AS first_token_event
+    arrayFirstIndex(n -> n = 'exception', Events.Name) AS exception_event,
+    if(exception_event > 0, Events.Attributes[exception_event], map()) AS exception_attributes,
+    coalesce(nullIf(replaceRegexpOne(SpanAttributes['error.type'], '^<class \'(.*)\'>$', '\\1'), ''),
+             nullIf(exception_attributes['exception.type'], '')) AS error_type_clean,
+    -- The provider's HTTP status, or the one its SDK's exception names ("Error code: 429 - ...").
+    coalesce(toUInt16OrNull(SpanAttributes['http.response.status_code']), toUInt16OrNull(SpanAttributes['http.status_code']),
+             if(StatusCode = 'Error', toUInt16OrNull(extract(if(exception_event > 0, exception_attributes['exception.message'], StatusMessage),
+                                                             'Error code: (\\d{3})')), NULL)) AS http_status_any,
+    -- The first streamed chunk: OpenInference marks it, OpenLLMetry timestamps every chunk.
+    arrayFirstIndex(n -> n IN ('First Token Stream Event', 'gen_ai.content.completion.chunk'), Events.Name) AS first_chunk_event,
+    toFloat64OrNull(SpanAttributes['gen_ai.usage.cost.amount']) AS cost_amount_otel,
+    nullIf(SpanAttributes['gen_ai.usage.cost.currency'], '') AS cost_currency_otel,
+    -- OpenLIT reports 0 when its price list does not know the model: that is no price, not a free call.
+    nullIf(toFloat64OrNull(SpanAttributes['gen_ai.usage.cost']), 0) AS cost_openlit,
+    multiIf(SpanAttributes['driftline.cost'] != '', 'app',
+            cost_amount_otel IS NOT NULL, coalesce(nullIf(SpanAttributes['gen_ai.usage.cost.source'], ''), 'reported'),
+            cost_openlit IS NOT NULL, 'openlit', NULL) AS cost_source_any
 SELECT
     Timestamp AS time,
     TraceId AS trace_id,
@@ -33,7 +49,8 @@ SELECT
     tenant,
     coalesce(nullIf(SpanAttributes['gen_ai.operation.name'], ''),
              nullIf(SpanAttributes['llm.request.type'], ''),
-             if(SpanAttributes['openinference.span.kind'] = 'LLM', 'chat', NULL)) AS operation,
+             multiIf(SpanAttributes['openinference.span.kind'] = 'LLM', 'chat',
+                     SpanAttributes['openinference.span.kind'] = 'EMBEDDING', 'embeddings', NULL)) AS operation,
     provider,
     request_model,
     response_model,
@@ -59,11 +76,14 @@ SELECT
     coalesce(toUInt64OrNull(SpanAttributes['gen_ai.usage.reasoning.output_tokens']), toUInt64OrNull(SpanAttributes['gen_ai.usage.reasoning_tokens']),
              toUInt64OrNull(SpanAttributes['llm.token_count.completion_details.reasoning'])) AS reasoning_tokens,
     Duration / 1e9 AS duration_s,
-    coalesce(toFloat64OrNull(SpanAttributes['gen_ai.response.time_to_first_chunk']),
-             toFloat64OrNull(SpanAttributes['gen_ai.server.time_to_first_token']),
-             if(first_token_event > 0,
-                (toUnixTimestamp64Nano(Events.Timestamp[first_token_event]) - toUnixTimestamp64Nano(Timestamp)) / 1e9,
-                NULL)) AS ttft_s,
+    -- Only a stream has a first chunk: OpenLIT writes its whole latency as TTFT on a plain call.
+    if(ifNull(stream_any, true),
+       coalesce(toFloat64OrNull(SpanAttributes['gen_ai.response.time_to_first_chunk']),
+                toFloat64OrNull(SpanAttributes['gen_ai.server.time_to_first_token']),
+                if(first_chunk_event > 0,
+                   (toUnixTimestamp64Nano(Events.Timestamp[first_chunk_event]) - toUnixTimestamp64Nano(Timestamp)) / 1e9,
+                   NULL)),
+       NULL) AS ttft_s,
     coalesce(toFloat64OrNull(SpanAttributes['driftline.stream.time_per_output_token']),
              toFloat64OrNull(SpanAttributes['gen_ai.server.time_per_output_token'])) AS time_per_output_token_s,
     toFloat64OrNull(SpanAttributes['driftline.stream.longest_stall']) AS longest_stall_s,
@@ -78,5 +98,19 @@ SELECT
     error_type_clean AS error_type,
     http_status_any AS http_status,
     ifNull(http_status_any = 429, false) OR positionCaseInsensitive(ifNull(error_type_clean, ''), 'RateLimit') > 0 AS rate_limited,
-    coalesce(toFloat64OrNull(SpanAttributes['driftline.cost']), toFloat64OrNull(SpanAttributes['gen_ai.usage.cost'])) AS cost_usd,
-    nullIf(SpanAttributes['driftline.validation.outcome'], '') AS validation
+    coalesce(toFloat64OrNull(SpanAttributes['driftline.cost']), if(ifNull(cost_currency_otel, 'USD') = 'USD', cost_amount_otel, NULL),
+             cost_openlit) AS cost_usd,
+    nullIf(SpanAttributes['driftline.validation.outcome'], '') AS validation,
+    -- Added by migration 0006, after the columns above (a backfill inserts by position).
+    coalesce(toUInt64OrNull(SpanAttributes['gen_ai.usage.cache_write.input_tokens']),
+             toUInt64OrNull(SpanAttributes['gen_ai.usage.cache_creation.input_tokens']),
+             toUInt64OrNull(SpanAttributes['gen_ai.usage.cache_creation_input_tokens']),
+             toUInt64OrNull(SpanAttributes['llm.token_count.prompt_details.cache_write'])) AS cache_write_tokens,
+    -- OpenLIT counts a stream's tokens itself when the provider sent no usage, and then (only
+    -- then) writes no cache-read count, which it writes, even 0, from every usage it is given.
+    ScopeName = 'openlit.instrumentation.openai' AND ifNull(stream_any, false) AND input_tokens_raw IS NOT NULL
+        AND NOT mapContains(SpanAttributes, 'gen_ai.usage.cache_read.input_tokens') AS tokens_estimated,
+    coalesce(toFloat64OrNull(SpanAttributes['driftline.cost']), cost_amount_otel, cost_openlit) AS cost_amount,
+    if(cost_source_any IS NULL, NULL, coalesce(cost_currency_otel, 'USD')) AS cost_currency,
+    cost_source_any AS cost_source,
+    ifNull(cost_source_any = 'openlit' OR startsWith(cost_source_any, 'genai-prices'), false) AS cost_computed

@@ -1,0 +1,28 @@
+-- Issue 14: every real GenAI instrumentation lands right. New columns for the latest GenAI
+-- conventions (cache writes), tokens an instrumentation estimated, and where a cost came from;
+-- the views are replaced so spans from now on are normalised by the fixed SQL (OpenInference's
+-- requested model, embeddings and metadata, every stream flag, first-chunk events, exception
+-- events). Rows already stored keep the values they were given.
+ALTER TABLE llm_calls
+    ADD COLUMN IF NOT EXISTS cache_write_tokens Nullable(UInt64),
+    ADD COLUMN IF NOT EXISTS tokens_estimated Bool,
+    ADD COLUMN IF NOT EXISTS cost_amount Nullable(Float64),
+    ADD COLUMN IF NOT EXISTS cost_currency LowCardinality(Nullable(String)),
+    ADD COLUMN IF NOT EXISTS cost_source LowCardinality(Nullable(String)),
+    ADD COLUMN IF NOT EXISTS cost_computed Bool;
+
+DROP VIEW IF EXISTS llm_calls_mv SYNC;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS llm_calls_mv TO llm_calls AS {include: llm_calls_select};
+
+-- Spans written while the view was being replaced, and GenAI spans the old view did not take
+-- (OpenInference embeddings): the calls no span gave yet, as in 0002.
+INSERT INTO llm_calls SELECT * FROM ({include: llm_calls_select})
+WHERE (trace_id, span_id) NOT IN (SELECT trace_id, span_id FROM llm_calls);
+
+DROP VIEW IF EXISTS llm_scores_mv SYNC;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS llm_scores_mv TO llm_scores AS {include: llm_scores_select};
+
+INSERT INTO llm_scores SELECT * FROM ({include: llm_scores_select})
+WHERE source_span_id NOT IN (SELECT source_span_id FROM llm_scores);
