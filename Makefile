@@ -16,9 +16,15 @@ $(VENV)/.demo-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[embedded,report]'
 	touch $@
 
-$(VENV)/.test-installed: pyproject.toml scripts/system-deps.sh | $(BIN)/python
+# The conformance suite runs each real GenAI instrumentation in a virtualenv of its own (they pin
+# conflicting releases of openai and the OTel SDK): $(VENV)/conformance/NAME from tests/conformance/NAME.txt.
+$(VENV)/.test-installed: pyproject.toml scripts/system-deps.sh $(wildcard tests/conformance/*.txt) | $(BIN)/python
 	bash scripts/system-deps.sh chromium
 	$(BIN)/pip install -q -e '.[test]'
+	for r in tests/conformance/*.txt; do \
+		v=$(VENV)/conformance/$$(basename $$r .txt); \
+		$(BIN)/python -m venv --clear $$v && $$v/bin/pip install -q --upgrade pip && $$v/bin/pip install -q -r $$r || exit 1; \
+	done
 	touch $@
 
 ## make demo: simulate an LLM app with an injected incident into the embedded store, then report.

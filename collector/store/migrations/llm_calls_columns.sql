@@ -76,7 +76,8 @@ SELECT
     coalesce(toUInt64OrNull(SpanAttributes['gen_ai.usage.reasoning.output_tokens']), toUInt64OrNull(SpanAttributes['gen_ai.usage.reasoning_tokens']),
              toUInt64OrNull(SpanAttributes['llm.token_count.completion_details.reasoning'])) AS reasoning_tokens,
     Duration / 1e9 AS duration_s,
-    -- Only a stream has a first chunk: OpenLIT writes its whole latency as TTFT on a plain call.
+    -- Only a stream has a first chunk (and time per output token): OpenLIT writes its whole latency
+    -- as TTFT on a plain call.
     if(ifNull(stream_any, true),
        coalesce(toFloat64OrNull(SpanAttributes['gen_ai.response.time_to_first_chunk']),
                 toFloat64OrNull(SpanAttributes['gen_ai.server.time_to_first_token']),
@@ -84,8 +85,10 @@ SELECT
                    (toUnixTimestamp64Nano(Events.Timestamp[first_chunk_event]) - toUnixTimestamp64Nano(Timestamp)) / 1e9,
                    NULL)),
        NULL) AS ttft_s,
-    coalesce(toFloat64OrNull(SpanAttributes['driftline.stream.time_per_output_token']),
-             toFloat64OrNull(SpanAttributes['gen_ai.server.time_per_output_token'])) AS time_per_output_token_s,
+    if(ifNull(stream_any, true),
+       coalesce(toFloat64OrNull(SpanAttributes['driftline.stream.time_per_output_token']),
+                toFloat64OrNull(SpanAttributes['gen_ai.server.time_per_output_token'])),
+       NULL) AS time_per_output_token_s,
     toFloat64OrNull(SpanAttributes['driftline.stream.longest_stall']) AS longest_stall_s,
     stream_any AS stream,
     if(finish_reason_any = 'tool_call', 'tool_calls', finish_reason_any) AS finish_reason,
