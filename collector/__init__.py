@@ -7,6 +7,7 @@ is imported until a function that needs it runs.
 from __future__ import annotations
 
 from ._errors import AnalysisError, ConfigError, DriftlineError, NoDataError, SchemaError, StoreError, StoreUnavailable, TooLittleDataError
+from ._redaction import RedactionPolicy
 from .hooks._annotate import annotate
 from .hooks._calls import LLMCall, llm_call
 from .hooks._context import ReleaseContextProcessor, current_release, record_confidence, release, tag_retrieval
@@ -23,6 +24,7 @@ __all__ = [
     "Instrumentation",
     "LLMCall",
     "NoDataError",
+    "RedactionPolicy",
     "ReleaseContextProcessor",
     "SchemaError",
     "Store",

@@ -21,6 +21,10 @@ DRIFTLINE_EXPORT_BATCH: Final = "DRIFTLINE_EXPORT_BATCH"
 """Maximum spans per insert of the direct store exporter (default 2048)."""
 DRIFTLINE_SERVE_TOKEN: Final = "DRIFTLINE_SERVE_TOKEN"
 """Bearer token `driftline serve` requires (same as --token; --token-file keeps it out of `ps`)."""
+DRIFTLINE_REDACTION: Final = "DRIFTLINE_REDACTION"
+"""Redaction policy file (TOML) for serve and instrument(), or `off`; unset: the default policy."""
+DRIFTLINE_REDACTION_KEY: Final = "DRIFTLINE_REDACTION_KEY"
+"""HMAC key for a redaction policy's `hash` actions (when its file names no hash_key_file)."""
 
 _log = logging.getLogger("driftline")
 

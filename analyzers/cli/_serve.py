@@ -68,6 +68,10 @@ def _token(token: str | None, token_file: Path | None) -> str | None:
               help="Result size (uncompressed blocks) a query on the query endpoint may return (a request can ask for less, never more).")
 @click.option("--allow-host", "allowed_hosts", multiple=True, metavar="NAME",
               help="Also answer the query endpoint for this Host/Origin name (default: loopback names only). Repeatable.")
+@click.option("--redaction", "redaction_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None, metavar="FILE",
+              help=f"Redaction policy (TOML) applied before the spool. Default: ${_config.DRIFTLINE_REDACTION}, else the built-in "
+                   "detectors over content attributes, span events and log bodies.")
+@click.option("--no-redaction", is_flag=True, help="Store content exactly as sent (no masking at all).")
 @click.option("--log-format", type=click.Choice(["json", "text"]), default="json", show_default=True, help="Log lines on stderr.")
 @handle_errors
 def serve_command(store_url: str | None, host: str, http_port: int, grpc_port: int, query_port: int, token: str | None,
@@ -75,7 +79,8 @@ def serve_command(store_url: str | None, host: str, http_port: int, grpc_port: i
                   max_in_flight: int, request_timeout: float, max_connections: int, max_connections_per_client: int,
                   inserters: int | None, max_value_chars: int, drain_timeout: float, fault_file: Path | None,
                   ready_file: Path | None, replay_dead_letters: bool, query_timeout: int, query_max_memory_mb: int,
-                  query_max_result_mb: int, allowed_hosts: tuple[str, ...], log_format: str) -> None:  # fmt: skip
+                  query_max_result_mb: int, allowed_hosts: tuple[str, ...], redaction_file: Path | None, no_redaction: bool,
+                  log_format: str) -> None:  # fmt: skip
     """Receive OTLP traces and logs (HTTP :4318, gRPC :4317) into the store.
 
     Every acknowledged batch is on disk first (spool, fsynced), so a store outage, a restart or
@@ -85,12 +90,15 @@ def serve_command(store_url: str | None, host: str, http_port: int, grpc_port: i
     endpoint while this runs: --store http://127.0.0.1:8124 (with --token: http://default:SECRET@...);
     it runs reads only, under --query-* limits. Beyond loopback serve needs a token (or --insecure).
     Batches the store keeps refusing are set aside in SPOOL_DIR/dead-letter (--replay-dead-letters).
-    SIGTERM drains the spool, then exits.
+    Secrets and personal data in content (prompts, completions, tool arguments, event bodies) are
+    masked before the spool writes a batch (--redaction FILE for your own policy); /metrics counts
+    the values each rule changed. SIGTERM drains the spool, then exits.
 
     \b
     Example:
       driftline serve                                   # ./.driftline/store, loopback only
       driftline serve --host 0.0.0.0 --token-file /run/secrets/otlp
+      driftline serve --redaction redaction.toml        # hash e-mails, drop user.* ...
       OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 python app.py
       driftline db status --store http://127.0.0.1:8124
       curl -s 127.0.0.1:4318/healthz; curl -s 127.0.0.1:4318/metrics
@@ -98,6 +106,8 @@ def serve_command(store_url: str | None, host: str, http_port: int, grpc_port: i
     from driftline.collector.receiver._ingest import IngestLimits
     from driftline.collector.receiver._serve import ServeConfig, run
 
+    if redaction_file is not None and no_redaction:
+        raise click.BadParameter("give --redaction FILE or --no-redaction, not both")
     _setup_logging(log_format)
     limits = IngestLimits(spool_bytes=spool_max_mb * _MIB, inserters=inserters, max_value_chars=max_value_chars)
     config = ServeConfig(
@@ -107,7 +117,7 @@ def serve_command(store_url: str | None, host: str, http_port: int, grpc_port: i
         max_connections=max_connections, max_connections_per_client=max_connections_per_client, drain_seconds=drain_timeout,
         fault_file=fault_file, ready_file=ready_file, query_timeout_seconds=query_timeout,
         query_max_memory=query_max_memory_mb * _MIB, query_max_result=query_max_result_mb * _MIB, allowed_hosts=frozenset(allowed_hosts), replay_dead_letters=replay_dead_letters,
-        insecure=insecure,
+        insecure=insecure, redaction=False if no_redaction else redaction_file,
     )
     if not run(config):
         raise StoreUnavailable("stopped with batches still in the spool (the store did not take them in time); they go in at the next start")

@@ -1,7 +1,8 @@
 """Spans straight into the store: an OTel SpanExporter doing columnar inserts into `otel_traces`.
 
-`export` never raises into the app: a failed insert is logged once per distinct error and
-reported as FAILURE to the span processor.
+The redaction policy runs on each batch before the insert, so a masked value never reaches the
+store's disk. `export` never raises into the app: a failed insert is logged once per distinct
+error (never with a value) and reported as FAILURE to the span processor.
 """
 
 from __future__ import annotations
@@ -9,11 +10,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from driftline.collector._redaction import RedactionPolicy, redactor
+from driftline.collector.store._redactions import save_counts
 from driftline.collector.store._spans import write_spans
 
 if TYPE_CHECKING:
@@ -29,11 +33,13 @@ class StoreSpanExporter(SpanExporter):
 
     It owns the store it is given and closes it at shutdown, unless `owns_store=False`: several
     exporters (one per TracerProvider, e.g. one per simulated service) can then share one store,
-    which its opener closes after shutting them all down.
+    which its opener closes after shutting them all down. `redaction`: a policy or policy file,
+    False for none, None for $DRIFTLINE_REDACTION or the default policy (detectors over content).
     """
 
-    def __init__(self, store: Store, *, owns_store: bool = True) -> None:
+    def __init__(self, store: Store, *, owns_store: bool = True, redaction: RedactionPolicy | str | Path | bool | None = None) -> None:
         self._store = store
+        self._redactor = redactor(redaction)
         self._owns_store = owns_store
         self._lock = threading.Lock()
         self._seen_errors: set[str] = set()
@@ -44,7 +50,9 @@ class StoreSpanExporter(SpanExporter):
             return SpanExportResult.FAILURE if self._shutdown else SpanExportResult.SUCCESS
         try:
             with self._lock:
-                write_spans(self._store, spans)
+                write_spans(self._store, spans, self._redactor)
+                if self._redactor is not None:
+                    save_counts(self._store, self._redactor, "exporter")
         except Exception as exc:  # the app must never see an exporter error
             self._log_once(exc, len(spans))
             return SpanExportResult.FAILURE

@@ -12,6 +12,7 @@ import atexit
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
@@ -21,6 +22,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from driftline.collector import _names as n
 from driftline.collector._config import DRIFTLINE_EXPORT_BATCH, env_int
 from driftline.collector._errors import ConfigError
+from driftline.collector._redaction import RedactionPolicy
 
 from ._context import ReleaseContextProcessor
 
@@ -47,7 +49,7 @@ class Instrumentation:
             processor.shutdown()
 
 
-def _store_exporter(store: str | None) -> SpanExporter:
+def _store_exporter(store: str | None, redaction: RedactionPolicy | str | Path | bool | None) -> SpanExporter:
     from driftline.collector.store._migrate import migrate
     from driftline.collector.store._store import connect
 
@@ -55,7 +57,7 @@ def _store_exporter(store: str | None) -> SpanExporter:
 
     opened = connect(store)
     migrate(opened)
-    return StoreSpanExporter(opened)
+    return StoreSpanExporter(opened, redaction=redaction)
 
 
 def _otlp_exporter(endpoint: str, protocol: str, headers: Mapping[str, str] | None) -> SpanExporter:
@@ -99,18 +101,23 @@ def instrument(
     environment: str | None = None,
     exporter: SpanExporter | None = None,
     max_export_batch_size: int | None = None,
+    redaction: RedactionPolicy | str | Path | bool | None = None,
 ) -> Instrumentation:
     """Set up driftline for this process.
 
     Give `endpoint` (OTLP receiver or collector, e.g. http://127.0.0.1:4318) or `store`
     (chdb:///dir or http://…:8123; default DRIFTLINE_STORE, then ./.driftline), or your own
     `exporter`. Returns a handle whose `shutdown()` flushes.
+
+    `redaction` (with `store`): the policy masking secrets and personal data before the insert, a
+    `RedactionPolicy` or a TOML file; False for none; default $DRIFTLINE_REDACTION, else the
+    built-in detectors over content. Over OTLP, the receiver (`driftline serve`) applies its own.
     """
     if sum(x is not None for x in (store, endpoint, exporter)) > 1:
         raise ConfigError("give one of store=, endpoint= or exporter=, not several")
     provider, created = _provider(service_name, service_version, environment)
     if exporter is None:
-        exporter = _otlp_exporter(endpoint, protocol, headers) if endpoint else _store_exporter(store)
+        exporter = _otlp_exporter(endpoint, protocol, headers) if endpoint else _store_exporter(store, redaction)
     batch = max_export_batch_size or env_int(DRIFTLINE_EXPORT_BATCH, 2048)
     processors: list[SpanProcessor] = [
         ReleaseContextProcessor(),

@@ -31,11 +31,13 @@ from pathlib import Path
 from typing import Any, Final
 
 from driftline.collector._errors import DriftlineError, StoreError, StoreUnavailable
+from driftline.collector.store._redactions import save_counts
 from driftline.collector.store._store import Store, connect
 
 from ._dead_letter import DeadLetters, DeadLettersFull
 from ._metrics import ServeMetrics
 from ._otlp_decode import MAX_VALUE_CHARS, Columns, logs_to_columns, traces_to_columns
+from ._otlp_redact import OtlpRedactor
 from ._otlp_sql import insert_file, length_delimited, write_schema
 from ._spool import Record, Spool, SpoolError, SpoolFull
 
@@ -113,8 +115,9 @@ class Ingester:
     """Owns the spool, the store connections and the writer (its thread cuts groups; inserter threads insert them)."""
 
     def __init__(self, store_url: str, spool_dir: Path, *, limits: IngestLimits, metrics: ServeMetrics,
-                 fault_file: Path | None = None, store: Store | None = None) -> None:  # fmt: skip
+                 fault_file: Path | None = None, store: Store | None = None, redaction: OtlpRedactor | None = None) -> None:  # fmt: skip
         self.store_url = store_url
+        self.redaction = redaction
         self.limits = limits
         self.metrics = metrics
         self.fault_file = fault_file
@@ -136,6 +139,8 @@ class Ingester:
         metrics.gauge("store_up", "1 when the last insert (or connect) succeeded", lambda: 0 if self._store_error else 1)
         metrics.gauge("dead_letter_items", "items the store refused, set aside (driftline serve --replay-dead-letters)",
                       lambda: self.dead_letters.items)  # fmt: skip
+        if redaction is not None:
+            metrics.family("redacted", "values a redaction rule masked, hashed or dropped before the spool", "rule", redaction.redactor.counts)
 
     def replay_dead_letters(self) -> int:
         """Put every set-aside batch back into the spool (before start); returns the items replayed."""
@@ -288,7 +293,17 @@ class Ingester:
                 return False  # the drain timed out while the store was away: the spool keeps the batch
             delay = min(delay * 2, 5.0)
         self._stored(group, dead)
+        self._save_redaction_counts(slot)
         return True
+
+    def _save_redaction_counts(self, slot: int) -> None:
+        """Add the redaction counts to the store's; if that fails they wait for the next group."""
+        if self.redaction is None:
+            return
+        try:
+            save_counts(self._connected(slot), self.redaction.redactor, "serve")
+        except DriftlineError as exc:
+            _log.warning("could not save the redaction counts; they go with the next group", extra={"error": str(exc)[:500]})
 
     def _stored(self, group: _Group, dead: int) -> None:
         """The group is in the store (or set aside): release it from the spool and count it."""

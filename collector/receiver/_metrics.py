@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Final
 
 __all__ = ["ServeMetrics"]
@@ -25,6 +25,7 @@ class ServeMetrics:
         self._latency = [0] * (len(_LATENCY_BUCKETS) + 1)
         self._latency_sum = 0.0
         self._gauges: dict[str, tuple[str, Callable[[], float]]] = {}
+        self._families: dict[str, tuple[str, str, Callable[[], Mapping[str, int]]]] = {}
 
     def add(self, name: str, value: int = 1) -> None:
         """Bump a counter: received, spooled, stored, replayed, truncated (items or values)."""
@@ -45,6 +46,10 @@ class ServeMetrics:
     def gauge(self, name: str, help_text: str, read: Callable[[], float]) -> None:
         """Register a value read at scrape time (queue depth, spool bytes)."""
         self._gauges[name] = (help_text, read)
+
+    def family(self, name: str, help_text: str, label: str, read: Callable[[], Mapping[str, int]]) -> None:
+        """Register a counter kept elsewhere, one sample per label value, read at scrape time."""
+        self._families[name] = (help_text, label, read)
 
     def render(self) -> str:
         """The Prometheus text exposition of everything above."""
@@ -71,6 +76,9 @@ class ServeMetrics:
                 running += count
                 lines.append(f'driftline_serve_insert_seconds_bucket{{le="{bound}"}} {running}')
             lines += [f"driftline_serve_insert_seconds_sum {self._latency_sum:.6f}", f"driftline_serve_insert_seconds_count {running}"]
+        for name, (help_text, label, counts) in sorted(self._families.items()):
+            lines += [f"# HELP driftline_serve_{name}_total {help_text}", f"# TYPE driftline_serve_{name}_total counter"]
+            lines += [f'driftline_serve_{name}_total{{{label}="{value}"}} {count}' for value, count in sorted(counts().items())]
         for name, (help_text, read) in sorted(self._gauges.items()):
             lines += [f"# HELP driftline_serve_{name} {help_text}", f"# TYPE driftline_serve_{name} gauge", f"driftline_serve_{name} {read()}"]
         return "\n".join(lines) + "\n"

@@ -45,6 +45,7 @@ __all__ = [
     "OTEL_LOGS_COLUMNS",
     "BadPayload",
     "Columns",
+    "any_string",
     "count_items",
     "logs_to_columns",
     "parse_request",
@@ -339,7 +340,8 @@ def _any_value(value: Any, which: str | None) -> Any:
     return getattr(value, which)
 
 
-def _any_string(value: Any) -> str:
+def any_string(value: Any) -> str:
+    """An OTLP AnyValue as the string the tables hold."""
     which = value.WhichOneof("value")
     return value.string_value if which == "string_value" else attribute_string(_any_value(value, which))
 
@@ -419,7 +421,7 @@ def logs_to_columns(payloads: Iterable[bytes], *, limit: int = MAX_VALUE_CHARS) 
                 sev_text.append(cut.text(record.severity_text))
                 sev_num.append(min(max(int(record.severity_number), 0), 255))
                 service.append(svc)
-                body.append(cut.text(_any_string(record.body)) if record.HasField("body") else "")
+                body.append(cut.text(any_string(record.body)) if record.HasField("body") else "")
                 res_url.append(resource_logs.schema_url)
                 res.append(res_attrs)
                 scope_url.append(scope_logs.schema_url)

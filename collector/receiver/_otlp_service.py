@@ -1,4 +1,4 @@
-"""What one OTLP export call does, whatever the transport: parse, count, spool, answer.
+"""What one OTLP export call does, whatever the transport: parse, count, redact, spool, answer.
 
 The HTTP and gRPC receivers differ only in how they read a body and map the outcome to a
 status (see the table in each); the decisions live here once.
@@ -67,5 +67,7 @@ def export(ingester: Ingester, endpoint: Endpoint, body: bytes, *, json_body: bo
             response.partial_success.error_message = METRICS_REFUSED
         return response
     if items:
+        if ingester.redaction is not None:  # before the spool: a masked value never reaches disk
+            payload = ingester.redaction.payload(message, payload)
         ingester.accept(endpoint.signal, payload, items)
     return response

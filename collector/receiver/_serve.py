@@ -22,13 +22,15 @@ from typing import Any, Final
 
 from driftline.collector._config import store_url as resolve_store_url
 from driftline.collector._errors import ConfigError, StoreUnavailable
+from driftline.collector._redaction import RedactionPolicy, redactor
 from driftline.collector.store._migrate import migrate, require_schema
 from driftline.collector.store._store import Store, announce_endpoint, connect, embedded_database, redact_url
 
 from ._ingest import Ingester, IngestLimits
 from ._metrics import ServeMetrics
+from ._otlp_redact import OtlpRedactor
 
-__all__ = ["JsonLogFormatter", "ServeConfig", "Server", "run"]
+__all__ = ["JsonLogFormatter", "ServeConfig", "Server", "default_spool_dir", "run"]
 
 _log = logging.getLogger("driftline.serve")
 
@@ -62,6 +64,8 @@ class ServeConfig:
     allowed_hosts: frozenset[str] = frozenset()
     replay_dead_letters: bool = False
     insecure: bool = False
+    redaction: RedactionPolicy | str | Path | bool | None = None
+    """The policy applied before the spool: a policy or file, False for none, None for $DRIFTLINE_REDACTION or the default."""
 
 
 class JsonLogFormatter(logging.Formatter):
@@ -92,16 +96,19 @@ class Server:
         self._threads: list[threading.Thread] = []
         self._store: Store | None = None
         self._ingester: Ingester | None = None
+        self._redaction: OtlpRedactor | None = None
         self._http: Any = None
         self._grpc: Any = None
         self._query: Any = None
 
     def start(self) -> None:
         _check_exposure(self.config)
+        redacting = redactor(self.config.redaction)  # a bad policy stops serve before it listens or opens anything
+        self._redaction = OtlpRedactor(redacting) if redacting is not None else None
         store = self._open_store()
-        spool_dir = self.config.spool_dir or _default_spool_dir(store)
+        spool_dir = self.config.spool_dir or default_spool_dir(store)
         self._ingester = Ingester(self.url, spool_dir, limits=self.config.limits, metrics=self.metrics,
-                                  fault_file=self.config.fault_file, store=store)  # fmt: skip
+                                  fault_file=self.config.fault_file, store=store, redaction=self._redaction)  # fmt: skip
         if self.config.replay_dead_letters:
             self._ingester.replay_dead_letters()
         self._ingester.start()
@@ -111,7 +118,8 @@ class Server:
             self._start_query(store)
         self._write_ready_file()
         _log.info("listening", extra={"host": self.config.host, **self.ports, "store": redact_url(self.url),
-                                      "query_url": self.query_url, "spool": str(spool_dir), "auth": self.config.token is not None})  # fmt: skip
+                                      "query_url": self.query_url, "spool": str(spool_dir), "auth": self.config.token is not None,
+                                      "redaction": self._redaction is not None})  # fmt: skip
 
     def _open_store(self) -> Store:
         if self.url.startswith("chdb:"):
@@ -220,7 +228,7 @@ def _loopback(host: str) -> bool:
         return False
 
 
-def _default_spool_dir(store: Store) -> Path:
+def default_spool_dir(store: Store) -> Path:
     """Next to the embedded store's directory, or ./.driftline/spool for a server store."""
     data_dir = store.capabilities.data_dir
     if data_dir is not None:
