@@ -1,12 +1,15 @@
-"""The incident report (the on-call path) scored on labelled incidents from two independent worlds.
+"""The incident report (the on-call path) scored on labelled incidents from three independent worlds.
 
 World 1 writes columns straight into the store (analyzers/evaluation/_scenarios.labelled);
 world 2 (LexDesk) writes spans through the public hooks and was written without reading the
-analyzers. Every scenario gets its own fresh embedded store. Prints, per world and overall:
+analyzers; world 3 (Switchboard, a telecom support platform: analyzers/evaluation/_world3.py)
+mixes the hooks with a bare OpenTelemetry GenAI instrumentation and was written without reading
+the analyzers or the other worlds. `both` is worlds 1 and 2, `all` adds world 3. Every scenario
+gets its own fresh embedded store. Prints, per world and overall:
 detection, precision@1 of the lead finding, false findings per report and controls with
 findings, next to the goals (p@1 >= 0.95, no finding on a control); then per kind, then the misses.
 
-    .venv/bin/python bench/bench_incident_eval.py [--seeds 0 1] [--per-kind 2] [--world 1|2|both] [--verbose]
+    .venv/bin/python bench/bench_incident_eval.py [--seeds 0 1] [--per-kind 2] [--world 1|2|3|both|all] [--verbose]
 """
 
 from __future__ import annotations
@@ -20,19 +23,23 @@ from driftline.analyzers.evaluation._labels import LabelledScenario
 from driftline.analyzers.evaluation._report_eval import ReportOutcome, ReportScores, evaluate_reports
 from driftline.analyzers.evaluation._scenarios import labelled
 from driftline.analyzers.evaluation._world2 import scenarios as world2_scenarios
+from driftline.analyzers.evaluation._world3 import scenarios as world3_scenarios
 
 GOAL_P_AT_1 = 0.95
-WORLD2_END = datetime(2026, 11, 16, 17, 30, tzinfo=UTC)
-"""World 2 ends its scenarios at the wall clock unless told; a fixed end makes runs comparable."""
+FIXED_END = datetime(2026, 11, 16, 17, 30, tzinfo=UTC)
+"""Worlds 2 and 3 end their scenarios at the wall clock unless told; a fixed end makes runs comparable."""
+WORLDS = {"1": ("1",), "2": ("2",), "3": ("3",), "both": ("1", "2"), "all": ("1", "2", "3")}
 
 
 def _scenarios(world: str, seeds: list[int], per_kind: int) -> list[LabelledScenario]:
     out: list[LabelledScenario] = []
     for seed in seeds:
-        if world in ("1", "both"):
+        if "1" in WORLDS[world]:
             out += labelled(seed, per_kind=per_kind)
-        if world in ("2", "both"):
-            out += world2_scenarios(seed, per_kind=per_kind, end=WORLD2_END)
+        if "2" in WORLDS[world]:
+            out += world2_scenarios(seed, per_kind=per_kind, end=FIXED_END)
+        if "3" in WORLDS[world]:
+            out += world3_scenarios(seed, per_kind=per_kind, end=FIXED_END)
     return out
 
 
@@ -80,7 +87,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--per-kind", type=int, default=2)
-    parser.add_argument("--world", choices=("1", "2", "both"), default="both")
+    parser.add_argument("--world", choices=tuple(WORLDS), default="both")
     parser.add_argument("--verbose", action="store_true", help="a line per scenario on stderr as it finishes")
     args = parser.parse_args()
     chosen = _scenarios(args.world, args.seeds, args.per_kind)

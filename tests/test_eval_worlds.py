@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -22,6 +22,8 @@ from driftline.analyzers.evaluation._labels import LabelledScenario
 from driftline.analyzers.evaluation._report_eval import ReportScores, score_report
 from driftline.analyzers.evaluation._scenarios import labelled
 from driftline.analyzers.evaluation._world2 import scenarios as world2_scenarios
+from driftline.analyzers.evaluation._world3 import KINDS as WORLD3_KINDS
+from driftline.analyzers.evaluation._world3 import scenario as world3_scenario
 from driftline.collector import Store, connect, migrate
 
 QUALITY = "SELECT {agg} FROM llm_scores AS s INNER JOIN llm_calls AS c ON s.trace_id = c.trace_id AND s.span_id = c.span_id WHERE {where}"
@@ -168,3 +170,71 @@ def test_equivalent_segments_and_grouped_symptoms_count_as_the_cause_and_signal(
     grouped = _finding("error_rate", ("route", "prompt_version"), ("/x", "v4"), symptoms=(SimpleNamespace(signal="validation_failure_rate"),))
     got = score_report(SimpleNamespace(findings=(grouped,)), incident)
     assert (got.detected, got.lead_correct, got.false_findings) == (True, True, 0)
+
+
+# --- world 3 (Switchboard): every kind's label is checked against the rows it wrote ---------------
+
+W3_COLUMN = {"input_confidence": "multiIf(c.confidence_mean < 0.6, 'low', c.confidence_mean < 0.8, 'medium', 'high')"}
+W3_SIGNAL: dict[str, tuple[str, str, str, Callable[[float, float], bool]]] = {
+    "quality": (QUALITY, "avg(s.score)", "s.evaluation = {evaluation:String}", lambda a, b: b <= a - 0.04),
+    "ttft_p50": (CALLS, "quantile(0.5)(c.ttft_s)", "c.ttft_s IS NOT NULL", lambda a, b: b >= 1.8 * a),
+    "low_confidence_share": (CALLS, "avg(c.confidence_mean < 0.6)", "c.confidence_mean IS NOT NULL", lambda a, b: b >= 2 * a + 0.05),
+    "rate_limit_rate": (CALLS, "avg(c.rate_limited)", "1", lambda a, b: b >= 3 * a + 0.02),
+    "validation_failure_rate": (CALLS, "avg(c.validation != 'ok')", "c.validation IS NOT NULL", lambda a, b: b >= 2 * a + 0.05),
+    "cancellation_tax": (CALLS, "avg(ifNull(c.tokens_after_cancel, 0))", "c.stream", lambda a, b: b >= 3 * a),
+}  # fmt: skip
+
+
+def _w3_where(pairs: frozenset[tuple[str, str]]) -> str:
+    return " AND ".join(f"{W3_COLUMN.get(dim, f'c.{dim}')} = '{value}'" for dim, value in sorted(pairs)) or "1"
+
+
+def _w3_measure(store: Store, s: LabelledScenario) -> dict[str, Any]:
+    """The probe's signal on the context before the start and on the segment after it; calls of every cause after it."""
+    split = s.incident_start or s.start + (s.end - s.start) / 2
+    probe = s.detail
+    signal = "quality" if probe is None or probe.signal.startswith("quality:") else probe.signal
+    query, agg, scope, _ = W3_SIGNAL[signal]
+    params = {"t": split, "evaluation": "resolution_quality" if probe is None else probe.signal.removeprefix("quality:")}
+
+    def one(when: str, pairs: frozenset[tuple[str, str]]) -> float:
+        value = store.rows(query.format(agg=agg, where=f"c.time {when} {{t:DateTime64(9)}} AND {scope} AND {_w3_where(pairs)}"), params)[0][0]
+        return float("nan") if value is None else float(value)
+
+    segment, context = (frozenset(), frozenset()) if probe is None else (probe.segment, probe.context)
+    causes = [store.rows(CALLS.format(agg="count()", where=f"c.time >= {{t:DateTime64(9)}} AND {_w3_where(c)}"), params)[0][0] for c in s.causes]
+    return {"signal": signal, "before": one("<", context), "after": one(">=", segment), "cause_calls": causes,
+            "ttft": [one(w, frozenset()) for w in ("<", ">=")] if probe is None else None}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def world3(engine_dir: Path) -> Iterator[dict[str, tuple[LabelledScenario, dict[str, Any]]]]:
+    """One scenario of every world-3 kind, each written into its own fresh database and measured."""
+    out = {}
+    for kind in WORLD3_KINDS:
+        s = world3_scenario(kind, 0, 0, datetime(2026, 11, 16, 17, 30, tzinfo=UTC), volume=0.4)
+        store = connect(f"chdb://{engine_dir}?database=w3_{uuid.uuid4().hex[:10]}")
+        try:
+            migrate(store)
+            assert s.write(store) > 2500
+            out[s.kind] = (s, _w3_measure(store, s))
+        finally:
+            store.command(f"DROP DATABASE IF EXISTS {store.client.database}")
+            store.close()
+    yield out
+
+
+@pytest.mark.parametrize("kind", [k for k in WORLD3_KINDS if k != "control"])
+def test_world3_labels_are_true_in_the_rows(world3: dict[str, Any], kind: str) -> None:
+    scenario, m = world3[kind]
+    assert scenario.world == "world3" and scenario.signals and scenario.causes and scenario.incident_start is not None
+    assert all(m["cause_calls"]), f"a labelled cause selects no call after the start: {scenario.causes}"
+    assert W3_SIGNAL[m["signal"]][3](m["before"], m["after"]), (m, scenario.notes)
+
+
+def test_world3_control_moves_nothing(world3: dict[str, Any]) -> None:
+    scenario, m = world3["control"]
+    assert not scenario.signals and not scenario.causes and scenario.incident_start is None
+    assert abs(m["after"] - m["before"]) <= 0.03, m
+    before, after = m["ttft"]
+    assert 0.85 <= after / before <= 1.15, m
