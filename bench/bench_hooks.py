@@ -34,7 +34,8 @@ RELEASE = {"gen_ai.prompt.name": "answer", "gen_ai.prompt.version": "v8", "drift
 REQUEST = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o", "gen_ai.request.stream": False}
 RESPONSE = {
     "gen_ai.response.model": "gpt-4o-2024-08-06", "gen_ai.response.id": "chatcmpl-1", "gen_ai.response.finish_reasons": ["stop"],
-    "gen_ai.usage.input_tokens": 812, "gen_ai.usage.output_tokens": 164, "driftline.cost": 0.0037,
+    "gen_ai.usage.input_tokens": 812, "gen_ai.usage.output_tokens": 164, "gen_ai.usage.cost.amount": 0.0037,
+    "gen_ai.usage.cost.currency": "USD", "gen_ai.usage.cost.source": "app",
 }  # fmt: skip
 
 

@@ -216,3 +216,53 @@ def test_environment_comes_from_the_current_or_legacy_resource_attribute(store: 
     provider.add_span_processor(SimpleSpanProcessor(StoreSpanExporter(store)))
     span_id = emit(provider, "chat gpt-4o", {"gen_ai.operation.name": "chat"})
     assert store.rows("SELECT service, environment FROM llm_calls WHERE span_id = {s:String}", {"s": span_id}) == [("env-svc", "staging")]
+
+
+def test_proposed_cost_attributes_keep_their_currency_and_source(store: Store, traced: TracerProvider) -> None:
+    base = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o"}
+    usd = emit(traced, "chat gpt-4o", {**base, "gen_ai.usage.cost.amount": 0.25, "gen_ai.usage.cost.currency": "USD",
+                                       "gen_ai.usage.cost.source": "provider"})  # fmt: skip
+    eur = emit(traced, "chat gpt-4o", {**base, "gen_ai.usage.cost.amount": 0.5, "gen_ai.usage.cost.currency": "EUR"})
+    columns = "cost_usd, cost_amount, cost_currency, cost_source, cost_computed"
+    read = f"SELECT {columns} FROM llm_calls WHERE span_id = {{s:String}}"
+    assert store.rows(read, {"s": usd}) == [(0.25, 0.25, "USD", "provider", False)]
+    assert store.rows(read, {"s": eur}) == [(None, 0.5, "EUR", "reported", False)]  # not in cost_usd: it is no dollar amount
+
+
+def test_openlit_cost_is_marked_computed_and_its_zero_is_no_cost(store: Store, traced: TracerProvider) -> None:
+    base = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o",
+            "gen_ai.usage.input_tokens": 100, "gen_ai.usage.output_tokens": 10}  # fmt: skip
+    priced = emit(traced, "chat gpt-4o", {**base, "gen_ai.usage.cost": 0.002}, scope="openlit.instrumentation.openai")
+    unpriced = emit(traced, "chat gpt-4o", {**base, "gen_ai.usage.cost": 0}, scope="openlit.instrumentation.openai")
+    read = "SELECT cost_usd, cost_source, cost_computed FROM llm_calls WHERE span_id = {s:String}"
+    assert store.rows(read, {"s": priced}) == [(0.002, "openlit", True)]
+    assert store.rows(read, {"s": unpriced}) == [(None, None, False)]
+
+
+@pytest.mark.parametrize("name", ["gen_ai.usage.cache_creation.input_tokens", "gen_ai.usage.cache_write.input_tokens",
+                                  "gen_ai.usage.cache_creation_input_tokens", "gen_ai.usage.cache_write_input_tokens",
+                                  "llm.token_count.prompt_details.cache_write"])  # fmt: skip
+def test_cache_write_tokens_come_from_every_name_in_use(store: Store, traced: TracerProvider, name: str) -> None:
+    span_id = emit(traced, "chat claude", {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "anthropic", name: 2048})
+    assert store.rows("SELECT cache_write_tokens FROM llm_calls WHERE span_id = {s:String}", {"s": span_id}) == [(2048,)]
+
+
+def test_openinference_metadata_gives_index_and_confidence(store: Store, traced: TracerProvider) -> None:
+    metadata = '{"driftline.retrieval.index.name": "kb", "driftline.retrieval.index.version": "v42", "driftline.input.confidence.mean": 0.71}'
+    span_id = emit(traced, "ChatCompletion", {"openinference.span.kind": "LLM", "llm.model_name": "gpt-4o-2024-08-06", "metadata": metadata,
+                                              "llm.invocation_parameters": '{"model": "gpt-4o", "stream": true}'})  # fmt: skip
+    row = store.rows("SELECT index_name, index_version, confidence_mean, request_model, stream FROM llm_calls WHERE span_id = {s:String}", {"s": span_id})
+    assert row == [("kb", "v42", 0.71, "gpt-4o", True)]
+
+
+def test_exception_event_gives_error_type_and_http_status(store: Store, traced: TracerProvider) -> None:
+    span = traced.get_tracer("openinference.instrumentation.openai").start_span(
+        "ChatCompletion", attributes={"openinference.span.kind": "LLM", "llm.invocation_parameters": '{"model": "gpt-4o"}'}
+    )
+    span.add_event("exception", {"exception.type": "openai.RateLimitError", "exception.message": "Error code: 429 - Rate limit reached"})
+    span.set_status(Status(StatusCode.ERROR, "RateLimitError"))
+    span.end()
+    span_id = format(span.get_span_context().span_id, "016x")
+    row = store.rows("SELECT error_type, http_status, rate_limited FROM llm_calls WHERE span_id = {s:String}", {"s": span_id})
+    assert row == [("openai.RateLimitError", 429, True)]
+

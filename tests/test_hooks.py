@@ -91,6 +91,29 @@ def test_llm_call_round_trips_every_request_and_response_attribute(store: Store,
     }  # fmt: skip
 
 
+def test_llm_call_writes_the_latest_conventions_cache_writes_and_the_apps_cost(store: Store, traced: TracerProvider) -> None:
+    with llm_call(provider="anthropic", model="claude-sonnet-4-5", tracer_provider=traced) as call:
+        call.response(input_tokens=3000, cached_tokens=1000, cache_write_tokens=2000, output_tokens=50, cost=0.0123)
+    row = only_call(store, "cached_tokens", "cache_write_tokens", "cost_usd", "cost_amount", "cost_currency", "cost_source", "cost_computed")
+    assert row == {"cached_tokens": 1000, "cache_write_tokens": 2000, "cost_usd": 0.0123, "cost_amount": 0.0123, "cost_currency": "USD",
+                   "cost_source": "app", "cost_computed": False}  # fmt: skip
+
+
+def test_a_call_the_app_did_not_price_is_priced_from_genai_prices_and_marked_computed(store: Store, traced: TracerProvider) -> None:
+    with llm_call(provider="openai", model="gpt-4o-mini", tracer_provider=traced) as call:
+        call.response(model="gpt-4o-mini-2024-07-18", input_tokens=1000, cached_tokens=400, output_tokens=100)
+    row = only_call(store, "cost_usd", "cost_currency", "cost_source", "cost_computed")
+    # genai-prices 0.2.3 for gpt-4o-mini: $0.15 per million input tokens, cached ones at their own $0.075, output $0.60.
+    assert row["cost_usd"] == pytest.approx((600 * 0.15 + 400 * 0.075 + 100 * 0.60) / 1e6)
+    assert (row["cost_currency"], row["cost_source"], row["cost_computed"]) == ("USD", "genai-prices 0.2.3", True)
+
+
+def test_a_model_the_price_table_does_not_know_has_no_cost(store: Store, traced: TracerProvider) -> None:
+    with llm_call(provider="openai", model="in-house-finetune", tracer_provider=traced) as call:
+        call.response(input_tokens=1000, output_tokens=100)
+    assert only_call(store, "cost_usd", "cost_source", "cost_computed") == {"cost_usd": None, "cost_source": None, "cost_computed": False}
+
+
 def test_llm_call_extra_attributes_reach_the_span(store: Store, traced: TracerProvider) -> None:
     with llm_call(provider="openai", model="gpt-4o", attributes={"driftline.route": "/extra"}, tracer_provider=traced):
         pass

@@ -108,6 +108,7 @@ SELECT
     coalesce(toUInt64OrNull(SpanAttributes['gen_ai.usage.cache_write.input_tokens']),
              toUInt64OrNull(SpanAttributes['gen_ai.usage.cache_creation.input_tokens']),
              toUInt64OrNull(SpanAttributes['gen_ai.usage.cache_creation_input_tokens']),
+             toUInt64OrNull(SpanAttributes['gen_ai.usage.cache_write_input_tokens']),
              toUInt64OrNull(SpanAttributes['llm.token_count.prompt_details.cache_write'])) AS cache_write_tokens,
     -- OpenLIT counts a stream's tokens itself when the provider sent no usage, and then (only
     -- then) writes no cache-read count, which it writes, even 0, from every usage it is given.
