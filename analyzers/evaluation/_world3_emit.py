@@ -154,10 +154,11 @@ def _respond(call: Call, span: LLMCall, clock: _Clock) -> None:
         span.failed(error_type=call.error, http_status=call.http_status)
         return
     if call.ttft is not None:
-        for _ in span.stream(_chunks(call, clock), tokens=lambda n: n):
-            pass
-        if call.delivered is not None:
-            span.cancel()
+        read = 0
+        for tokens in span.stream(_chunks(call, clock), tokens=lambda n: n):
+            read += tokens
+            if call.delivered is not None and read >= call.delivered:
+                break  # the caller went away: the stream is left unread, the hook counts a cancel
     span.response(model=call.response_model, fingerprint=call.fingerprint, finish_reason=None if call.delivered is not None else "stop",
                   input_tokens=call.tokens_in, output_tokens=call.tokens_out, cost=call.cost)  # fmt: skip
     if call.validation is not None:
@@ -168,13 +169,16 @@ def _respond(call: Call, span: LLMCall, clock: _Clock) -> None:
 
 
 def _chunks(call: Call, clock: _Clock) -> Iterator[int]:
-    """Six chunks from the first token to the last (or to the cancel), advancing the clock as they arrive."""
+    """The answer's token counts in six chunks from the first token to the last one read (advancing the clock as they
+    arrive); after a cancel, one more chunk with the tokens the provider generated that nobody read."""
     assert call.ttft is not None
     tokens = call.delivered if call.delivered is not None else call.tokens_out
     first, last = call.t + int(call.ttft * NS), call.t + int(call.duration * NS)
     for i in range(6):
         clock.now = first + (last - first) * i // 5
         yield tokens // 6 + (1 if i < tokens % 6 else 0)
+    if call.delivered is not None:
+        yield call.tokens_out - call.delivered
 
 
 def _third_party(call: Call, provider: TracerProvider) -> None:
