@@ -6,7 +6,7 @@ different sizes) rent Switchboard for phone support (ASR transcript -> intent, s
 reply over the knowledge base), web chat (retrieval-augmented answers, an agent-routing step with
 JSON output, a quiet billing route) and ticket summaries as JSON (a batch worker traced by a
 third-party instrumentation), across OpenAI, Anthropic and Vertex AI. Each scenario is 3.5-5 hours
-of a daily traffic curve (roughly 9,000-20,000 calls), LLM-judge scores on a fraction of calls (some
+of a daily traffic curve (roughly 8,500-20,000 calls), LLM-judge scores on a fraction of calls (some
 recorded minutes later), background 429s, timeouts, 5xx, cancels and latency tails, and 3-5
 harmless changes (deploys, prompt publishes elsewhere, index rebuilds, fingerprint rotations, a
 tenant onboarding), one of them within minutes of the incident. Labels are computed from the
