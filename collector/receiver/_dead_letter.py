@@ -19,13 +19,12 @@ spool's limit turns into 503s for the clients, instead of growing the disk witho
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._spool import Record
+from ._spool import Record, durable_write
 
 __all__ = ["DeadLetter", "DeadLetters", "DeadLettersFull"]
 
@@ -69,8 +68,8 @@ class DeadLetters:
             raise DeadLettersFull(f"the dead letters in {self.directory} are at their limit of {self.max_bytes} bytes")
         meta = {"seq": record.seq, "kind": record.kind, "items": record.items, "reason": reason[:2000],
                 "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}  # fmt: skip
-        _durable_write(self.directory / f"{record.seq:020d}.pb", payload)
-        _durable_write(self.directory / f"{record.seq:020d}.json", json.dumps(meta).encode())
+        durable_write(self.directory / f"{record.seq:020d}.pb", payload)
+        durable_write(self.directory / f"{record.seq:020d}.json", json.dumps(meta).encode())
         with self._lock:
             self.items += record.items
             self.bytes += len(payload)
@@ -85,6 +84,12 @@ class DeadLetters:
                 found.append(DeadLetter(int(meta["seq"]), int(meta["kind"]), int(meta["items"]), str(meta["reason"]), path))
         return found
 
+    def replace(self, entry: DeadLetter, payload: bytes, items: int) -> None:
+        """Rewrite an entry's batch (what an erasure left of it), keeping its place and reason."""
+        meta = json.loads(entry.path.read_text(encoding="utf-8"))
+        durable_write(entry.path.with_suffix(".pb"), payload)
+        durable_write(entry.path, json.dumps({**meta, "items": items}).encode())
+
     def remove(self, entry: DeadLetter) -> None:
         """Forget an entry once it is back in the spool."""
         size = entry.path.with_suffix(".pb").stat().st_size
@@ -93,17 +98,3 @@ class DeadLetters:
         with self._lock:
             self.items -= entry.items
             self.bytes -= size
-
-
-def _durable_write(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

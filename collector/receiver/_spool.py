@@ -9,6 +9,7 @@ Several groups may be in flight at once; the checkpoint only moves past a group 
 earlier one is stored too, so a restart replays from the oldest group not yet confirmed.
 
 Layout of the spool directory:
+    spool.lock               held (flock) by the one process using the spool: serve, or an erasure
     spool.id                 random id of this spool, part of every deduplication token
     checkpoint.json          {"seq": last stored, "intents": [[first, last], ...] in flight}
     seg-<first seq>.log      records: header (magic, kind, seq, items, length, crc32) + payload
@@ -18,6 +19,7 @@ A torn tail (a crash mid-write) is cut off at start: those batches were never ac
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -25,12 +27,13 @@ import secrets
 import struct
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Final
 
-__all__ = ["Record", "Spool", "SpoolError", "SpoolFull"]
+__all__ = ["Record", "Spool", "SpoolError", "SpoolFull", "durable_write", "locked", "rewrite_records", "spooled_records"]
 
 _log = logging.getLogger("driftline.serve.spool")
 
@@ -71,6 +74,7 @@ class Spool:
         self.max_bytes = max_bytes
         self.segment_bytes = segment_bytes
         directory.mkdir(parents=True, exist_ok=True)
+        self._lock_file = _lock(directory)
         self.spool_id = self._spool_id()
         self.stored_seq, self.intents = self._read_checkpoint()
         self._done: set[tuple[int, int]] = set()
@@ -141,8 +145,7 @@ class Spool:
                 self._flush_chunks(chunks)
                 chunks = []
                 self._rotate(record.seq)
-            header = _HEADER.pack(_MAGIC, record.kind, record.seq, record.items, len(record.payload), zlib.crc32(record.payload))
-            chunks += (header, record.payload)
+            chunks += (_header(record), record.payload)
             self._file_size += record.size
         self._flush_chunks(chunks)
 
@@ -242,6 +245,7 @@ class Spool:
         if self._file is not None:
             self._file.close()
             self._file = None
+        self._lock_file.close()
 
     # --- start-up ------------------------------------------------------------------------------
 
@@ -286,6 +290,49 @@ class Spool:
         return size, items, last
 
 
+def _lock(directory: Path) -> IO[str]:
+    """Hold the spool directory for this process; SpoolError when another holds it."""
+    handle = open(directory / "spool.lock", "a", encoding="ascii")  # noqa: SIM115 - held until close() or exit
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise SpoolError(f"the spool in {directory} is in use by another process (a running `driftline serve`?)") from None
+    return handle
+
+
+@contextmanager
+def locked(directory: Path) -> Iterator[None]:
+    """Hold the spool directory (no serve may use it) for the block."""
+    handle = _lock(directory)
+    try:
+        yield
+    finally:
+        handle.close()
+
+
+def spooled_records(directory: Path) -> Iterator[Record]:
+    """Every whole record in the directory's segments, in order (the caller holds the spool)."""
+    for path in sorted(directory.glob("seg-*.log"), key=_first_seq):
+        for record, _ in _read_segment(path):
+            yield record
+
+
+def rewrite_records(directory: Path, change: Callable[[Record], Record | None]) -> None:
+    """Rewrite every segment whose records `change` alters (None: unchanged), each atomically, keeping
+    every record's place and sequence number. The caller holds the spool (`locked`)."""
+    for path in sorted(directory.glob("seg-*.log"), key=_first_seq):
+        records = [record for record, _ in _read_segment(path)]  # a whole segment (64 MiB at most) at a time
+        changed = [change(record) for record in records]
+        if any(new is not None for new in changed):
+            data = b"".join(_header(new or old) + (new or old).payload for old, new in zip(records, changed))
+            durable_write(path, data)
+
+
+def _header(record: Record) -> bytes:
+    return _HEADER.pack(_MAGIC, record.kind, record.seq, record.items, len(record.payload), zlib.crc32(record.payload))
+
+
 def _first_seq(path: Path) -> int:
     return int(path.stem.split("-", 1)[1])
 
@@ -312,9 +359,14 @@ def _read_segment(path: Path, offset: int = 0) -> Iterator[tuple[Record, int]]:
 
 
 def _atomic_write(path: Path, text: str) -> None:
+    durable_write(path, text.encode("utf-8"))
+
+
+def durable_write(path: Path, data: bytes) -> None:
+    """Write to a temporary name, fsync, rename, fsync the directory: a crash leaves the old file or the new."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
+    with open(tmp, "wb") as handle:
+        handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)

@@ -1,4 +1,4 @@
-"""What the store holds: schema version, tables, row counts, size on disk."""
+"""What the store holds: schema version, tables, row counts, size on disk, retention, redaction counts."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ._migrate import latest_version, pending, schema_version
+from ._redactions import redaction_counts
+from ._retention import retention
 from ._store import Store
 
 __all__ = ["StoreStatus", "TableStatus", "status"]
@@ -32,6 +34,12 @@ class StoreStatus:
     expected_version: int
     pending: list[str]
     tables: list[TableStatus] = field(default_factory=list)
+    retention_days: dict[str, int] = field(default_factory=dict)
+    """Table -> days its rows are kept (0: forever)."""
+    redactions: dict[str, int] = field(default_factory=dict)
+    """Rule -> values it masked, hashed or dropped, over everything written."""
+    system_log_bytes: int = 0
+    """What the engine's own logs (system.*_log) take on disk."""
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for JSON output."""
@@ -53,4 +61,9 @@ def status(store: Store) -> StoreStatus:
         expected_version=latest_version(),
         pending=[f"{m.version:04d}_{m.name}" for m in pending(store)],
         tables=tables,
+        retention_days=retention(store),
+        redactions=redaction_counts(store),
+        system_log_bytes=int(store.rows(
+            "SELECT sum(total_bytes) FROM system.tables WHERE database = 'system' AND endsWith(name, '_log') AND engine LIKE '%MergeTree%'"
+        )[0][0] or 0),
     )
