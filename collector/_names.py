@@ -46,8 +46,8 @@ GEN_AI_USAGE_COST_AMOUNT: Final = "gen_ai.usage.cost.amount"
 GEN_AI_USAGE_COST_CURRENCY: Final = "gen_ai.usage.cost.currency"
 """otel (proposed): ISO 4217 currency of the amount (driftline writes USD)."""
 GEN_AI_USAGE_COST_SOURCE: Final = "gen_ai.usage.cost.source"
-"""otel (proposed): where the amount came from. driftline writes `app` (given by the app) or
-`genai-prices <version>` (computed from that price table); llm_calls.cost_computed tells them apart."""
+"""otel (proposed): where the amount came from; driftline's hooks write `app`. llm_calls keeps it
+(`cost_source`); a cost the store computes from its price table has `genai-prices <version>` there."""
 GEN_AI_REQUEST_STREAM: Final = "gen_ai.request.stream"
 """otel: whether the response was streamed."""
 GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: Final = "gen_ai.response.time_to_first_chunk"
@@ -222,11 +222,12 @@ ENDUSER_ID: Final = "enduser.id"
 CONTENT_ATTRIBUTES: Final = (
     "gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.system_instructions",  # otel
     "gen_ai.tool.call.arguments", "gen_ai.tool.call.result",  # otel
-    "gen_ai.prompt", "gen_ai.completion", "gen_ai.prompt.[0-9]*", "gen_ai.completion.[0-9]*",  # otel legacy, OpenLLMetry, OpenLIT
+    "gen_ai.prompt", "gen_ai.completion", "gen_ai.prompt.*.content", "gen_ai.completion.*.content",  # otel legacy, OpenLLMetry, OpenLIT
+    "gen_ai.completion.*.arguments",  # OpenLLMetry's tool calls (gen_ai.completion.N.tool_calls.M.arguments)
     "gen_ai.content.prompt", "gen_ai.content.completion",  # OpenLIT
     "llm.input_messages.*", "llm.output_messages.*", "llm.prompts*", "input.value", "output.value",  # OpenInference
     "tool.parameters", "retrieval.documents.*", "embedding.embeddings.*.embedding.text",  # OpenInference
     "traceloop.entity.input", "traceloop.entity.output",  # OpenLLMetry
 )  # fmt: skip
 """Globs of the attributes that carry what users typed and models answered: scanned by the redaction
-detectors by default (the name `gen_ai.prompt.name` is not content: only numbered `gen_ai.prompt.N` are)."""
+detectors by default (`gen_ai.prompt.name` and `.version` are not content: only `gen_ai.prompt.N.content` is)."""

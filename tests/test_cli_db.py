@@ -20,6 +20,7 @@ from click.testing import CliRunner, Result
 from driftline.analyzers.cli import cli
 from driftline.collector import Store, connect
 from driftline.collector.store._migrate import latest_version, migrations
+from driftline.collector.store._prices import loaded_prices
 
 DRIFTLINE = str(Path(sys.executable).with_name("driftline"))
 
@@ -55,8 +56,12 @@ def test_db_migrate_creates_the_schema_then_has_nothing_to_do(store_url: str) ->
     first = invoke("db", "migrate", "--store", store_url)
     assert first.exit_code == 0, first.output
     assert [line.split()[1] for line in first.output.splitlines() if line.startswith("applied")] == [f"{m.version:04d}_{m.name}" for m in migrations()]
+    assert "loaded the price table genai-prices 0.2.3" in first.output
     second = invoke("db", "migrate", "--store", store_url)
     assert second.exit_code == 0 and "(nothing to do)" in second.output and "applied" not in second.output
+    assert "price table" not in second.output  # the store holds that version already
+    with connect(store_url) as opened:
+        assert loaded_prices(opened) == "genai-prices 0.2.3"
 
 
 def test_db_migrate_reads_the_store_from_the_environment(store_url: str) -> None:

@@ -32,7 +32,7 @@ INSTRUMENTATIONS = ("openai-v2", "openllmetry", "openinference", "openlit")
 COLUMNS = (
     "operation", "provider", "request_model", "response_model", "system_fingerprint", "input_tokens", "output_tokens", "total_tokens",
     "cached_tokens", "reasoning_tokens", "cache_write_tokens", "tokens_estimated", "stream", "has_ttft", "finish_reason", "cancelled",
-    "failed", "error_type", "http_status", "rate_limited", "cost_usd",
+    "failed", "error_type", "http_status", "rate_limited", "cost_usd", "cost_computed",
 )  # fmt: skip
 NO_SPAN = None
 """The instrumentation emits no span for the scenario (so there is no llm_calls row)."""
@@ -44,8 +44,12 @@ CHAT = {
     "system_fingerprint": "fp_conformance", "input_tokens": 21, "output_tokens": 7, "total_tokens": 28, "cached_tokens": 8,
     "reasoning_tokens": 3, "cache_write_tokens": None, "tokens_estimated": False, "stream": False, "has_ttft": False,
     "finish_reason": "stop", "cancelled": False, "failed": False, "error_type": None, "http_status": None, "rate_limited": False,
-    "cost_usd": None,
+    "cost_usd": None, "cost_computed": False,
 }  # fmt: skip
+"""No instrumentation reports a cost (OpenLIT's 0 means its offline price list is empty): serve
+priced each call that has tokens from its price table (genai-prices), see `_priced`."""
+RATES = {"gpt-4o-mini-2024-07-18": (0.15, 0.075, 0.15, 0.60), "text-embedding-3-small": (0.02, 0.02, 0.02, 0.0)}
+"""genai-prices 0.2.3, USD per million tokens: input, cache read, cache write, output."""
 NO_USAGE = {"input_tokens": None, "output_tokens": None, "total_tokens": None, "cached_tokens": None, "reasoning_tokens": None}
 NO_USAGE_MODEL = {"request_model": "gpt-4o-mini-no-usage"}
 """The model name the fake server answers without usage."""
@@ -174,5 +178,15 @@ def test_instrumentation_lands_in_llm_calls_as_measured(calls: dict[str, dict[st
     if expected is NO_SPAN:
         assert got is None, f"{instrumentation} now emits a span for {scenario}: measure it and update MEASURED and the README"
     else:
-        assert got == expected
+        assert got == _priced(expected)
+
+
+def _priced(expected: dict[str, Any]) -> dict[str, Any]:
+    """`expected` with the cost serve computes from its price table for the tokens it names."""
+    tokens = [expected[c] or 0 for c in ("input_tokens", "cached_tokens", "cache_write_tokens", "output_tokens")]
+    if expected["input_tokens"] is None and expected["output_tokens"] is None:
+        return expected
+    fresh = tokens[0] - tokens[1] - tokens[2]
+    usd = sum(n * rate for n, rate in zip([fresh, *tokens[1:]], RATES[expected["response_model"]])) / 1e6
+    return {**expected, "cost_usd": pytest.approx(usd), "cost_computed": True}
 

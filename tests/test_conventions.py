@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from driftline.collector import Store, StoreSpanExporter
+from driftline.collector.store._prices import load_prices
 
 T0 = 1_790_000_000_000_000_000
 """A fixed span start (ns since the epoch), so durations and TTFT are exact."""
@@ -266,3 +267,15 @@ def test_exception_event_gives_error_type_and_http_status(store: Store, traced: 
     row = store.rows("SELECT error_type, http_status, rate_limited FROM llm_calls WHERE span_id = {s:String}", {"s": span_id})
     assert row == [("openai.RateLimitError", 429, True)]
 
+
+
+def test_a_call_without_cost_is_priced_by_its_answering_model_else_its_requested_one(store: Store, traced: TracerProvider) -> None:
+    load_prices(store)
+    base = {"gen_ai.operation.name": "chat", "gen_ai.system": "openai", "gen_ai.usage.input_tokens": 1000, "gen_ai.usage.output_tokens": 100}
+    answered = emit(traced, "chat", {**base, "gen_ai.request.model": "my-alias", "gen_ai.response.model": "gpt-4o-mini-2024-07-18"})
+    requested = emit(traced, "chat", {**base, "gen_ai.request.model": "gpt-4o-mini", "gen_ai.response.model": "unknown-snapshot"})
+    read = "SELECT cost_usd, cost_source, cost_computed FROM llm_calls WHERE span_id = {s:String}"
+    usd = (1000 * 0.15 + 100 * 0.60) / 1e6  # genai-prices 0.2.3: gpt-4o-mini, $ per million tokens
+    for span_id in (answered, requested):
+        ((cost, source, computed),) = store.rows(read, {"s": span_id})
+        assert (cost, source, computed) == (pytest.approx(usd), "genai-prices 0.2.3", True)

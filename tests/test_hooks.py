@@ -42,6 +42,7 @@ from driftline.collector import (
     release,
     tag_retrieval,
 )
+from driftline.collector.store._prices import load_prices
 
 T0 = 1_790_000_000_000_000_000
 MS = 1_000_000
@@ -99,7 +100,8 @@ def test_llm_call_writes_the_latest_conventions_cache_writes_and_the_apps_cost(s
                    "cost_source": "app", "cost_computed": False}  # fmt: skip
 
 
-def test_a_call_the_app_did_not_price_is_priced_from_genai_prices_and_marked_computed(store: Store, traced: TracerProvider) -> None:
+def test_a_call_the_app_did_not_price_is_priced_from_the_stores_price_table_and_marked_computed(store: Store, traced: TracerProvider) -> None:
+    load_prices(store)
     with llm_call(provider="openai", model="gpt-4o-mini", tracer_provider=traced) as call:
         call.response(model="gpt-4o-mini-2024-07-18", input_tokens=1000, cached_tokens=400, output_tokens=100)
     row = only_call(store, "cost_usd", "cost_currency", "cost_source", "cost_computed")
@@ -108,7 +110,19 @@ def test_a_call_the_app_did_not_price_is_priced_from_genai_prices_and_marked_com
     assert (row["cost_currency"], row["cost_source"], row["cost_computed"]) == ("USD", "genai-prices 0.2.3", True)
 
 
+def test_the_cancellation_tax_is_priced_at_the_output_rate(store: Store, traced: TracerProvider) -> None:
+    load_prices(store)
+    with llm_call(provider="openai", model="gpt-4o-mini", stream=True, tracer_provider=traced) as call:
+        for chunk in call.stream(range(100)):
+            if chunk == 9:
+                break
+        call.response(input_tokens=200, output_tokens=40)
+    row = only_call(store, "tokens_after_cancel", "cancellation_cost_usd", "cost_computed")
+    assert row == {"tokens_after_cancel": 30, "cancellation_cost_usd": pytest.approx(30 * 0.60 / 1e6), "cost_computed": True}
+
+
 def test_a_model_the_price_table_does_not_know_has_no_cost(store: Store, traced: TracerProvider) -> None:
+    load_prices(store)
     with llm_call(provider="openai", model="in-house-finetune", tracer_provider=traced) as call:
         call.response(input_tokens=1000, output_tokens=100)
     assert only_call(store, "cost_usd", "cost_source", "cost_computed") == {"cost_usd": None, "cost_source": None, "cost_computed": False}

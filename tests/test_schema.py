@@ -86,7 +86,7 @@ def insert_as_collector(store: Store, rows: list[list[Any]]) -> None:
 def collector_store(store_url: str) -> Iterator[Store]:
     """A database holding only what the Collector creates and writes (its tables, 8 spans)."""
     opened = connect(store_url)
-    for statement in migrations()[0].statements(ttl_days=0):  # the Collector's own three statements
+    for statement in migrations()[0].statements(ttl_days=0, database=opened.client.database):  # the Collector's own three statements
         opened.command(statement)
     insert_as_collector(opened, collector_rows(0, 8))
     yield opened

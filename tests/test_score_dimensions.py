@@ -137,7 +137,7 @@ def test_migrating_a_store_with_scores_keeps_them_and_fills_dimensions_from_then
     try:
         _ensure_table(store)
         for migration in migrations()[:4]:  # a store at schema version 4, before the call's columns
-            for statement in migration.statements(ttl_days=0):
+            for statement in migration.statements(ttl_days=0, database=store.client.database):
                 store.command(statement)
             store.insert(MIGRATIONS_TABLE, [[migration.version], [migration.name], [datetime.now(UTC)]], ["version", "name", "applied_at"])
         provider = TracerProvider()

@@ -12,6 +12,7 @@ from driftline.collector._config import store_url as resolve_store_url
 from driftline.collector._errors import ConfigError
 from driftline.collector.store._forget import Subject
 from driftline.collector.store._migrate import migrate
+from driftline.collector.store._prices import refresh_prices
 from driftline.collector.store._retention import RETENTION_TABLES, retention, set_retention
 from driftline.collector.store._status import status
 from driftline.collector.store._store import Store
@@ -40,7 +41,9 @@ def _retention_options(func: Any) -> Any:
 @handle_errors
 def migrate_command(store_url: str | None, ttl_days: int, raw_days: int | None, typed_days: int | None) -> None:
     """Create or upgrade the schema; safe to run twice. --raw-days/--typed-days set the retention
-    of existing tables too (as `db retention` does).
+    of existing tables too (as `db retention` does). With the `prices` extra installed, it also
+    loads genai-prices' price table into the store (when the store holds another version), from
+    which llm_calls prices the calls that report no cost.
 
     \b
     Example:
@@ -53,6 +56,9 @@ def migrate_command(store_url: str | None, ttl_days: int, raw_days: int | None, 
         for m in done:
             click.echo(f"applied {m.version:04d}_{m.name}")
         click.echo(f"schema is up to date in {store.url}" + ("" if done else " (nothing to do)"))
+        prices = refresh_prices(store)
+        if prices:
+            click.echo(f"loaded the price table {prices} (costs of calls that report none are computed from it)")
         if raw_days is not None or typed_days is not None:
             _echo_retention(set_retention(store, raw_days=raw_days, typed_days=typed_days))
 

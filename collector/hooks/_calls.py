@@ -27,7 +27,6 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from driftline.collector import _names as n
 
 from ._context import current_release
-from ._prices import computed_cost
 
 __all__ = ["LLMCall", "llm_call"]
 
@@ -59,10 +58,8 @@ def _tracer(provider: trace.TracerProvider | None = None) -> trace.Tracer:
 class LLMCall:
     """One GenAI call in flight; use through `llm_call(...)`."""
 
-    def __init__(self, span: Span, *, stream: bool, clock: Callable[[], int], started: int, provider: str = "", model: str = "") -> None:
+    def __init__(self, span: Span, *, stream: bool, clock: Callable[[], int], started: int) -> None:
         self.span = span
-        self._provider = provider
-        self._model = model
         self._clock = clock
         self._stream = stream
         self._first_chunk: int | None = None
@@ -90,16 +87,11 @@ class LLMCall:
     ) -> None:
         """Record what the provider returned; unknown values are simply left out.
 
-        `cost` is in USD. Without one, the call is priced from genai-prices (the `prices` extra)
-        when it is installed and knows the model, and the cost is marked computed.
+        `cost` is in USD. Without one, the store prices the call from its price table (genai-prices,
+        see `driftline db migrate`) and marks the cost computed.
         """
         if output_tokens is not None:
             self._output_tokens = output_tokens
-        source = "app"
-        if cost is None:
-            priced = computed_cost(self._provider, model or self._model, input_tokens=input_tokens, output_tokens=output_tokens,
-                                   cache_read_tokens=cached_tokens, cache_write_tokens=cache_write_tokens)  # fmt: skip
-            cost, source = priced if priced is not None else (None, "")
         values: dict[str, Any] = {
             n.GEN_AI_RESPONSE_MODEL: model, n.GEN_AI_RESPONSE_ID: response_id, n.OPENAI_RESPONSE_SYSTEM_FINGERPRINT: fingerprint,
             n.GEN_AI_RESPONSE_FINISH_REASONS: [finish_reason] if finish_reason else None,
@@ -108,7 +100,7 @@ class LLMCall:
             n.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: cache_write_tokens,
         }  # fmt: skip
         if cost is not None:
-            values.update({n.GEN_AI_USAGE_COST_AMOUNT: cost, n.GEN_AI_USAGE_COST_CURRENCY: "USD", n.GEN_AI_USAGE_COST_SOURCE: source})
+            values.update({n.GEN_AI_USAGE_COST_AMOUNT: cost, n.GEN_AI_USAGE_COST_CURRENCY: "USD", n.GEN_AI_USAGE_COST_SOURCE: "app"})
         self.span.set_attributes({k: v for k, v in values.items() if v is not None})
 
     def validation(self, outcome: str) -> None:
@@ -236,8 +228,7 @@ class llm_call:  # noqa: N801  (a context manager read as a verb)
         attributes = {**ambient, **self._attributes} if ambient else self._attributes
         span = _tracer(self._provider).start_span(self._name, kind=SpanKind.CLIENT, attributes=attributes, start_time=started)
         self._token = context.attach(trace.set_span_in_context(span))  # use_span without its generator's cost
-        self._call = LLMCall(span, stream=self._stream, clock=self._clock, started=started,
-                             provider=self._attributes[n.GEN_AI_PROVIDER_NAME], model=self._attributes[n.GEN_AI_REQUEST_MODEL])  # fmt: skip
+        self._call = LLMCall(span, stream=self._stream, clock=self._clock, started=started)
         return self._call
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:

@@ -24,6 +24,7 @@ from driftline.collector._config import store_url as resolve_store_url
 from driftline.collector._errors import ConfigError, StoreUnavailable
 from driftline.collector._redaction import RedactionPolicy, redactor
 from driftline.collector.store._migrate import migrate, require_schema
+from driftline.collector.store._prices import refresh_prices
 from driftline.collector.store._store import Store, announce_endpoint, connect, embedded_database, redact_url
 
 from ._ingest import Ingester, IngestLimits
@@ -133,6 +134,7 @@ class Server:
             )
         if store.capabilities.embedded:
             migrate(store)
+            refresh_prices(store)  # the table the llm_calls view prices calls from (prices extra)
         else:
             require_schema(store)
         self._store = store

@@ -4,6 +4,8 @@ Each migration is a numbered `.sql` file in `migrations/`: statements end with `
 Two placeholders keep the files free of copies: `{include: NAME}` inserts `NAME.sql` (a view's
 SELECT, used by both its backfill and its materialized view, or a part of one; included files
 may include others), and `{ttl: EXPR}` becomes a TTL clause when a retention is configured.
+`{database}` becomes the store's database, for table names ClickHouse does not qualify when it
+stores a view (inside strings: joinGet's), which would otherwise resolve in the inserting session's.
 ClickHouse has no DDL transactions, so every statement is idempotent (IF NOT EXISTS, guarded
 backfills) and a migration is recorded only after all of its statements ran: a crash mid-way is
 repaired by running `migrate` again.
@@ -37,9 +39,11 @@ class Migration:
     name: str
     text: str
 
-    def statements(self, *, ttl_days: int) -> list[str]:
-        """The statements to run, with includes and the TTL clause expanded."""
-        expanded = _expand_includes(self.text)
+    def statements(self, *, ttl_days: int, database: str) -> list[str]:
+        """The statements to run, with includes, the TTL clause and the database expanded."""
+        if not re.fullmatch(r"\w+", database):
+            raise ConfigError(f"database name {database!r}: driftline's schema needs letters, digits and underscores")
+        expanded = _expand_includes(self.text).replace("{database}", database)
         expanded = _TTL.sub(lambda m: f"TTL {m.group(1)} + toIntervalDay({ttl_days})" if ttl_days > 0 else "", expanded)
         return [s.strip() for s in re.split(r";\s*$", expanded, flags=re.M) if _has_sql(s)]
 
@@ -110,9 +114,10 @@ def migrate(store: Store, *, ttl_days: int = 0) -> list[Migration]:
     if ttl_days < 0:
         raise ConfigError(f"ttl_days must be 0 (keep forever) or positive, not {ttl_days}")
     _ensure_table(store)
+    database = str(store.rows("SELECT currentDatabase()")[0][0])
     done = []
     for migration in pending(store):
-        for statement in migration.statements(ttl_days=ttl_days):
+        for statement in migration.statements(ttl_days=ttl_days, database=database):
             store.command(statement)
         store.insert(MIGRATIONS_TABLE, [[migration.version], [migration.name], [datetime.now(UTC)]], ["version", "name", "applied_at"])
         done.append(migration)

@@ -55,12 +55,20 @@ CREATE TABLE IF NOT EXISTS llm_calls (
     cost_currency LowCardinality(Nullable(String)),
     cost_source LowCardinality(Nullable(String)),
     cost_computed Bool,
+    cancellation_cost_usd Nullable(Float64),
     INDEX idx_trace_id trace_id TYPE bloom_filter(0.001) GRANULARITY 1
 ) ENGINE = MergeTree()
 PARTITION BY toDate(time)
 ORDER BY (service, toStartOfHour(time), time)
 {ttl: toDateTime(time)}
 SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1;
+
+-- The price table llm_calls' view reads (created here since 0006, for the view below).
+CREATE TABLE IF NOT EXISTS model_prices (
+    provider String,
+    model String,
+    rates Tuple(input Float64, cache_read Float64, cache_write Float64, output Float64, source String)
+) ENGINE = Join(ANY, LEFT, provider, model);
 
 -- The view first, then a backfill of the spans it has not seen (an OTel Collector may have written
 -- them before driftline came): spans written while migrate runs land exactly once, and a re-run

@@ -9,7 +9,16 @@ ALTER TABLE llm_calls
     ADD COLUMN IF NOT EXISTS cost_amount Nullable(Float64),
     ADD COLUMN IF NOT EXISTS cost_currency LowCardinality(Nullable(String)),
     ADD COLUMN IF NOT EXISTS cost_source LowCardinality(Nullable(String)),
-    ADD COLUMN IF NOT EXISTS cost_computed Bool;
+    ADD COLUMN IF NOT EXISTS cost_computed Bool,
+    ADD COLUMN IF NOT EXISTS cancellation_cost_usd Nullable(Float64);
+
+-- The price table the view prices calls from when no cost was given (`driftline db prices` loads
+-- it from genai-prices; collector/store/_prices.py). As in 0002, which creates it on a new store.
+CREATE TABLE IF NOT EXISTS model_prices (
+    provider String,
+    model String,
+    rates Tuple(input Float64, cache_read Float64, cache_write Float64, output Float64, source String)
+) ENGINE = Join(ANY, LEFT, provider, model);
 
 DROP VIEW IF EXISTS llm_calls_mv SYNC;
 

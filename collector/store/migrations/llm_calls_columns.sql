@@ -8,6 +8,13 @@ WITH
     coalesce(toUInt64OrNull(SpanAttributes['gen_ai.usage.output_tokens']), toUInt64OrNull(SpanAttributes['gen_ai.usage.completion_tokens']),
              toUInt64OrNull(SpanAttributes['llm.token_count.completion'])) AS output_tokens_raw,
     coalesce(toUInt64OrNull(SpanAttributes['llm.usage.total_tokens']), toUInt64OrNull(SpanAttributes['llm.token_count.total'])) AS total_tokens_raw,
+    coalesce(toUInt64OrNull(SpanAttributes['gen_ai.usage.cache_read.input_tokens']), toUInt64OrNull(SpanAttributes['gen_ai.usage.cache_read_input_tokens']),
+             toUInt64OrNull(SpanAttributes['llm.token_count.prompt_details.cache_read'])) AS cached_tokens_any,
+    coalesce(toUInt64OrNull(SpanAttributes['gen_ai.usage.cache_write.input_tokens']),
+             toUInt64OrNull(SpanAttributes['gen_ai.usage.cache_creation.input_tokens']),
+             toUInt64OrNull(SpanAttributes['gen_ai.usage.cache_creation_input_tokens']),
+             toUInt64OrNull(SpanAttributes['gen_ai.usage.cache_write_input_tokens']),
+             toUInt64OrNull(SpanAttributes['llm.token_count.prompt_details.cache_write'])) AS cache_write_any,
     if(startsWith(SpanAttributes['gen_ai.response.finish_reasons'], '['),
        JSONExtract(SpanAttributes['gen_ai.response.finish_reasons'], 'Array(String)')[1],
        SpanAttributes['gen_ai.response.finish_reasons']) AS finish_reason_otel,
@@ -33,9 +40,25 @@ WITH
     nullIf(SpanAttributes['gen_ai.usage.cost.currency'], '') AS cost_currency_otel,
     -- OpenLIT reports 0 when its price list does not know the model: that is no price, not a free call.
     nullIf(toFloat64OrNull(SpanAttributes['gen_ai.usage.cost']), 0) AS cost_openlit,
+    coalesce(toFloat64OrNull(SpanAttributes['driftline.cost']), if(ifNull(cost_currency_otel, 'USD') = 'USD', cost_amount_otel, NULL),
+             cost_openlit) AS cost_reported,
+    toUInt64OrNull(SpanAttributes['driftline.stream.tokens_after_cancel']) AS tokens_after_cancel_any,
+    -- Rates from the store's price table (collector/store/_prices.py), of the answering model, else
+    -- of the requested one; all zero when it knows neither. Looked up only for a call with tokens
+    -- and no cost, or with tokens billed after a cancel.
+    if((cost_reported IS NULL AND (input_tokens_raw IS NOT NULL OR output_tokens_raw IS NOT NULL)) OR tokens_after_cancel_any > 0,
+       if(joinGet('{database}.model_prices', 'rates', ifNull(provider, ''), ifNull(response_model, '')).5 != '',
+          joinGet('{database}.model_prices', 'rates', ifNull(provider, ''), ifNull(response_model, '')),
+          joinGet('{database}.model_prices', 'rates', ifNull(provider, ''), ifNull(request_model, ''))),
+       (0., 0., 0., 0., '')) AS rates,
+    -- Input tokens include the cached ones (as providers and genai-prices count them).
+    if(rates.5 = '' OR cost_reported IS NOT NULL OR (input_tokens_raw IS NULL AND output_tokens_raw IS NULL), NULL,
+       (ifNull(input_tokens_raw, 0) - least(ifNull(input_tokens_raw, 0), ifNull(cached_tokens_any, 0) + ifNull(cache_write_any, 0))) * rates.1
+       + ifNull(cached_tokens_any, 0) * rates.2 + ifNull(cache_write_any, 0) * rates.3 + ifNull(output_tokens_raw, 0) * rates.4) AS cost_computed_usd,
     multiIf(SpanAttributes['driftline.cost'] != '', 'app',
             cost_amount_otel IS NOT NULL, coalesce(nullIf(SpanAttributes['gen_ai.usage.cost.source'], ''), 'reported'),
-            cost_openlit IS NOT NULL, 'openlit', NULL) AS cost_source_any
+            cost_openlit IS NOT NULL, 'openlit',
+            cost_computed_usd IS NOT NULL, rates.5, NULL) AS cost_source_any
 SELECT
     Timestamp AS time,
     TraceId AS trace_id,
@@ -71,8 +94,7 @@ SELECT
     input_tokens_raw AS input_tokens,
     coalesce(output_tokens_raw, if(total_tokens_raw >= input_tokens_raw, total_tokens_raw - input_tokens_raw, NULL)) AS output_tokens,
     coalesce(total_tokens_raw, input_tokens_raw + output_tokens_raw) AS total_tokens,
-    coalesce(toUInt64OrNull(SpanAttributes['gen_ai.usage.cache_read.input_tokens']), toUInt64OrNull(SpanAttributes['gen_ai.usage.cache_read_input_tokens']),
-             toUInt64OrNull(SpanAttributes['llm.token_count.prompt_details.cache_read'])) AS cached_tokens,
+    cached_tokens_any AS cached_tokens,
     coalesce(toUInt64OrNull(SpanAttributes['gen_ai.usage.reasoning.output_tokens']), toUInt64OrNull(SpanAttributes['gen_ai.usage.reasoning_tokens']),
              toUInt64OrNull(SpanAttributes['llm.token_count.completion_details.reasoning'])) AS reasoning_tokens,
     Duration / 1e9 AS duration_s,
@@ -96,25 +118,22 @@ SELECT
             SpanAttributes['gen_ai.agent.invocation.end_reason'] = 'interrupted', true,
             ifNull(stream_any, false) AND finish_reason_any IS NULL AND StatusCode != 'Error') AS cancelled,
     toUInt64OrNull(SpanAttributes['driftline.stream.tokens_delivered']) AS tokens_delivered,
-    toUInt64OrNull(SpanAttributes['driftline.stream.tokens_after_cancel']) AS tokens_after_cancel,
+    tokens_after_cancel_any AS tokens_after_cancel,
     StatusCode AS status,
     error_type_clean AS error_type,
     http_status_any AS http_status,
     ifNull(http_status_any = 429, false) OR positionCaseInsensitive(ifNull(error_type_clean, ''), 'RateLimit') > 0 AS rate_limited,
-    coalesce(toFloat64OrNull(SpanAttributes['driftline.cost']), if(ifNull(cost_currency_otel, 'USD') = 'USD', cost_amount_otel, NULL),
-             cost_openlit) AS cost_usd,
+    coalesce(cost_reported, cost_computed_usd) AS cost_usd,
     nullIf(SpanAttributes['driftline.validation.outcome'], '') AS validation,
     -- Added by migration 0006, after the columns above (a backfill inserts by position).
-    coalesce(toUInt64OrNull(SpanAttributes['gen_ai.usage.cache_write.input_tokens']),
-             toUInt64OrNull(SpanAttributes['gen_ai.usage.cache_creation.input_tokens']),
-             toUInt64OrNull(SpanAttributes['gen_ai.usage.cache_creation_input_tokens']),
-             toUInt64OrNull(SpanAttributes['gen_ai.usage.cache_write_input_tokens']),
-             toUInt64OrNull(SpanAttributes['llm.token_count.prompt_details.cache_write'])) AS cache_write_tokens,
+    cache_write_any AS cache_write_tokens,
     -- OpenLIT counts a stream's tokens itself when the provider sent no usage, and then (only
     -- then) writes no cache-read count, which it writes, even 0, from every usage it is given.
     ScopeName = 'openlit.instrumentation.openai' AND ifNull(stream_any, false) AND input_tokens_raw IS NOT NULL
         AND NOT mapContains(SpanAttributes, 'gen_ai.usage.cache_read.input_tokens') AS tokens_estimated,
-    coalesce(toFloat64OrNull(SpanAttributes['driftline.cost']), cost_amount_otel, cost_openlit) AS cost_amount,
+    coalesce(toFloat64OrNull(SpanAttributes['driftline.cost']), cost_amount_otel, cost_openlit, cost_computed_usd) AS cost_amount,
     if(cost_source_any IS NULL, NULL, coalesce(cost_currency_otel, 'USD')) AS cost_currency,
     cost_source_any AS cost_source,
-    ifNull(cost_source_any = 'openlit' OR startsWith(cost_source_any, 'genai-prices'), false) AS cost_computed
+    ifNull(cost_source_any = 'openlit' OR startsWith(cost_source_any, 'genai-prices'), false) AS cost_computed,
+    -- The cancellation tax priced the same way: the tokens billed after the cancel at the output rate.
+    if(rates.5 != '' AND tokens_after_cancel_any > 0, tokens_after_cancel_any * rates.4, NULL) AS cancellation_cost_usd

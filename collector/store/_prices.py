@@ -1,0 +1,98 @@
+"""The store's price table, `model_prices`, from genai-prices: what the llm_calls view prices a call
+from when neither the app nor the instrumentation gave a cost.
+
+One row per provider and exact model name the price table matches (models it matches only by
+prefix or substring are left out), with the per-token rates of the prices in force now at the
+base tier (long-context tiers are not applied in SQL): input, cache read, cache write, output,
+and the version they came from. The rows sit in a Join-engine table, an in-memory hash that the
+view reads with joinGet per call, so pricing costs the view one lookup, not a join. Rows are
+keyed by genai-prices' provider ids and by the names OpenTelemetry gives the same providers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from driftline.collector._errors import ConfigError
+
+from ._store import Store
+
+__all__ = ["PRICES_TABLE", "installed_prices", "load_prices", "loaded_prices", "price_rows", "refresh_prices"]
+
+PRICES_TABLE = "model_prices"
+OTEL_PROVIDER_NAMES = {
+    "google": ("gcp.gemini", "gcp.vertex_ai", "gcp.gen_ai"), "aws": ("aws.bedrock",), "azure": ("azure.ai.openai", "azure.ai.inference"),
+    "mistral": ("mistral_ai",), "x-ai": ("x_ai",), "cohere": (), "deepseek": (), "groq": (), "perplexity": (),
+}  # fmt: skip
+"""gen_ai.provider.name values (OTel GenAI conventions) of the providers genai-prices ids differently."""
+_UNIT = 1000
+"""Tokens per rate probe: small enough to stay in every model's base tier."""
+
+
+def _genai_prices() -> Any:
+    try:
+        import genai_prices
+    except ImportError:
+        raise ConfigError("the price table needs genai-prices: pip install 'driftline[prices]'") from None
+    return genai_prices
+
+
+def installed_prices() -> str | None:
+    """`genai-prices <version>` of the installed price table, None without the `prices` extra."""
+    try:
+        return f"genai-prices {_genai_prices().__version__}"
+    except ConfigError:
+        return None
+
+
+def _names(clause: Any) -> Iterator[str]:
+    """The exact model names a genai-prices match clause accepts (equals, and ors of them)."""
+    if hasattr(clause, "equals"):
+        yield clause.equals
+    for inner in getattr(clause, "or_", None) or ():
+        yield from _names(inner)
+
+
+def price_rows() -> list[tuple[str, str, tuple[float, float, float, float, str]]]:
+    """(provider, model, (input, cache read, cache write, output per token in USD, source)) for every
+    exact name in the installed genai-prices, and the version alone under the empty key (a Join
+    table cannot be read back, only looked up)."""
+    prices = _genai_prices()
+    source, now = f"genai-prices {prices.__version__}", datetime.now(UTC)
+    probes = [{"input_tokens": _UNIT}, {"input_tokens": _UNIT, "cache_read_tokens": _UNIT},
+              {"input_tokens": _UNIT, "cache_write_tokens": _UNIT}, {"output_tokens": _UNIT}]  # fmt: skip
+    rows = [("", "", (0.0, 0.0, 0.0, 0.0, source))]
+    for provider in prices.data_snapshot.get_snapshot().providers:
+        for model in provider.models:
+            price = model.get_prices(now)
+            r_in, r_read, r_write, r_out = (float(price.calc_price(prices.Usage(**p))["total_price"]) / _UNIT for p in probes)
+            for name in dict.fromkeys([model.id, *_names(model.match)]):
+                for key in (provider.id, *OTEL_PROVIDER_NAMES.get(provider.id, ())):
+                    rows.append((key, name, (r_in, r_read, r_write, r_out, source)))
+    return rows
+
+
+def load_prices(store: Store) -> int:
+    """Replace the store's price table with the installed genai-prices; returns its rows."""
+    rows = price_rows()
+    store.command(f"TRUNCATE TABLE {PRICES_TABLE}")
+    store.insert(PRICES_TABLE, [list(column) for column in zip(*rows)], ["provider", "model", "rates"])
+    return len(rows)
+
+
+def loaded_prices(store: Store) -> str | None:
+    """The version of the price table the store holds (`genai-prices 0.2.3`), None when empty."""
+    version = str(store.rows(f"SELECT joinGet('{PRICES_TABLE}', 'rates', '', '').5")[0][0])
+    return version or None
+
+
+def refresh_prices(store: Store) -> str | None:
+    """Load the installed genai-prices into the store unless it holds that version already; returns
+    the version loaded, or None when nothing was (no `prices` extra, or already current)."""
+    installed = installed_prices()
+    if installed is None or loaded_prices(store) == installed:
+        return None
+    load_prices(store)
+    return installed
