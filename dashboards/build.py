@@ -348,7 +348,8 @@ def overview() -> dict[str, Any]:
               "cost-spike", unit="short", min=0),
         Panel("Cost per hour by model", "timeseries",
               per_interval(f"{model}, sum(cost_usd) / $__interval_s * 3600 AS usd_per_hour", "label"),
-              "Spend rate in USD per hour, per requested model, from the cost recorded on each call.",
+              "Spend rate in USD per hour, per requested model: the cost each call reported, or, for a call that reported none, the cost "
+              "computed from the store's price table (genai-prices; the tenant table below shows the computed share).",
               "cost-spike", unit="currencyUSD", min=0),
         Panel("Cancellation tax", "timeseries",
               per_interval("avg(cancelled) AS cancelled_share,\n"
@@ -364,12 +365,13 @@ def overview() -> dict[str, Any]:
         Panel("Cost and tokens by tenant", "table",
               "SELECT ifNull(tenant, '(none)') AS tenant, count() AS calls, sum(cost_usd) AS total_usd,\n"
               "  total_usd / calls AS usd_per_call, sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,\n"
-              "  avgIf(cancelled, stream) AS cancelled_share\n"
+              "  avgIf(cancelled, stream) AS cancelled_share, sumIf(cost_usd, cost_computed) / nullIf(total_usd, 0) AS computed_cost_share\n"
               f"FROM llm_calls\nWHERE $__timeFilter(time){where(*OVERVIEW_FILTERS)}\nGROUP BY tenant\nORDER BY total_usd DESC\nLIMIT 50",
-              "Who spends what in the range: calls, cost, cost per call, tokens and the share of their streams cancelled.",
+              "Who spends what in the range: calls, cost, cost per call, tokens, the share of their streams cancelled, and the share "
+              "of the cost computed from the store's price table (genai-prices) because the call reported none.",
               "cost-spike", unit="short", width=24,
               overrides=[unit_override("total_usd", "currencyUSD"), unit_override("usd_per_call", "currencyUSD"),
-                         unit_override("cancelled_share", "percentunit")]),
+                         unit_override("cancelled_share", "percentunit"), unit_override("computed_cost_share", "percentunit")]),
     ]  # fmt: skip
     variables = filter_vars(OVERVIEW_FILTERS)
     return dashboard("driftline-overview", "driftline / LLM service overview",
