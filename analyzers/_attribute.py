@@ -99,12 +99,19 @@ def _prelude(specs: Sequence[Signal], where: str) -> str:
 
 
 def _aggregates(specs: Sequence[Signal]) -> str:
-    """Four conditional aggregates per signal: count and numerator sum in the baseline and the incident."""
+    """Four conditional aggregates per signal: count and numerator sum in the baseline and the
+    incident; for a mean of values that are not 0 or 1 (scores, costs) also their sums of squares."""
     return "".join(
         f",\n       countIf({s.den} AND in_base) AS b_den_{i}, sumIf({s.numerator(f'threshold_{i}')}, {s.den} AND in_base) AS b_num_{i},"
         f" countIf({s.den} AND in_inc) AS c_den_{i}, sumIf({s.numerator(f'threshold_{i}')}, {s.den} AND in_inc) AS c_num_{i}"
+        + (f", sumIf(pow(toFloat64({s.num}), 2), {s.den}) AS sq_{i}" if _has_spread(s) else "")
         for i, s in enumerate(specs)
     )  # fmt: skip
+
+
+def _has_spread(spec: Signal) -> bool:
+    """Whether the signal's per-call spread is measured (sq): a mean of values that are not 0 or 1."""
+    return spec.quantile is None and not spec.binary
 
 
 def leaves_query(specs: Sequence[Signal], dims: list[str], filters: Filters) -> str:
@@ -131,7 +138,8 @@ _SUMS = ("b_den", "b_num", "c_den", "c_num")
 def fetch_leaves(store: Store, specs: Sequence[Signal], dims: list[str], baseline: Window, incident: Window,
                  filters: Filters) -> dict[str, pandas.DataFrame]:  # fmt: skip
     """Leaf aggregates of signals of one source from ONE query: per signal, dims + b_num, b_den,
-    c_num, c_den (only leaves with calls for it), NULL values labelled NONE."""
+    c_num, c_den (and sq, the sum of squared values of both windows, where `_has_spread`; only
+    leaves with calls for it), NULL values labelled NONE."""
     frame = store.df(leaves_query(specs, dims, filters), window_params(specs[0], baseline, incident, filters))
     if frame.empty:
         return {s.name: frame.reindex(columns=[*dims, *_SUMS]) for s in specs}
@@ -139,7 +147,8 @@ def fetch_leaves(store: Store, specs: Sequence[Signal], dims: list[str], baselin
         frame[d] = frame[d].astype("object").where(frame[d].notna(), NONE).astype(str)
     out = {}
     for i, spec in enumerate(specs):
-        own = frame[[*dims, *(f"{c}_{i}" for c in _SUMS)]].rename(columns={f"{c}_{i}": c for c in _SUMS})
+        sums = (*_SUMS, "sq") if _has_spread(spec) else _SUMS
+        own = frame[[*dims, *(f"{c}_{i}" for c in sums)]].rename(columns={f"{c}_{i}": c for c in sums})
         out[spec.name] = own[(own["b_den"] + own["c_den"]) > 0].reset_index(drop=True)
     return out
 
@@ -214,11 +223,21 @@ def _attribution(context: _Context, spec: Signal, dims: list[str], leaves: panda
         if calls < MIN_SEGMENT_CALLS:
             raise TooLittleDataError(f"too little data: {calls} calls with {spec.name} in the {name} window (need {MIN_SEGMENT_CALLS})")
     ranked = attribute_frame(leaves, dimensions=dims, baseline="b_num", current="c_num", baseline_count="b_den",
-                             current_count="c_den", min_count=MIN_SEGMENT_CALLS)  # fmt: skip
+                             current_count="c_den", min_count=MIN_SEGMENT_CALLS, spread=_spread(leaves))  # fmt: skip
     attribution = Attribution(signal=spec.name, baseline=context.baseline, incident=context.incident,
                               baseline_value=float(leaves["b_num"].sum()) / b_calls,
                               incident_value=float(leaves["c_num"].sum()) / c_calls, suspects=())  # fmt: skip
     return attribution, _suspect_entries(context, ranked, top)
+
+
+def _spread(leaves: pandas.DataFrame) -> float | None:
+    """Per-call standard deviation within each window, pooled, where the leaves carry squares."""
+    if "sq" not in leaves:
+        return None
+    b, c = (float(leaves[f"{w}_num"].sum()) / float(leaves[f"{w}_den"].sum()) for w in ("b", "c"))
+    calls = float(leaves["b_den"].sum() + leaves["c_den"].sum())
+    between = float(leaves["b_den"].sum()) * b**2 + float(leaves["c_den"].sum()) * c**2
+    return math.sqrt(max(float(leaves["sq"].sum()) - between, 0.0) / calls)
 
 
 def _suspect_entries(context: _Context, ranked: pandas.DataFrame, top: int) -> list[tuple[Any, ...]]:
@@ -239,8 +258,21 @@ def _suspect_entries(context: _Context, ranked: pandas.DataFrame, top: int) -> l
         moments = [t for t in (first, None if change is None else change.time) if t is not None]
         boost = max((_alignment(context, t) for t in moments), default=1.0)
         scored.append((bool(row.root_cause), row.score * boost, row, first, change))
-    scored.sort(key=lambda s: (-s[1], len(s[2].dimensions)))
-    return _merge_equivalents(scored)[:top]
+    return _merge_equivalents(_explained_below_causes(scored))[:top]
+
+
+def _explained_below_causes(scored: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Ranked by score, except that a segment inside a shift of traffic marked as the root cause
+    (a pair holding the grown tenant, with fewer incident calls) ranks right below it: the shift
+    explains it, and naming a narrower part first would send the on-call after one model of a
+    tenant whose calls are all as they were, only more of them."""
+    causes = [(set(zip(s[2].dimensions, s[2].values)), s[2].current_count, s[1]) for s in scored if s[0] and s[2].effect == "mix"]
+
+    def rank(entry: tuple[Any, ...]) -> float:
+        pairs, calls = set(zip(entry[2].dimensions, entry[2].values)), entry[2].current_count
+        return min([entry[1], *(score for cause, n, score in causes if cause < pairs and calls < n)])
+
+    return sorted(scored, key=lambda s: (-rank(s), len(s[2].dimensions)))
 
 
 def _alignment(context: _Context, moment: datetime) -> float:

@@ -75,7 +75,8 @@ MIX_MIN = 0.2
 
 def attribute_frame(frame: pd.DataFrame, *, dimensions: Sequence[str], baseline: str, current: str,
                     baseline_count: str | None = None, current_count: str | None = None, max_order: int = 3,
-                    min_count: float = 0, penalty: float | None = None, min_share: float = 0.0) -> pd.DataFrame:  # fmt: skip
+                    min_count: float = 0, penalty: float | None = None, min_share: float = 0.0,
+                    spread: float | None = None) -> pd.DataFrame:  # fmt: skip
     """Rank the dimension values and combinations that explain the change between two sets of leaves,
     and mark the set of them that together explain it (`root_cause`).
 
@@ -86,7 +87,8 @@ def attribute_frame(frame: pd.DataFrame, *, dimensions: Sequence[str], baseline:
     (default) also triples, inside pairs that pay for themselves in the pursuit.
     `penalty` (cost of one more root cause, in chi-square units; default 2 ln(#candidates) + 6) and
     `min_share` (smallest |explained_share| a root cause may have) tune the stopping rule, see the
-    module doc.
+    module doc. `spread` is a rate's per-call standard deviation when its values are not 0 or 1 (a
+    mean of scores, of costs); by default sqrt(p(1-p)), exact for 0/1 values.
     """
     import pandas as pd
 
@@ -98,7 +100,7 @@ def attribute_frame(frame: pd.DataFrame, *, dimensions: Sequence[str], baseline:
         raise ValueError(f"columns not in the frame: {', '.join(missing)}")
     if (baseline_count is None) != (current_count is None):
         raise ValueError("give both baseline_count and current_count (a rate), or neither (an additive KPI)")
-    leaves = _leaf_parts(frame, dims, baseline, current, baseline_count, current_count)
+    leaves = _leaf_parts(frame, dims, baseline, current, baseline_count, current_count, spread)
     total = leaves.change
     y, w, s = _deviations(leaves)
     low = [g for order in range(1, min(max_order, 2) + 1) for g in itertools.combinations(dims, order)]
@@ -153,6 +155,8 @@ class _Leaves:
     sums: dict[str, np.ndarray]
     rate: bool
     rate_b: float = 0.0
+    spread: float = 0.0
+    """A rate's per-call standard deviation (noise floor of its deviations, scale of its mix test)."""
     expected: np.ndarray | None = field(default=None)
     novel: np.ndarray | None = field(default=None)
 
@@ -166,7 +170,7 @@ class _Leaves:
 
     def subset(self, rows: np.ndarray) -> _Leaves:
         return _Leaves({d: c[rows] for d, c in self.codes.items()}, self.labels,
-                       {k: v[rows] for k, v in self.sums.items()}, self.rate, self.rate_b)  # fmt: skip
+                       {k: v[rows] for k, v in self.sums.items()}, self.rate, self.rate_b, self.spread)  # fmt: skip
 
 
 def _present(array: np.ndarray | None) -> np.ndarray:
@@ -177,7 +181,7 @@ def _present(array: np.ndarray | None) -> np.ndarray:
 
 
 def _leaf_parts(frame: pd.DataFrame, dims: list[str], baseline: str, current: str,
-                baseline_count: str | None, current_count: str | None) -> _Leaves:  # fmt: skip
+                baseline_count: str | None, current_count: str | None, spread: float | None) -> _Leaves:  # fmt: skip
     """Per leaf: volumes, sums, and its within and mix parts of the total change."""
     import pandas as pd
 
@@ -204,8 +208,11 @@ def _leaf_parts(frame: pd.DataFrame, dims: list[str], baseline: str, current: st
         novel = np.logical_or.reduce([_is_new(codes[d], sums) for d in dims])
         sums["within"] = (sums["c_num"] - sums["c_den"] * expected) / c_total
     rate_b = sums["b_num"].sum() / max(b_total, 1e-12)
+    p = (sums["c_num"].sum() + sums["b_num"].sum()) / max(b_total + c_total, 1e-12)
+    if spread is None:  # 0/1 values: the binomial spread; else, crudely, that of the leaves' current rates
+        spread = math.sqrt(p * (1 - p)) if 0 < p < 1 else float(np.std(sums["c_num"] / np.maximum(sums["c_den"], 1e-12)))
     return _Leaves(codes, {d: np.asarray(labels[d], dtype=object) for d in dims}, sums, baseline_count is not None,
-                   rate_b, expected, novel)  # fmt: skip
+                   rate_b, max(spread, 1e-12), expected, novel)  # fmt: skip
 
 
 def _counterfactual(codes: dict[str, np.ndarray], sums: dict[str, np.ndarray], rate_b: float) -> np.ndarray:
@@ -303,8 +310,7 @@ def _deviations(leaves: _Leaves) -> tuple[np.ndarray, np.ndarray, float]:
             y = np.where(n_c > 0, sm["c_num"] / n_c - _present(leaves.expected), 0.0)
         support = np.where(_present(leaves.novel), np.inf, n_b + PRIOR_CALLS)  # a new value is judged against well-measured cells
         w = np.where(n_c > 0, 1.0 / (1.0 / np.maximum(n_c, 1e-12) + 1.0 / support), 0.0)
-        p = (sm["c_num"].sum() + sm["b_num"].sum()) / (n_c.sum() + n_b.sum())
-        floor = math.sqrt(p * (1 - p)) if 0 < p < 1 else 1e-6 * max(abs(p), 1.0)
+        floor = leaves.spread
     z = (y * np.sqrt(w))[w > 0]
     if leaves.rate and len(z) < MIN_LEAVES_FOR_NOISE:
         return y, w, floor  # too few leaves to measure the spread: trust the per-call bound
@@ -404,9 +410,7 @@ def _mark_mix(out: pd.DataFrame, leaves: _Leaves) -> None:
         return
     sm = leaves.sums
     nb, nc = sm["b_den"].sum(), sm["c_den"].sum()
-    p = (sm["c_num"].sum() + sm["b_num"].sum()) / (nb + nc)
-    sd = math.sqrt(p * (1 - p)) if 0 < p < 1 else float(np.std(sm["c_num"] / np.maximum(sm["c_den"], 1e-12)))
-    if sd <= 0 or abs(leaves.change) < 3 * sd * math.sqrt(1 / nb + 1 / nc):
+    if abs(leaves.change) < 3 * leaves.spread * math.sqrt(1 / nb + 1 / nc):
         return
     mix = out[(out["effect"] == "mix") & ~out["root_cause"] & (out["mix_share"] > MIX_MIN)]
     if mix.empty:

@@ -144,3 +144,26 @@ def test_rate_new_model_with_more_errors_is_marked() -> None:
     new["c_err"] = np.random.default_rng(0).binomial(new["c_calls"], 0.15)
     ranked = _rate(pd.concat([frame[frame["model"] != "m0"], new, frame[frame["model"] == "m0"].assign(c_calls=0, c_err=0)]))
     assert _marked(ranked) == {"model=m9"}
+
+
+def _score_mix(seed: int) -> pd.DataFrame:
+    """Judge scores (0..1, per-call sd 0.2) per tenant and model: tenant `weak` always scores 0.18
+    lower and its share of traffic grows from 5% to 30%; no leaf's mean moves."""
+    rng = np.random.default_rng(seed)
+    tenants = {f"t{i}": 0.95 / 9 for i in range(9)} | {"weak": 0.05}
+    rows = []
+    for (tenant, share), model in itertools.product(tenants.items(), ["m0", "m1", "m2"]):
+        mean = 0.8 - (0.18 if tenant == "weak" else 0.0)
+        now = 0.30 if tenant == "weak" else share * 0.70 / 0.95
+        b_calls, c_calls = round(1000 * share / 3), round(1000 * now / 3)
+        rows.append({"tenant": tenant, "model": model, "b_calls": b_calls, "c_calls": c_calls,
+                     "b_sum": rng.normal(mean, 0.2, b_calls).sum(), "c_sum": rng.normal(mean, 0.2, c_calls).sum()})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_a_mean_of_scores_is_judged_on_its_own_spread_so_a_grown_tenant_is_the_cause() -> None:
+    """0/1 values would vary by sqrt(p(1-p)) = 0.4 per call; these scores vary by 0.2, so the
+    drop the tenant's growth carries is well beyond noise and the tenant is marked."""
+    ranked = attribute_frame(_score_mix(5), dimensions=["tenant", "model"], baseline="b_sum", current="c_sum",
+                             baseline_count="b_calls", current_count="c_calls", spread=0.2)  # fmt: skip
+    assert _marked(ranked) == {"tenant=weak"} and ranked.iloc[0]["effect"] == "mix"

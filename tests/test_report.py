@@ -16,6 +16,7 @@ from incident_scenarios import NEW_MODEL, steady
 from driftline.analyzers._model import Filters, Window
 from driftline.analyzers._render import render_report
 from driftline.analyzers._report import FINDING_TYPES, SAME_START, IncidentReport, incident_report
+from driftline.analyzers.evaluation._scenarios import labelled
 from driftline.collector import Store
 from driftline.runbooks._loader import names as runbook_names
 
@@ -238,3 +239,15 @@ def test_action_items_suggest_next_steps_and_leave_the_rest_to_humans(silent_rep
     section = render_report(silent_report, "md").split("## Action items")[1]
     assert section.count("- [ ] ") == len(items), "every checkbox says what to do: humans add theirs in the table"
     assert "- [ ] \n" not in section and section.rstrip().endswith("| | | | |")
+
+
+def test_a_tenant_whose_traffic_grew_leads_not_one_model_of_it(store: Store) -> None:
+    """A weak tenant's share of the judged calls grows and quality drops with no code change: the
+    report names the tenant, not a pair inside it that only looks worse by chance."""
+    scenario = next(s for s in labelled(1, per_kind=2) if s.name == "w1-tenant_mix_shift-1")
+    scenario.write(store)
+    report = incident_report(store, Window(scenario.start, scenario.end), filters=Filters(service=scenario.service))
+    lead = report.findings[0]
+    assert lead.regression.signal in scenario.signals
+    assert lead.top_suspect is not None and frozenset(zip(lead.top_suspect.dimensions, lead.top_suspect.values)) in scenario.causes
+    assert lead.top_suspect.effect == "mix" and lead.top_suspect.root_cause
