@@ -1,7 +1,5 @@
 """Benchmark: sustained OTLP/HTTP protobuf ingest into the embedded store, against its decode ceiling.
 
-Run: .venv/bin/python bench/bench_serve.py [--seconds 40]
-
 Same payloads, same run:
 1. ceiling: how fast this process parses the requests (protobuf, what the receiver does) and turns
    them into columns (the Python decoder), one thread each; then the writer's two ways into an
@@ -16,6 +14,14 @@ Same payloads, same run:
 3. flood: 16 clients that ignore Retry-After, offering ten times the sustained rate or more; what
    the server answers, whether it keeps storing, and its peak RSS (VmHWM) over the whole run.
 Prints absolute figures and the ratios sustained / ceiling and offered / sustained.
+
+Redaction (issue 15): serve applies the default policy unless told otherwise. --compare-redaction
+runs the sustained phase a second time, first, on a serve started with --no-redaction, and prints
+masked / unmasked (goal >= 0.9); the ceiling line then also shows the receiver's parse + redaction.
+--content gives every span the prompt and completion an app recording content sends (an e-mail
+planted in one in 20), so the detectors have something to scan.
+
+Run: .venv/bin/python bench/bench_serve.py [--seconds 40] [--content] [--compare-redaction]
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from bench_export import content
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
@@ -45,16 +52,19 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from serve_process import ServeProcess
 
-from driftline.collector import connect, migrate
+from driftline.collector import RedactionPolicy, connect, migrate
+from driftline.collector._redaction import Redactor
 from driftline.collector.receiver._ingest import IngestLimits
 from driftline.collector.receiver._otlp_decode import parse_request, traces_to_columns
+from driftline.collector.receiver._otlp_redact import OtlpRedactor
 from driftline.collector.receiver._otlp_sql import insert_file, length_delimited, write_schema
 
 SPANS_PER_REQUEST = 1000
 
 
-def payloads(count: int) -> list[bytes]:
-    """`count` OTLP requests of GenAI spans with realistic attributes, from the real SDK encoder."""
+def payloads(count: int, *, with_content: bool = False) -> list[bytes]:
+    """`count` OTLP requests of GenAI spans with realistic attributes (and the prompt and completion
+    with `with_content`), from the real SDK encoder."""
     out = []
     for r in range(count):
         exporter = InMemorySpanExporter()
@@ -70,6 +80,7 @@ def payloads(count: int) -> list[bytes]:
                     "gen_ai.usage.output_tokens": 250, "gen_ai.prompt.name": "support", "gen_ai.prompt.version": f"v{r % 4}",
                     "driftline.route": "/chat", "driftline.tenant": f"tenant-{n % 50}", "gen_ai.response.finish_reasons": ["stop"],
                     "gen_ai.request.temperature": 0.2,
+                    **(content(n) if with_content else {}),
                 })  # fmt: skip
         provider.shutdown()
         out.append(encode_spans(exporter.get_finished_spans()).SerializeToString())
@@ -143,13 +154,23 @@ def ceiling(bodies: list[bytes], rounds: int = 3) -> tuple[float, float]:
     started = time.perf_counter()
     for _ in range(rounds):
         for body in bodies:
-            parse_request(body, ExportTraceServiceRequest, json_body=False)  # what the receiver does per request
+            parse_request(body, ExportTraceServiceRequest, json_body=False)  # what the receiver does per request without redaction
     parsed = time.perf_counter()
     for _ in range(rounds):
         for body in bodies:
             traces_to_columns([body])  # what the writer does per spooled request
     done = time.perf_counter()
     return spans / (parsed - started), spans / (done - parsed)
+
+
+def redaction_ceiling(bodies: list[bytes], rounds: int = 3) -> float:
+    """Receiver parse + the default redaction policy, spans/s in this process, one thread."""
+    redaction = OtlpRedactor(Redactor(RedactionPolicy()))
+    started = time.perf_counter()
+    for _ in range(rounds):
+        for body in bodies:
+            redaction.payload(parse_request(body, ExportTraceServiceRequest, json_body=False)[0], body)
+    return SPANS_PER_REQUEST * len(bodies) * rounds / (time.perf_counter() - started)
 
 
 def writer_ceiling(bodies: list[bytes], rounds: int = 3) -> tuple[float, float]:
@@ -262,34 +283,41 @@ def peak_rss(process: ServeProcess) -> int:
     return 0
 
 
-def end_to_end(bodies: list[bytes], seconds: float) -> tuple[dict[str, float], dict[str, float], int]:
+def end_to_end(bodies: list[bytes], seconds: float, *extra: str, flood: bool = True) -> tuple[dict[str, float], dict[str, float], int]:
+    """(sustained, flood, peak RSS) of one serve started with `extra` flags; without `flood`, that phase is skipped (empty)."""
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
-        server = ServeProcess(Path(tmp), "--grpc-port", "-1", "--spool-max-mb", "256", "--log-format", "text").start()
+        server = ServeProcess(Path(tmp), "--grpc-port", "-1", "--spool-max-mb", "256", "--log-format", "text", *extra).start()
         senders = [Resender(body) for body in bodies]
         try:
             sustained = phase(server, senders, 4, seconds, honour_retry_after=True)
-            flood = phase(server, senders, 16, seconds / 2, honour_retry_after=False)
+            flooded = phase(server, senders, 16, seconds / 2, honour_retry_after=False) if flood else {}
             rss = peak_rss(server)
         finally:
             server.stop(timeout=600)
-    return sustained, flood, rss
+    return sustained, flooded, rss
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=40.0, help="measured window (after a warm-up)")
     parser.add_argument("--requests", type=int, default=12, help=f"distinct requests of {SPANS_PER_REQUEST} spans")
+    parser.add_argument("--content", action="store_true", help="spans carry a prompt and a completion (~1 KiB), an e-mail in one in 20")
+    parser.add_argument("--compare-redaction", action="store_true", help="also measure sustained on a serve with --no-redaction (first)")
     args = parser.parse_args()
-    bodies = payloads(args.requests)
+    bodies = payloads(args.requests, with_content=args.content)
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start (other work shares the cores)")
     print(f"payload: {args.requests} requests x {SPANS_PER_REQUEST} GenAI spans, {sum(map(len, bodies)) / len(bodies) / 1024:.0f} KiB each")
     parse_rate, decode_rate = ceiling(bodies)
     print(f"ceiling (this process, 1 thread): receiver protobuf parse {parse_rate:,.0f} spans/s; writer decode to columns {decode_rate:,.0f} spans/s")
+    if args.compare_redaction:
+        redacting = redaction_ceiling(bodies)
+        print(f"ceiling: receiver parse + default redaction {redacting:,.0f} spans/s ({redacting / parse_rate:.2f}x the parse alone)")
     python_rate, engine_rate = writer_ceiling(bodies)
     limits = IngestLimits()
     print(f"writer ceiling into an embedded store, groups of {limits.decode_bytes >> 20} MiB (Python) and {limits.group_bytes >> 20} MiB (engine):"
           f" Python decode + columnar insert {python_rate:,.0f} spans/s;"
           f" engine decode + INSERT ... SELECT {engine_rate:,.0f} spans/s ({engine_rate / python_rate:.1f}x)")
+    unmasked = end_to_end(bodies, args.seconds, "--no-redaction", flood=False)[0]["stored_per_s"] if args.compare_redaction else 0.0
     sustained, flood, rss = end_to_end(bodies, args.seconds)
     rate = sustained["stored_per_s"]
     print(f"sustained, OTLP/HTTP protobuf -> driftline serve -> embedded chDB: {rate:,.0f} spans/s stored"
@@ -297,6 +325,9 @@ def main() -> None:
     print(f"flood: 16 clients ignoring Retry-After offered {flood['offered_per_s']:,.0f} spans/s ({flood['offered_per_s'] / max(rate, 1):.1f}x the sustained rate);"
           f" answers {flood['200']:.0f} x 200, {flood['503']:.0f} x 503, {flood['429']:.0f} x 429; still stored {flood['stored_per_s']:,.0f} spans/s")  # fmt: skip
     print(f"serve peak RSS over the run: {rss / (1 << 20):,.0f} MiB; load average at the end: {os.getloadavg()[0]:.1f}")
+    if args.compare_redaction:
+        print(f"sustained with --no-redaction (run first): {unmasked:,.0f} spans/s; masked / unmasked: {rate / max(unmasked, 1):.2f}"
+              f" (goal >= 0.9{', payload with content' if args.content else ''})")
     print(f"ratio sustained / engine writer ceiling: {rate / engine_rate:.2f}; / Python decode ceiling: {rate / decode_rate:.2f};"
           f" vs the 40,000 spans/s goal: {rate / 40_000:.2f}")
 

@@ -1,10 +1,13 @@
 """The built-in detectors of secrets and personal data that redaction runs over content.
 
-Each is a compiled pattern plus a cheap trigger: a substring every match contains (or "a digit"),
-tested first with `in`, so most values never reach a regular expression. Matches are validated
-where a pattern alone would catch ordinary numbers (Luhn for cards, mod 97 for IBANs, a digit count
-for phones). A match's named group, where it has one, is what gets replaced (the password of a
-connection string, the token after `Bearer`).
+Most values never reach a detector's regular expression. Each detector has a trigger, a pattern
+every match contains (a provider's key prefix, `@`, `://`, a run of eight or more digits and
+separators); the redactor tests all of them in one pass with an RE2 set, and runs only the
+detectors whose trigger fired. The number detectors (IBAN, card, phone) then look only around the
+digit runs (`DIGIT_RUN`), within a margin for the letters and signs a match may have around them. Matches are validated where a pattern alone would catch ordinary
+numbers (Luhn for cards, mod 97 for IBANs, a digit count for phones). A match's named group,
+where it has one, is what gets replaced (the password of a connection string, the token after
+`Bearer`).
 
 Why not a detector library: presidio needs a spaCy model and runs per-language NLP; detect-secrets
 runs dozens of plugins per line. Both cost more per value than serve spends on a whole span.
@@ -13,11 +16,14 @@ runs dozens of plugins per line. Both cost more per value than serve spends on a
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["DETECTORS", "Detector"]
+__all__ = ["DETECTORS", "DIGIT_RUN", "Detector"]
+
+DIGIT_RUN: Final = re.compile(r"[0-9][0-9 ().+-]{6,}[0-9]")
+"""Eight or more characters of digits and separators: in every card, phone number and IBAN."""
 
 
 @dataclass(frozen=True)
@@ -26,22 +32,36 @@ class Detector:
 
     name: str
     pattern: re.Pattern[str]
-    trigger: Callable[[str], bool]
+    trigger: str = DIGIT_RUN.pattern
+    """A pattern (RE2 syntax) every match contains; the default marks a number detector."""
+    margin: tuple[int, int] = (0, 0)
+    """How far a match may reach before and after the digit run it overlaps (number detectors)."""
+    min_run: int = 8
+    """The shortest digit run a match can overlap (a card has 13 digits or more)."""
     valid: Callable[[str], bool] | None = None
 
-    def spans(self, text: str) -> list[tuple[int, int]]:
-        """(start, end) of each confirmed match, the `secret` group where the pattern has one."""
-        if not self.trigger(text):
-            return _NONE
+    @property
+    def around_digits(self) -> bool:
+        """Whether it looks only around DIGIT_RUN's matches."""
+        return self.trigger == DIGIT_RUN.pattern
+
+    def spans(self, text: str, runs: Sequence[tuple[int, int]] = ()) -> list[tuple[int, int]]:
+        """(start, end) of each confirmed match, the named group where the pattern has one; a number
+        detector searches only around `runs` (DIGIT_RUN's matches in `text`) at least `min_run` long."""
+        if not self.around_digits:
+            return [span for match in self.pattern.finditer(text) if self._confirmed(text, span := _secret_span(match))]
         found: list[tuple[int, int]] = []
-        for match in self.pattern.finditer(text):
-            start, end = _secret_span(match)
-            if self.valid is None or self.valid(text[start:end]):
-                found.append((start, end))
+        before, after = self.margin
+        for start, end in runs:
+            if end - start >= self.min_run:
+                for match in self.pattern.finditer(text, start - before if start > before else 0, end + after):
+                    span = _secret_span(match)
+                    if (not found or span[0] >= found[-1][1]) and self._confirmed(text, span):  # windows may overlap
+                        found.append(span)
         return found
 
-
-_NONE: Final[list[tuple[int, int]]] = []
+    def _confirmed(self, text: str, span: tuple[int, int]) -> bool:
+        return self.valid is None or self.valid(text[span[0] : span[1]])
 
 
 def _secret_span(match: re.Match[str]) -> tuple[int, int]:
@@ -50,23 +70,6 @@ def _secret_span(match: re.Match[str]) -> tuple[int, int]:
         if match.group(name) is not None:
             return match.span(name)
     return match.span()
-
-
-def _any_of(*needles: str) -> Callable[[str], bool]:
-    def trigger(text: str) -> bool:
-        for needle in needles:
-            if needle in text:
-                return True
-        return False
-
-    return trigger
-
-
-_has_digit: Final = re.compile(r"\d").search
-
-
-def _digit(text: str) -> bool:
-    return _has_digit(text) is not None
 
 
 def _luhn(candidate: str) -> bool:
@@ -112,31 +115,30 @@ _API_KEY: Final = re.compile(
     r"|xox[abposr]-[A-Za-z0-9-]{10,}"  # Slack
     r"|hf_[A-Za-z0-9]{30,}|gsk_[A-Za-z0-9]{40,}|xai-[A-Za-z0-9]{40,}|r8_[A-Za-z0-9]{30,}"  # Hugging Face, Groq, xAI, Replicate
     r"|pplx-[A-Za-z0-9]{40,}|nvapi-[A-Za-z0-9_-]{40,}"  # Perplexity, NVIDIA
-    r")"
+    r")",
+    re.ASCII,
 )
-_CONNECTION: Final = re.compile(
-    r"[A-Za-z][A-Za-z0-9+.-]{1,20}://[^\s:/@\"'<>]+:(?P<secret>[^\s@/\"'<>]+)@"  # scheme://user:password@host
-    r"|(?i:password|passwd|pwd|accountkey|sharedaccesskey|aws_secret_access_key|client_secret)"
-    r"\s*[=:]\s*[\"']?(?P<secret2>[^\s\"';,&]{4,})"  # Password=...; AccountKey=...
-)
-_BEARER: Final = re.compile(
-    r"(?i:bearer)\s+(?P<secret>[A-Za-z0-9._~+/-]{16,}=*)"
-    r"|eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"  # a JWT anywhere
+_PASSWORD_WORDS: Final = r"password|passwd|pwd|accountkey|sharedaccesskey|aws_secret_access_key|client_secret"
+_PHONE: Final = re.compile(
+    r"(?<![\w+.-])\+[1-9]\d{0,2}(?:[ .-]?\(?\d{1,4}\)?){2,5}(?![\w.-])"  # international: +44 20 7946 0958
+    r"|(?<![\w.-])(?:\(\d{3}\) ?|\d{3}[ .-])\d{3}[ .-]\d{4}(?![\w-]|\.\d)",  # North American: (415) 555-0100
+    re.ASCII,
 )
 
 DETECTORS: Final = (
-    Detector("private_key", re.compile(r"-----BEGIN[A-Z ]*PRIVATE KEY-----.*?(?:-----END[A-Z ]*PRIVATE KEY-----|\Z)", re.S),
-             _any_of("PRIVATE KEY")),
-    Detector("connection_string", _CONNECTION,
-             _any_of("://", "assw", "ASSW", "pwd", "PWD", "Pwd", "ccountKey", "ccessKey", "ACCESS_KEY", "ecret", "ECRET")),
-    Detector("bearer_token", _BEARER, _any_of("earer", "EARER", "eyJ")),
-    Detector("api_key", _API_KEY, _any_of("sk-", "sk_", "rk_", "AIza", "AKIA", "ASIA", "gh", "glpat-", "xox", "hf_", "gsk_", "xai-", "r8_",
-                                          "pplx-", "nvapi-")),
-    Detector("email", re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"), _any_of("@")),
-    Detector("iban", re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?![A-Za-z0-9])"), _digit, _iban),
-    Detector("card", re.compile(r"(?<![\d.-])(?:\d[ -]?){12,18}\d(?![\d-]|\.\d)"), _digit, _luhn),
-    Detector("phone", re.compile(r"(?<![\w+.-])\+[1-9]\d{0,2}(?:[ .-]?\(?\d{1,4}\)?){2,5}(?![\w.-])"
-                                 r"|(?<![\w.-])(?:\(\d{3}\) ?|\d{3}[ .-])\d{3}[ .-]\d{4}(?![\w-]|\.\d)"), _digit, _phone),
+    Detector("private_key", re.compile(r"-----BEGIN[A-Z ]*PRIVATE KEY-----.*?(?:-----END[A-Z ]*PRIVATE KEY-----|\Z)", re.S), "PRIVATE KEY"),
+    Detector("connection_string", re.compile(r"://[^\s:/@\"'<>]+:(?P<secret>[^\s@/\"'<>]+)@", re.ASCII), "://"),  # scheme://user:password@host
+    Detector("password", re.compile(rf"(?i:{_PASSWORD_WORDS})\s*[=:]\s*[\"']?(?P<secret>[^\s\"';,&]{{4,}})", re.ASCII),
+             f"(?i){_PASSWORD_WORDS}"),  # Password=...; AccountKey=...
+    Detector("bearer_token", re.compile(r"(?i:bearer)\s+(?P<secret>[A-Za-z0-9._~+/-]{16,}=*)"
+                                        r"|eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}", re.ASCII),  # and JWTs
+             "(?i:bearer)|eyJ"),
+    Detector("api_key", _API_KEY, "sk[-_]|rk_|AIza|A[KS]IA|gh[pousr]_|github_pat_|glpat-|xox[abposr]-|hf_|xai-|r8_|pplx-|nvapi-"),
+    Detector("email", re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"), "@[A-Za-z0-9-]+\\."),
+    Detector("iban", re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?![A-Za-z0-9])", re.ASCII),
+             margin=(12, 16), valid=_iban),
+    Detector("card", re.compile(r"(?<![\d.-])(?:\d[ -]?){12,18}\d(?![\d-]|\.\d)", re.ASCII), margin=(0, 1), min_run=13, valid=_luhn),
+    Detector("phone", _PHONE, margin=(2, 1), valid=_phone),
 )  # fmt: skip
 """In the order they run: secrets before personal data (a key's digits are not a phone number),
 IBANs before cards and phones (theirs are not either)."""

@@ -43,7 +43,7 @@ from typing import Any, Final
 
 from . import _names as n
 from ._config import DRIFTLINE_REDACTION, DRIFTLINE_REDACTION_KEY
-from ._detectors import DETECTORS, Detector
+from ._detectors import DETECTORS, DIGIT_RUN, Detector
 from ._errors import ConfigError
 
 __all__ = ["ACTIONS", "DETECTOR_ACTIONS", "RedactionPolicy", "Redactor", "redactor"]
@@ -156,6 +156,7 @@ class Redactor:
         self.policy = policy
         self._key = policy.with_key(policy.hash_key).hash_key
         self._detectors = tuple((d, policy.detectors.get(d.name, "mask")) for d in DETECTORS if policy.detectors.get(d.name) != "keep")
+        self._triggers, self._fired_by = _trigger_set([d for d, _ in self._detectors])
         globs = [*policy.rules, *((glob, "detect") for glob in n.CONTENT_ATTRIBUTES if policy.content)]
         self._globs = [(re.compile(fnmatch.translate(glob)).match, glob, action) for glob, action in globs]
         self._actions: tuple[dict[str, tuple[str, str]], dict[str, tuple[str, str]]] = ({}, {})
@@ -204,13 +205,25 @@ class Redactor:
     def detect(self, text: str) -> str | None:
         """`text` with each detector's finds masked or hashed (the same object when nothing matched);
         None when a detector whose action is `drop` found something."""
-        for detector, action in self._detectors:
-            spans = detector.spans(text)
+        fired = self._triggers.Match(text)  # one pass: which detectors can match at all
+        if not fired:
+            return text
+        runs: list[tuple[int, int]] | None = None  # where the number detectors look: one scan, for all three
+        for (detector, action), trigger in zip(self._detectors, self._fired_by):
+            if trigger not in fired:
+                continue
+            if detector.around_digits:
+                if runs is None:
+                    runs = [match.span() for match in DIGIT_RUN.finditer(text)]
+                spans = detector.spans(text, runs)
+            else:
+                spans = detector.spans(text)
             if spans:
                 self._count(detector.name)
                 if action == "drop":
                     return None
                 text = self._replace(text, spans, detector, action)
+                runs = None  # the text moved
         return text
 
     def _replace(self, text: str, spans: list[tuple[int, int]], detector: Detector, action: str) -> str:
@@ -262,6 +275,19 @@ class Redactor:
     def restore(self, unsaved: Mapping[str, int]) -> None:
         with self._lock:
             self._unsaved.update(unsaved)
+
+
+def _trigger_set(detectors: list[Detector]) -> tuple[Any, tuple[int, ...]]:
+    """An RE2 set of the detectors' distinct triggers, and each detector's index in it."""
+    import re2  # only a process that redacts pays for loading it
+
+    triggers = re2.Set.SearchSet()
+    index: dict[str, int] = {}
+    for detector in detectors:
+        if detector.trigger not in index:
+            index[detector.trigger] = triggers.Add(detector.trigger)
+    triggers.Compile()
+    return triggers, tuple(index[d.trigger] for d in detectors)
 
 
 def redactor(policy: RedactionPolicy | str | Path | bool | None = None) -> Redactor | None:

@@ -25,7 +25,8 @@ CAUGHT = [
     ("bearer_token", "jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"),
     ("private_key", "-----BEGIN RSA PRIVATE KEY-----\\nMIIEpAIBAAKCAQEA\\n-----END RSA PRIVATE KEY-----"),
     ("connection_string", "DATABASE_URL=postgres://app:s3cr3t-pw@db.internal:5432/prod"),
-    ("connection_string", "Server=tcp:x.database.windows.net;User ID=app;Password=Hunter2Hunter2;"),
+    ("password", "Server=tcp:x.database.windows.net;User ID=app;Password=Hunter2Hunter2;"),
+    ("password", "aws_secret_access_key = wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY"),
     ("card", "card 4111 1111 1111 1111 exp 12/29"),
     ("card", "amex 378282246310005"),
     ("card", "mc 5555-5555-5555-4444"),
@@ -57,7 +58,7 @@ LEFT_ALONE = [
 def test_each_detector_masks_what_it_must_catch(detector: str, text: str) -> None:
     masked = DEFAULT.detect(text)
     assert masked is not None and f"[REDACTED:{detector}]" in masked
-    assert not any(token in masked for token in ("jane.doe", "bob@", "s3cr3t", "Hunter2", "4111 1111", "AKIAIOSF", "0a1b2c3d", "MIIEpA", "0100"))
+    assert not any(token in masked for token in ("jane.doe", "bob@", "s3cr3t", "Hunter2", "4111 1111", "AKIAIOSF", "0a1b2c3d", "MIIEpA", "0100", "wJalrXUt"))
 
 
 @pytest.mark.parametrize("text", LEFT_ALONE)

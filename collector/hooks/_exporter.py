@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,6 +28,9 @@ __all__ = ["StoreSpanExporter"]
 
 _log = logging.getLogger("driftline.exporter")
 
+_SAVE_EVERY_SECONDS = 10.0
+"""Redaction counts go to the store at most this often (and at shutdown): one small insert, not one per batch."""
+
 
 class StoreSpanExporter(SpanExporter):
     """Exports SDK spans into the store's otel_traces table.
@@ -40,6 +44,7 @@ class StoreSpanExporter(SpanExporter):
     def __init__(self, store: Store, *, owns_store: bool = True, redaction: RedactionPolicy | str | Path | bool | None = None) -> None:
         self._store = store
         self._redactor = redactor(redaction)
+        self._next_save = 0.0
         self._owns_store = owns_store
         self._lock = threading.Lock()
         self._seen_errors: set[str] = set()
@@ -51,22 +56,34 @@ class StoreSpanExporter(SpanExporter):
         try:
             with self._lock:
                 write_spans(self._store, spans, self._redactor)
-                if self._redactor is not None:
-                    save_counts(self._store, self._redactor, "exporter")
         except Exception as exc:  # the app must never see an exporter error
-            self._log_once(exc, len(spans))
+            self._log_once(exc, f"could not write {len(spans)} spans")
             return SpanExportResult.FAILURE
+        if time.monotonic() >= self._next_save:
+            self._save_counts()
         return SpanExportResult.SUCCESS
 
-    def _log_once(self, exc: Exception, count: int) -> None:
+    def _log_once(self, exc: Exception, what: str) -> None:
         key = f"{type(exc).__name__}: {exc}"
         if key not in self._seen_errors:
             self._seen_errors.add(key)
-            _log.error("driftline: could not write %d spans to %s: %s", count, self._store.url, key)
+            _log.error("driftline: %s to %s: %s", what, self._store.url, key)
+
+    def _save_counts(self) -> None:
+        """Add the redaction counts to the store's; on failure they wait for the next save."""
+        if self._redactor is None:
+            return
+        self._next_save = time.monotonic() + _SAVE_EVERY_SECONDS
+        try:
+            with self._lock:
+                save_counts(self._store, self._redactor, "exporter")
+        except Exception as exc:  # the app must never see an exporter error
+            self._log_once(exc, "could not save the redaction counts")
 
     def shutdown(self) -> None:
         if not self._shutdown:
             self._shutdown = True
+            self._save_counts()
             if self._owns_store:
                 with self._lock:
                     self._store.close()

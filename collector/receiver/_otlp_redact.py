@@ -2,8 +2,9 @@
 
 The receiver spools the request bytes as they came; only a request whose values the policy
 changed is encoded again. Walking a request's attributes costs more than parsing it, so the walk
-is skipped unless the bytes hold a name a rule could apply to: each rule's longest literal piece
-(a whole name is followed by 0x12, the tag of its value in a KeyValue) is a cheap substring test.
+is skipped unless the bytes hold a name a rule applies to: the rules' globs become one RE2
+pattern over the encoded request (a name is followed by 0x12, the tag of its value in a
+KeyValue), one linear pass.
 Span events and log records are walked whenever the policy scans event bodies; values nested in
 arrays and maps are scanned where they sit, so their structure survives.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any, Final
 
+import re2
 from google.protobuf.message import Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -23,9 +25,9 @@ from ._otlp_decode import any_string
 
 __all__ = ["OtlpRedactor"]
 
-_WILDCARDS: Final = re.compile(r"\*|\?|\[[^\]]*\]")
-_VALUE_TAG: Final = b"\x12"
-_SHORTEST_NEEDLE: Final = 4
+_GLOB_PARTS: Final = re.compile(r"\*|\?|\[!?[^\]]*\]|[^*?\[]+|\[")
+_NAME_CHAR: Final = r"[^\x12]"
+"""Any byte of an attribute name: the name ends at its value's tag, 0x12."""
 
 
 class OtlpRedactor:
@@ -34,25 +36,20 @@ class OtlpRedactor:
     def __init__(self, redactor: Redactor) -> None:
         self.redactor = redactor
         self._events = redactor.policy.events
-        self._needles = _needles([glob for glob, _ in redactor.rules()])
+        self._names = _names_pattern([glob for glob, _ in redactor.rules()])
 
     def payload(self, message: Message, payload: bytes) -> bytes:
         """The bytes to spool: `payload` itself unless the policy changed a value of `message`."""
         if isinstance(message, ExportTraceServiceRequest):
-            changed = self._traces(message, self._may_name_a_rule(payload))
+            changed = self._traces(message, self._names_a_rule(payload))
         elif isinstance(message, ExportLogsServiceRequest):
             changed = self._logs(message)
         else:
             return payload
         return message.SerializeToString() if changed else payload
 
-    def _may_name_a_rule(self, payload: bytes) -> bool:
-        if self._needles is None:
-            return True
-        for needle in self._needles:
-            if needle in payload:
-                return True
-        return False
+    def _names_a_rule(self, payload: bytes) -> bool:
+        return self._names is not None and self._names.search(payload) is not None
 
     def _traces(self, message: ExportTraceServiceRequest, named: bool) -> bool:
         if not named and not self._events:
@@ -143,17 +140,27 @@ def _any_of(outcomes: Any) -> bool | None:
     return changed
 
 
-def _needles(globs: list[str]) -> tuple[bytes, ...] | None:
-    """Substrings one of which a request naming any of `globs` must hold; None when a glob has no
-    literal piece long enough to test (then every request is walked)."""
-    found: list[bytes] = []
-    for glob in globs:
-        pieces = _WILDCARDS.split(glob)
-        candidates = [pieces[0].encode()]
-        if pieces[-1]:  # the name ends here: its value's tag follows
-            candidates.append(pieces[-1].encode() + _VALUE_TAG)
-        best = max(candidates, key=len)
-        if len(best) < _SHORTEST_NEEDLE:
-            return None
-        found.append(best)
-    return tuple(sorted(needle for needle in set(found) if not any(other != needle and other in needle for other in found)))
+def _names_pattern(globs: list[str]) -> Any:
+    """One RE2 pattern matching, in an encoded request, an attribute name that one of `globs` matches
+    (None without globs)."""
+    if not globs:
+        return None
+    options = re2.Options()
+    options.encoding = re2.Options.Encoding.LATIN1  # the request's bytes, names in UTF-8 byte for byte
+    pattern = "|".join(_glob_pattern(glob) for glob in globs)
+    return re2.compile(pattern.encode("utf-8"), options)
+
+
+def _glob_pattern(glob: str) -> str:
+    """A glob as a pattern over an encoded name followed by its value's tag."""
+    parts = []
+    for part in _GLOB_PARTS.findall(glob):
+        if part == "*":
+            parts.append(f"{_NAME_CHAR}*")
+        elif part == "?":
+            parts.append(_NAME_CHAR)
+        elif part.startswith("[") and len(part) > 1:
+            parts.append("[^" + part[2:] if part.startswith("[!") else part)
+        else:
+            parts.append(re.escape(part))
+    return "(?:" + "".join(parts) + r"\x12)"
