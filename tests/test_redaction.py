@@ -51,6 +51,9 @@ LEFT_ALONE = [
     "order 1000000000000001",
     "skills: sk-learn is great",
     "ask the user for their email @ the end",
+    "docs at https://docs.example.com:8443/guide?q=1 and http://localhost:4318/v1/traces",
+    "choose a strong password and never share it",
+    "bearer of bad news, eyJ alone is no token",
 ]
 
 
