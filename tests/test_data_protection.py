@@ -205,6 +205,17 @@ def test_forget_refuses_while_serve_holds_the_store(serve: Any) -> None:
     assert forgot.returncode == 3 and "stop it first" in forgot.stderr
 
 
+def test_forget_refuses_a_spool_another_process_holds(tmp_path: Path) -> None:
+    from driftline.collector.receiver._spool import locked
+
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    with locked(spool):
+        forgot = subprocess.run([DRIFTLINE, "db", "forget", "--tenant", "acme", "--spool-dir", str(spool), "--store", f"chdb://{tmp_path / 'store'}"],
+                                capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert forgot.returncode == 3 and "is in use by another process" in forgot.stderr and "Traceback" not in forgot.stderr
+
+
 def test_a_fresh_store_forgets_nothing(store_url: str) -> None:
     with connect(store_url) as store:
         migrate(store)

@@ -34,7 +34,7 @@ DEAD_LETTERS: Final = "dead letters"
 
 def erase(store: Store, subject: Subject, spool_dir: Path | None) -> dict[str, int]:
     """Forget the subject in the store and, when `spool_dir` exists, in its spool and dead letters;
-    returns where -> rows (or spooled items) deleted. SpoolError while a serve holds the spool."""
+    returns where -> rows (or spooled items) deleted. StoreUnavailable while a serve holds the spool."""
     spool = spool_dir if spool_dir is not None and spool_dir.is_dir() else None
     with locked(spool) if spool is not None else nullcontext():
         eraser = _BatchEraser(subject)

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Final
 
+from driftline.collector._errors import StoreUnavailable
+
 __all__ = ["Record", "Spool", "SpoolError", "SpoolFull", "durable_write", "locked", "rewrite_records", "spooled_records"]
 
 _log = logging.getLogger("driftline.serve.spool")
@@ -291,13 +293,13 @@ class Spool:
 
 
 def _lock(directory: Path) -> IO[str]:
-    """Hold the spool directory for this process; SpoolError when another holds it."""
+    """Hold the spool directory for this process; StoreUnavailable when another holds it."""
     handle = open(directory / "spool.lock", "a", encoding="ascii")  # noqa: SIM115 - held until close() or exit
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.close()
-        raise SpoolError(f"the spool in {directory} is in use by another process (a running `driftline serve`?)") from None
+        raise StoreUnavailable(f"the spool in {directory} is in use by another process (a running `driftline serve`?)") from None
     return handle
 
 
