@@ -96,11 +96,12 @@ def test_planted_values_reach_neither_the_spool_files_nor_the_tables(serve: Any,
     assert [name for name, value in PLANTED.items() if value in log] == []
 
 
-def test_a_policy_file_hashes_values_that_still_correlate(serve: Any, tmp_path: Path) -> None:
+def test_a_policy_file_hashes_values_that_still_correlate_and_drops_what_it_says(serve: Any, tmp_path: Path) -> None:
     key = tmp_path / "hmac.key"
     key.write_text("correlate-me")
     policy = tmp_path / "policy.toml"
-    policy.write_text(f'hash_key_file = "{key}"\n[detectors]\nemail = "hash"\n[[attributes]]\nmatch = "user.*"\naction = "hash"\n')
+    policy.write_text(f'hash_key_file = "{key}"\n[detectors]\nemail = "hash"\nprivate_key = "drop"\n'
+                      '[[attributes]]\nmatch = "user.*"\naction = "hash"\n[[attributes]]\nmatch = "gen_ai.tool.*"\naction = "drop"\n')
     server = serve("--redaction", str(policy))
     for email in ("a.one@example.com", "a.one@example.com", "b.two@example.com"):
         send_content_spans(HttpSpanExporter(endpoint=f"{server.http}/v1/traces"), 1, email=email, user=email)
@@ -110,6 +111,8 @@ def test_a_policy_file_hashes_values_that_still_correlate(serve: Any, tmp_path: 
     messages = [m for (m,) in server.rows("SELECT SpanAttributes['gen_ai.input.messages'] FROM otel_traces")]
     assert len(set(messages)) == 2 and all("[HASH:email:" in m and "@example.com" not in m for m in messages)
     assert server.metrics()['driftline_serve_redacted_total{rule="attribute:user.*"}'] == 3
+    kept = server.rows("SELECT DISTINCT mapContains(SpanAttributes, 'gen_ai.tool.call.arguments'), Events.Attributes FROM otel_traces")
+    assert kept == [(False, [{}])]  # the tool arguments dropped by name, the event's key by the private_key detector
 
 
 def test_no_redaction_stores_content_as_sent(serve: Any) -> None:
