@@ -4,14 +4,15 @@ every conformance scenario against a fake OpenAI server, its spans exported over
 Runs in that instrumentation's own virtualenv (made by `make test` from tests/conformance/),
 which holds the instrumentation, the openai release it supports and the OTel SDK, and not
 driftline: the instrumentations pin conflicting releases of openai and the SDK. Each scenario is
-one trace under a root span `conformance <scenario>`; the script prints {scenario: trace id} as
-JSON once every span is exported.
+one trace under a root span `conformance <scenario>`; once every span is exported the script
+prints {"traces": {scenario: trace id}, "spans": how many spans it exported} as JSON.
 
     python conformance_app.py INSTRUMENTATION OTLP_URL OPENAI_BASE_URL
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
@@ -22,7 +23,7 @@ import openai
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
@@ -108,10 +109,22 @@ SCENARIOS: dict[str, Callable[[openai.OpenAI], None]] = {
 }
 
 
+class Counter(SpanProcessor):
+    """Counts the spans that ended (each is exported as it ends), so the test knows when all are stored."""
+
+    def __init__(self) -> None:
+        self.ended = 0
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self.ended += 1
+
+
 def main(argv: list[str]) -> None:
     name, otlp_url, base_url = argv
     provider = TracerProvider(resource=Resource.create({"service.name": f"conformance-{name}"}))
     provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{otlp_url}/v1/traces")))
+    counter = Counter()
+    provider.add_span_processor(counter)
     trace.set_tracer_provider(provider)
     _instrument(name, provider)
     client = openai.OpenAI(base_url=base_url, api_key="sk-conformance", max_retries=0)
@@ -120,9 +133,12 @@ def main(argv: list[str]) -> None:
     for scenario, run in SCENARIOS.items():
         with tracer.start_as_current_span(f"conformance {scenario}") as root:
             run(client)
+            # A stream left by `break` is reclaimed by the garbage collector, at once or at its next
+            # cycle; collecting here makes that moment the same on every run.
+            gc.collect()
         traces[scenario] = format(root.get_span_context().trace_id, "032x")
     provider.shutdown()
-    print(json.dumps(traces))
+    print(json.dumps({"traces": traces, "spans": counter.ended}))
 
 
 if __name__ == "__main__":

@@ -141,11 +141,14 @@ def _run(name: str, serve: ServeProcess, base_url: str) -> dict[str, dict[str, A
         pytest.fail(f"{python} is missing: `make test` installs tests/conformance/{name}.txt there")
     done = subprocess.run([str(python), str(APP), name, serve.http, base_url], capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-3000:]
-    traces: dict[str, str] = json.loads(done.stdout.strip().splitlines()[-1])
-    # Each scenario's root span is exported after its call's span, and serve stores in order.
-    last = {"t": traces[SCENARIOS[-1]], "n": f"conformance {SCENARIOS[-1]}"}
-    stored = "SELECT count() FROM otel_traces WHERE TraceId = {t:String} AND SpanName = {n:String}"
-    wait_for(lambda: serve.rows(stored, last)[0][0] > 0, timeout=120, what=f"{name}'s spans in the store")
+    exported = json.loads(done.stdout.strip().splitlines()[-1])
+    traces: dict[str, str] = exported["traces"]
+    # Every span was acknowledged, so it is in serve's spool; with the spool drained, the inserts that
+    # stored them (and filled llm_calls beside otel_traces) have returned.
+    stored = "SELECT count() FROM otel_traces WHERE TraceId IN {ids:Array(String)}"
+    ids = {"ids": list(traces.values())}
+    wait_for(lambda: serve.rows(stored, ids)[0][0] >= exported["spans"] and (serve.health() or {}).get("backlog_items") == 0,
+             timeout=120, what=f"{name}'s {exported['spans']} spans stored")  # fmt: skip
     select = ", ".join(c for c in COLUMNS if c not in ("failed", "has_ttft"))
     rows = serve.rows(
         f"SELECT trace_id, {select}, status = 'Error', ttft_s, duration_s FROM llm_calls WHERE trace_id IN {{ids:Array(String)}}",
