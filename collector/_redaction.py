@@ -43,7 +43,7 @@ from typing import Any, Final
 
 from . import _names as n
 from ._config import DRIFTLINE_REDACTION, DRIFTLINE_REDACTION_KEY
-from ._detectors import DETECTORS, DIGIT_RUN, Detector
+from ._detectors import DETECTORS, Detector
 from ._errors import ConfigError
 
 __all__ = ["ACTIONS", "DETECTOR_ACTIONS", "RedactionPolicy", "Redactor", "redactor"]
@@ -208,22 +208,15 @@ class Redactor:
         fired = self._triggers.Match(text)  # one pass: which detectors can match at all
         if not fired:
             return text
-        runs: list[tuple[int, int]] | None = None  # where the number detectors look: one scan, for all three
         for (detector, action), trigger in zip(self._detectors, self._fired_by):
             if trigger not in fired:
                 continue
-            if detector.around_digits:
-                if runs is None:
-                    runs = [match.span() for match in DIGIT_RUN.finditer(text)]
-                spans = detector.spans(text, runs)
-            else:
-                spans = detector.spans(text)
+            spans = detector.spans(text)
             if spans:
                 self._count(detector.name)
                 if action == "drop":
                     return None
                 text = self._replace(text, spans, detector, action)
-                runs = None  # the text moved
         return text
 
     def _replace(self, text: str, spans: list[tuple[int, int]], detector: Detector, action: str) -> str:
