@@ -205,7 +205,7 @@ class Redactor:
     def detect(self, text: str) -> str | None:
         """`text` with each detector's finds masked or hashed (the same object when nothing matched);
         None when a detector whose action is `drop` found something."""
-        fired = self._triggers.Match(text)  # one pass: which detectors can match at all
+        fired = self._triggers.Match(text.encode("utf-8", "surrogatepass"))  # one pass: which detectors can match at all
         if not fired:
             return text
         for (detector, action), trigger in zip(self._detectors, self._fired_by):

@@ -69,6 +69,10 @@ def test_detectors_leave_models_ids_versions_and_ordinary_numbers_alone(text: st
     assert DEFAULT.detect(text) is text
 
 
+def test_a_value_with_a_lone_surrogate_is_scanned_like_any_other() -> None:
+    assert DEFAULT.detect("bad \udc80 bytes, mail a@b.io") == "bad \udc80 bytes, mail [REDACTED:email]"
+
+
 def test_only_the_password_of_a_connection_string_is_masked() -> None:
     assert DEFAULT.detect("postgres://app:pw1234@db:5432/x") == "postgres://app:[REDACTED:connection_string]@db:5432/x"
 
