@@ -27,8 +27,6 @@ OTEL_PROVIDER_NAMES = {
     "mistral": ("mistral_ai",), "x-ai": ("x_ai",), "cohere": (), "deepseek": (), "groq": (), "perplexity": (),
 }  # fmt: skip
 """gen_ai.provider.name values (OTel GenAI conventions) of the providers genai-prices ids differently."""
-_UNIT = 1000
-"""Tokens per rate probe: small enough to stay in every model's base tier."""
 
 
 def _genai_prices() -> Any:
@@ -55,22 +53,29 @@ def _names(clause: Any) -> Iterator[str]:
         yield from _names(inner)
 
 
+def _per_token(mtok: Any) -> float | None:
+    """A genai-prices price per million tokens as USD per token; tiered prices at their base tier."""
+    if mtok is None:
+        return None
+    return float(getattr(mtok, "base", mtok)) / 1e6
+
+
 def price_rows() -> list[tuple[str, str, tuple[float, float, float, float, str]]]:
     """(provider, model, (input, cache read, cache write, output per token in USD, source)) for every
     exact name in the installed genai-prices, and the version alone under the empty key (a Join
-    table cannot be read back, only looked up)."""
+    table cannot be read back, only looked up). Cache reads and writes without a price of their
+    own cost the input price, as genai-prices counts them."""
     prices = _genai_prices()
     source, now = f"genai-prices {prices.__version__}", datetime.now(UTC)
-    probes = [{"input_tokens": _UNIT}, {"input_tokens": _UNIT, "cache_read_tokens": _UNIT},
-              {"input_tokens": _UNIT, "cache_write_tokens": _UNIT}, {"output_tokens": _UNIT}]  # fmt: skip
     rows = [("", "", (0.0, 0.0, 0.0, 0.0, source))]
     for provider in prices.data_snapshot.get_snapshot().providers:
         for model in provider.models:
             price = model.get_prices(now)
-            r_in, r_read, r_write, r_out = (float(price.calc_price(prices.Usage(**p))["total_price"]) / _UNIT for p in probes)
+            r_in = _per_token(price.input_mtok) or 0.0
+            rates = (r_in, _per_token(price.cache_read_mtok) or r_in, _per_token(price.cache_write_mtok) or r_in, _per_token(price.output_mtok) or 0.0)
             for name in dict.fromkeys([model.id, *_names(model.match)]):
                 for key in (provider.id, *OTEL_PROVIDER_NAMES.get(provider.id, ())):
-                    rows.append((key, name, (r_in, r_read, r_write, r_out, source)))
+                    rows.append((key, name, (*rates, source)))
     return rows
 
 
