@@ -97,6 +97,14 @@ def test_event_attributes_are_scanned_whatever_their_name() -> None:
     assert attrs == {"anything": "reach me at [REDACTED:email]"}
 
 
+def test_content_and_events_can_be_left_unscanned(tmp_path: Path) -> None:
+    quiet = Redactor(RedactionPolicy.load(write_policy(tmp_path, "content = false\nevents = false\n")))
+    span, event = {"gen_ai.input.messages": "a@b.io"}, {"anything": "a@b.io"}
+    quiet.attributes(span)
+    quiet.attributes(event, event=True)
+    assert span == {"gen_ai.input.messages": "a@b.io"} and event == {"anything": "a@b.io"}
+
+
 def write_policy(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "policy.toml"
     path.write_text(text, encoding="utf-8")
