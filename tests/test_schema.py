@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from driftline.collector import ConfigError, Store, connect, migrate, pending
-from driftline.collector.store._migrate import MIGRATIONS_TABLE, latest_version, migrations
+from driftline.collector.store._migrate import MIGRATIONS_TABLE, Migration, latest_version, migrations
 from driftline.collector.store._spans import OTEL_TRACES_COLUMNS
 
 # The contrib exporter's traces table (exporter/clickhouseexporter/internal/sqltemplates/traces_table.sql),
@@ -144,6 +144,38 @@ def test_migrate_rerun_completes_a_backfill_cut_short(collector_store: Store) ->
     collector_store.insert(MIGRATIONS_TABLE, [[1], ["otel_traces"], [datetime(2026, 1, 1)]], ["version", "name", "applied_at"])
     migrate(collector_store)
     assert collector_store.rows("SELECT span_id FROM llm_calls ORDER BY span_id") == complete
+
+
+COLUMNS_0006 = ("cache_write_tokens", "tokens_estimated", "cost_amount", "cost_currency", "cost_source", "cost_computed", "cancellation_cost_usd")
+
+
+def _as_before_0006(store: Store) -> None:
+    """Take a migrated store back to schema version 5: llm_calls without 0006's columns, its view
+    writing only the columns it had (the price table stays: the view's SQL reads it)."""
+    store.command("DROP VIEW llm_calls_mv SYNC")
+    for column in COLUMNS_0006:
+        store.command(f"ALTER TABLE llm_calls DROP COLUMN {column}")
+    older = ", ".join(name for name, _ in columns(store, "llm_calls"))
+    (select,) = Migration(0, "view", "{include: llm_calls_select};").statements(ttl_days=0, database=store.client.database)
+    store.command(f"CREATE MATERIALIZED VIEW llm_calls_mv TO llm_calls AS SELECT {older} FROM ({select})")
+    store.command(f"TRUNCATE TABLE {MIGRATIONS_TABLE}")
+    for m in migrations()[:5]:
+        store.insert(MIGRATIONS_TABLE, [[m.version], [m.name], [datetime(2026, 1, 1)]], ["version", "name", "applied_at"])
+
+
+def test_migrating_a_store_from_before_0006_keeps_its_calls_and_fills_the_new_columns_from_then_on(collector_store: Store) -> None:
+    migrate(collector_store)
+    _as_before_0006(collector_store)
+    insert_as_collector(collector_store, collector_rows(8, 4))  # written by the version-5 view
+    before = collector_store.rows("SELECT span_id, input_tokens, cost_usd FROM llm_calls ORDER BY span_id")
+    assert [m.version for m in migrate(collector_store)] == list(range(6, latest_version() + 1))
+    assert {name for name, _ in columns(collector_store, "llm_calls")} >= set(COLUMNS_0006)
+    assert collector_store.rows("SELECT span_id, input_tokens, cost_usd FROM llm_calls ORDER BY span_id") == before
+    assert collector_store.rows("SELECT countIf(cost_computed), countIf(cache_write_tokens IS NOT NULL) FROM llm_calls") == [(0, 0)]
+    rows = collector_rows(12, 1)
+    rows[0][11] = {**rows[0][11], "gen_ai.usage.cache_creation.input_tokens": "64"}
+    insert_as_collector(collector_store, rows)
+    assert collector_store.rows("SELECT cache_write_tokens FROM llm_calls WHERE span_id = {s:String}", {"s": f"{13:016x}"}) == [(64,)]
 
 
 def test_pending_never_writes(store_url: str) -> None:
