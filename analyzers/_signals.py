@@ -107,17 +107,23 @@ def _percentiles(name: str, column: str, what: str) -> list[Signal]:
     ]  # fmt: skip
 
 
+_STREAMED = "(ifNull(stream, false) OR cancelled)"
+"""The calls a cancellation signal counts: only a stream can be cut short (a call that says it was
+cancelled counts even where its instrumentation did not record the stream flag). Counting the
+others would dilute the signal, and make "the streamed calls of the new version" look like a
+narrower cause than the version itself."""
+
 _CALL_SIGNALS: tuple[Signal, ...] = (
     Signal("error_rate", "share of calls that failed", "up", "status = 'Error'", "1", binary=True),
     Signal("rate_limit_rate", "share of calls rate-limited (HTTP 429)", "up", "rate_limited", "1", binary=True),
     *_percentiles("latency", "duration_s", "call duration"),
     *_percentiles("ttft", "ttft_s", "time to first token"),
     Signal("cost_per_call", "mean cost per call (USD)", "up", "cost_usd", "cost_usd IS NOT NULL"),
-    Signal("cancellation_tax", "tokens generated after the caller cancelled, per call", "up",
-           "ifNull(tokens_after_cancel, 0)", "1"),  # fmt: skip
-    Signal("cancellation_cost", "cost (USD) of the tokens generated after cancel, per call: the call's cost times "
-           "the share of its output tokens that came after the cancel (an upper bound: input is in the cost too)", "up",
-           "ifNull(cost_usd * tokens_after_cancel / nullIf(output_tokens, 0), 0)", "1"),  # fmt: skip
+    Signal("cancellation_tax", "tokens generated after the caller cancelled, per streamed call", "up",
+           "ifNull(tokens_after_cancel, 0)", _STREAMED),  # fmt: skip
+    Signal("cancellation_cost", "cost (USD) of the tokens generated after cancel, per streamed call: the call's cost "
+           "times the share of its output tokens that came after the cancel (an upper bound: input is in the cost too)",
+           "up", "ifNull(cost_usd * tokens_after_cancel / nullIf(output_tokens, 0), 0)", _STREAMED),  # fmt: skip
     Signal("validation_failure_rate", "share of structured outputs that failed validation", "up",
            "validation != 'ok'", "validation IS NOT NULL", binary=True),  # fmt: skip
     Signal("low_confidence_share", f"share of ASR/OCR inputs with mean word confidence under {LOW_CONFIDENCE}", "up",

@@ -61,8 +61,8 @@ def test_signal_series_applies_filters_as_bound_values(store: Store) -> None:
 
 def test_rates_and_means_count_only_calls_that_carry_the_signal(store: Store) -> None:
     _calls(store, [
-        {"time": _at(1), "validation": "ok", "cost_usd": 0.01, "confidence_mean": 0.9, "tokens_after_cancel": 0},
-        {"time": _at(2), "validation": "schema_error", "cost_usd": 0.03, "confidence_mean": 0.4, "cancelled": True,
+        {"time": _at(1), "validation": "ok", "cost_usd": 0.01, "confidence_mean": 0.9, "tokens_after_cancel": 0, "stream": True},
+        {"time": _at(2), "validation": "schema_error", "cost_usd": 0.03, "confidence_mean": 0.4, "cancelled": True, "stream": True,
          "tokens_after_cancel": 120, "output_tokens": 200},
         {"time": _at(3)},
         {"time": _at(4), "validation": "parse_error", "rate_limited": True, "http_status": 429, "status": "Error"},
@@ -70,7 +70,8 @@ def test_rates_and_means_count_only_calls_that_carry_the_signal(store: Store) ->
     value = {s: signal_series(store, s, WINDOW, bucket=BUCKET)["value"][0] for s in
              ("validation_failure_rate", "cost_per_call", "low_confidence_share", "cancellation_tax", "cancellation_cost", "rate_limit_rate")}  # fmt: skip
     assert value == pytest.approx({"validation_failure_rate": 2 / 3, "cost_per_call": 0.02, "low_confidence_share": 0.5,
-                                   "cancellation_tax": 30.0, "cancellation_cost": 0.03 * 120 / 200 / 4, "rate_limit_rate": 0.25})  # fmt: skip
+                                   "cancellation_tax": 60.0, "cancellation_cost": 0.03 * 120 / 200 / 2, "rate_limit_rate": 0.25})  # fmt: skip
+    # the cancellation signals count the two streams only: a plain call cannot be cut short
 
 
 def test_percentile_signals_follow_the_slow_calls(store: Store) -> None:
