@@ -92,11 +92,17 @@ def detect(store: Store, window: Window, *, filters: Filters = Filters(), signal
     series = _series(store, scan, bucket, filters, None if signals is None else [get_signal(s) for s in signals])
     if not series or all(int(parts[WHOLE].loc[parts[WHOLE]["time"] >= window.start, "calls"].sum()) == 0 for _, parts in series):
         raise NoDataError(f"no calls between {window.start.isoformat()} and {window.end.isoformat()}")
-    found, judged = [], 0
+    found, judged, unsliced = [], 0, []
     for spec, parts in series:
         whole, enough = _prepared(spec, parts[WHOLE], settings)
         judged += enough
         regression = _sliced_regression(spec, whole, {k: f for k, f in parts.items() if k != WHOLE}, window.start, settings)
+        if regression is not None:
+            found.append(_with_evidence(regression, scan, bucket, filters))
+        elif spec.source == "scores":
+            unsliced.append(spec.name)
+    for spec, parts in _quality_slices(store, scan, bucket, filters, unsliced):
+        regression = _slice_regression(spec, {k: f for k, f in parts.items() if k != WHOLE}, window.start, settings)
         if regression is not None:
             found.append(_with_evidence(regression, scan, bucket, filters))
     if judged == 0:
@@ -112,8 +118,12 @@ def _sliced_regression(spec: Signal, whole: pandas.DataFrame, slices: dict[Slice
     Judging many slices gives noise many chances, so a slice's shift must clear a higher bar:
     z^2 >= min_z^2 + 2 ln(slices judged) (the Bonferroni-like growth of a normal maximum)."""
     found = _scored_regression(spec, whole, settings, since)
-    if found is not None:
-        return found[1]
+    return found[1] if found is not None else _slice_regression(spec, slices, since, settings)
+
+
+def _slice_regression(spec: Signal, slices: dict[Slice, pandas.DataFrame], since: datetime,
+                      settings: DetectionSettings) -> Regression | None:  # fmt: skip
+    """The strongest regression of the slices', starting at or after `since`, at the slices' bar."""
     frames = {k: test for k, f in slices.items() if int(f["calls"].sum()) > settings.min_affected
               for test, enough in [_prepared(spec, f, settings)] if enough}  # fmt: skip
     if not frames:
@@ -135,7 +145,8 @@ def _prepared(spec: Signal, frame: pandas.DataFrame, settings: DetectionSettings
 
 def _series(store: Store, window: Window, bucket: timedelta, filters: Filters,
             specs: list[Signal] | None) -> list[tuple[Signal, dict[Slice, pandas.DataFrame]]]:  # fmt: skip
-    """The requested signals' series, whole and per slice: one scan for the llm_calls ones, one for the evaluations."""
+    """The requested signals' series: one scan for the llm_calls ones, whole and per slice; one for
+    the evaluations, whole only (`_quality_slices` slices them where the whole shows nothing)."""
     calls = list(CALL_SIGNALS.values()) if specs is None else [s for s in specs if s.source == "calls"]
     wanted_quality = None if specs is None else {s.name for s in specs if s.source == "scores"}
     out = []
@@ -143,10 +154,20 @@ def _series(store: Store, window: Window, bucket: timedelta, filters: Filters,
         frames = sliced_series(store, calls, window, bucket, filters)
         out += [(s, frames[s.name]) for s in calls if s.name in frames]
     if wanted_quality is None or wanted_quality:
-        for name, parts in sliced_series(store, [ALL_SCORES], window, bucket, filters, by_evaluation=True).items():
+        for name, parts in sliced_series(store, [ALL_SCORES], window, bucket, filters, by_evaluation=True, sliced=False).items():
             if wanted_quality is None or name in wanted_quality:
                 out.append((get_signal(name), parts))
     return out
+
+
+def _quality_slices(store: Store, window: Window, bucket: timedelta, filters: Filters,
+                    names: list[str]) -> list[tuple[Signal, dict[Slice, pandas.DataFrame]]]:  # fmt: skip
+    """The named evaluations per slice, in one scan, only when some need it: slicing a score given
+    after its call joins it to the call, the costliest part of detection."""
+    if not names:
+        return []
+    parts = sliced_series(store, [ALL_SCORES], window, bucket, filters, by_evaluation=True)
+    return [(get_signal(n), parts[n]) for n in names if n in parts]
 
 
 def merge_thin_buckets(frame: pandas.DataFrame, min_calls: int) -> pandas.DataFrame:

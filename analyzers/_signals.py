@@ -299,12 +299,13 @@ MAX_SLICES = 20
 
 
 def sliced_series(store: Store, specs: list[Signal], window: Window, bucket: timedelta, filters: Filters, *,
-                  by_evaluation: bool = False) -> dict[str, dict[Slice, pandas.DataFrame]]:  # fmt: skip
+                  by_evaluation: bool = False, sliced: bool = True) -> dict[str, dict[Slice, pandas.DataFrame]]:  # fmt: skip
     """Several signals of one source per bucket, over the whole scope and per slice, in ONE scan:
     {signal name: {slice: frame}}. With `by_evaluation`, `specs` is one scores signal and the result
-    has one quality:<evaluation> entry per evaluation. Slice dimensions fixed by a filter are left out;
-    scores are sliced by their calls' dimensions (joined for a score given after its call)."""
-    dims = [d for d in SLICE_DIMENSIONS if getattr(filters, d, None) is None]
+    has one quality:<evaluation> entry per evaluation. Slice dimensions fixed by a filter are left out
+    (all of them when not `sliced`: the whole scope only); scores are sliced by their calls'
+    dimensions (joined for a score given after its call)."""
+    dims = [d for d in SLICE_DIMENSIONS if getattr(filters, d, None) is None] if sliced else []
     source = source_sql(specs[0], with_dimensions=bool(dims), filters=filters)
     where, fparams = filter_sql(filters, only=_filterable(source))
     keys = ", evaluation" if by_evaluation else ""

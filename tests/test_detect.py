@@ -178,3 +178,23 @@ def test_percentiles_move_on_every_bucket_not_on_a_slow_spike(seed: int) -> None
     steady = rng.lognormal(0, 0.1, 120) * np.r_[np.ones(80), np.full(40, 1.3)]
     found = find_regression(get_signal("ttft_p95"), _frame(steady, calls).assign(squares=np.nan))
     assert found is not None and found.ended_at is None and abs(found.started_at - (T0 + timedelta(minutes=800))) <= timedelta(minutes=20)
+
+
+def test_a_quality_drop_on_one_route_is_found_through_scores_given_after_their_calls(store: Store) -> None:
+    """Judge scores recorded later carry no route: detection reads the whole from the scores alone,
+    and where that shows nothing, joins them to their calls to judge each route."""
+    rng = np.random.default_rng(3)
+    n = 6 * 60 * 10
+    times = [T0 + timedelta(seconds=float(s)) for s in np.sort(rng.uniform(0, 6 * 3600, n))]
+    routes = rng.choice(["/chat", "/search", "/small"], size=n, p=[0.6, 0.32, 0.08])
+    change = T0 + timedelta(hours=4)
+    calls = {"time": times, "trace_id": [f"t{i}" for i in range(n)], "span_id": [f"s{i}" for i in range(n)],
+             "service": ["bot"] * n, "route": list(routes), "status": ["Unset"] * n, "duration_s": [1.0] * n, "span_name": ["chat"] * n}  # fmt: skip
+    store.insert("llm_calls", list(calls.values()), list(calls))
+    worse = (routes == "/small") & (np.array(times) >= change)
+    scores = np.clip(rng.normal(np.where(worse, 0.6, 0.85), 0.15), 0, 1)
+    judged = {"time": [t + timedelta(minutes=2) for t in times], "trace_id": calls["trace_id"], "span_id": calls["span_id"],
+              "service": calls["service"], "evaluation": ["faithfulness"] * n, "score": list(scores)}  # fmt: skip
+    store.insert("llm_scores", list(judged.values()), list(judged))
+    [found] = detect(store, Window(T0, T0 + timedelta(hours=6)), signals=["quality:faithfulness"])
+    assert found.where == "route=/small" and abs(found.started_at - change) <= timedelta(minutes=15)
