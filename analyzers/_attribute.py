@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -172,10 +172,13 @@ def attribute(store: Store, signal: str, *, baseline: Window, incident: Window, 
 
 
 def attribute_many(store: Store, signals: Sequence[str], *, baseline: Window, incident: Window, filters: Filters = Filters(),
-                   dimensions: Sequence[str] | None = None, top: int = 10,
-                   align_within: timedelta | None = None) -> dict[str, Attribution]:  # fmt: skip
+                   dimensions: Sequence[str] | None = None, top: int = 10, align_within: timedelta | None = None,
+                   exemplars: bool = True, seen: Mapping[tuple[str, str], datetime] | None = None) -> dict[str, Attribution]:  # fmt: skip
     """`attribute` for several signals over the same windows, {signal: Attribution}: the
-    llm_calls signals share one leaf query (one scan for all), each evaluation has its own."""
+    llm_calls signals share one leaf query (one scan for all), each evaluation has its own.
+    Without `exemplars`, suspects carry no trace ids (`with_exemplars` adds them later, to the
+    attributions a reader will see). `seen`: the first appearances as `first_seen` read them for
+    these filters, when a caller attributing many times has read them once."""
     specs = list(dict.fromkeys(get_signal(s) for s in signals))
     dims = _dimensions(dimensions)
     calls = [s for s in specs if s.source == "calls"]
@@ -183,10 +186,10 @@ def attribute_many(store: Store, signals: Sequence[str], *, baseline: Window, in
     leaves: dict[str, pandas.DataFrame] = {}
     for group in groups:
         leaves |= fetch_leaves(store, group, dims, baseline, incident, filters)
-    context = _Context(store, baseline, incident, filters, align_within or max(timedelta(minutes=5), (incident.end - incident.start) / 5))
+    context = _Context(store, baseline, incident, filters, align_within or max(timedelta(minutes=5), (incident.end - incident.start) / 5), seen)
     ranked = {s.name: _attribution(context, s, dims, leaves[s.name], top) for s in specs}
-    traces: dict[str, list[tuple[str, ...]]] = {}
-    for group in groups:  # one exemplar scan per leaf scan
+    traces: dict[str, list[tuple[str, ...]]] = {s.name: [] for s in specs}
+    for group in groups if exemplars else []:  # one exemplar scan per leaf scan
         traces |= _exemplars(context, group, {s.name: [e[1] for e in ranked[s.name][1][:EXEMPLAR_SUSPECTS]] for s in group})
     return {s.name: dataclasses.replace(ranked[s.name][0], suspects=tuple(
         _suspect(context, s, traces[s.name][rank] if rank < len(traces[s.name]) else (), *entry)
@@ -202,10 +205,11 @@ class _Context:
     incident: Window
     filters: Filters
     tolerance: timedelta
+    seen: Mapping[tuple[str, str], datetime] | None = None
 
     @functools.cached_property
-    def first_seen(self) -> dict[tuple[str, str], datetime]:
-        return first_seen(self.store, self.filters)
+    def first_seen(self) -> Mapping[tuple[str, str], datetime]:
+        return self.seen if self.seen is not None else first_seen(self.store, self.filters)
 
     @functools.cached_property
     def changes(self) -> list[_Change]:
@@ -356,6 +360,16 @@ def segment_conditions(segments: Sequence[tuple[Sequence[str], Sequence[str]]], 
         conditions.append("(" + " AND ".join(terms) + ")")
         params |= bound
     return conditions, params
+
+
+def with_exemplars(store: Store, attribution: Attribution, filters: Filters = Filters()) -> Attribution:
+    """The attribution with exemplar trace ids on its leading suspects (one scan)."""
+    spec = get_signal(attribution.signal)
+    context = _Context(store, attribution.baseline, attribution.incident, filters, timedelta(0))
+    leading = attribution.suspects[:EXEMPLAR_SUSPECTS]
+    traces = _exemplars(context, [spec], {spec.name: leading})[spec.name]
+    suspects = [dataclasses.replace(s, evidence=dataclasses.replace(s.evidence, trace_ids=t)) for s, t in zip(leading, traces)]
+    return dataclasses.replace(attribution, suspects=(*suspects, *attribution.suspects[EXEMPLAR_SUSPECTS:]))
 
 
 def _exemplars(context: _Context, specs: Sequence[Signal], rows: dict[str, Sequence[Any]]) -> dict[str, list[tuple[str, ...]]]:

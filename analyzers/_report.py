@@ -7,6 +7,7 @@ the timeline and a few aggregate queries; `_render` turns it into Markdown, HTML
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -17,7 +18,7 @@ from driftline.collector._errors import AnalysisError, NoDataError
 from driftline.collector.store._store import Store
 from driftline.runbooks import _loader as _runbooks
 
-from ._attribute import attribute, attribute_many, first_seen, segment_conditions
+from ._attribute import attribute_many, first_seen, segment_conditions, with_exemplars
 from ._detect import detect
 from ._model import (
     Attribution,
@@ -230,7 +231,8 @@ def incident_report(
     regressions = sorted(detect(store, window, filters=filters), key=lambda r: r.ended_at is not None)  # still broken first
     attributions = attribute_regressions(store, window, filters, regressions, say)
     say("charting")
-    findings = [_charted(store, window, filters, f) for f in group_symptoms([_finding(r, a) for r, a in zip(regressions, attributions)])]
+    findings = [_charted(store, window, filters, _exemplified(store, filters, f))
+                for f in group_symptoms([_finding(r, a) for r, a in zip(regressions, attributions)])]  # fmt: skip
     say("building the timeline")
     events = timeline(store, window, filters=filters, regressions=regressions)
     say("measuring the impact")
@@ -276,14 +278,16 @@ def attribute_regressions(store: Store, window: Window, filters: Filters, regres
     groups: dict[tuple[datetime, datetime, Filters], list[int]] = {}
     for i, r in enumerate(regressions):
         groups.setdefault((r.started_at, r.ended_at or window.end, narrowed(filters, r)), []).append(i)
+    seen_in: dict[str | None, dict[tuple[str, str], datetime]] = {}  # first appearances are kept per service
     for (start, end, scope), members in groups.items():
         say(f"attributing {', '.join(regressions[i].signal for i in members)}")
-        incident, seen = Window(start, end), first_seen(store, scope)
+        seen = seen_in[scope.service] if scope.service in seen_in else seen_in.setdefault(scope.service, first_seen(store, scope))
+        incident = Window(start, end)
         baseline = _before_new_values(seen, Window(start - max(end - start, BASELINE_SPAN), start))
-        found = _attribute_group(store, scope, [regressions[i] for i in members], baseline, incident)
+        found = _attribute_group(store, scope, [regressions[i] for i in members], baseline, incident, seen)
         appeared = _appeared_in(seen, baseline, [a for a in found if isinstance(a, Attribution)])
         if appeared is not None:
-            again = _attribute_group(store, scope, [regressions[i] for i in members], Window(baseline.start, appeared), incident)
+            again = _attribute_group(store, scope, [regressions[i] for i in members], Window(baseline.start, appeared), incident, seen)
             found = [b if isinstance(b, Attribution) else a for a, b in zip(found, again)]  # too thin a cut keeps the first
         for i, result in zip(members, found):
             results[i] = result
@@ -322,16 +326,17 @@ def _earliest_cut(seen: dict[tuple[str, str], datetime], baseline: Window) -> da
 
 
 def _attribute_group(store: Store, filters: Filters, regressions: Sequence[Regression], baseline: Window,
-                     incident: Window) -> list[Attribution | str]:  # fmt: skip
+                     incident: Window, seen: dict[tuple[str, str], datetime]) -> list[Attribution | str]:  # fmt: skip
     """attribute_many for regressions sharing windows; one signal without enough data is attributed alone."""
+    attribute = functools.partial(attribute_many, store, baseline=baseline, incident=incident, filters=filters, exemplars=False, seen=seen)
     try:
-        found = attribute_many(store, [r.signal for r in regressions], baseline=baseline, incident=incident, filters=filters)
+        found = attribute([r.signal for r in regressions])
         return [found[r.signal] for r in regressions]
     except (AnalysisError, NoDataError):
         out: list[Attribution | str] = []
         for r in regressions:
             try:
-                out.append(attribute(store, r.signal, baseline=baseline, incident=incident, filters=filters))
+                out.append(attribute([r.signal])[r.signal])
             except (AnalysisError, NoDataError) as exc:
                 out.append(f"Not attributed: {exc}")
         return out
@@ -343,6 +348,14 @@ def _finding(r: Regression, attributed: Attribution | str) -> Finding:
     attribution = attributed if isinstance(attributed, Attribution) else None
     note = attributed if isinstance(attributed, str) else None
     return Finding(kind, r, attribution, runbook_link(runbook), None, note)
+
+
+def _exemplified(store: Store, filters: Filters, finding: Finding) -> Finding:
+    """The finding with exemplar trace ids on its leading suspects: only for the findings that
+    remain once symptoms are grouped (a symptom's suspects are not shown)."""
+    if finding.attribution is None:
+        return finding
+    return replace(finding, attribution=with_exemplars(store, finding.attribution, narrowed(filters, finding.regression)))
 
 
 def _charted(store: Store, window: Window, filters: Filters, finding: Finding) -> Finding:
