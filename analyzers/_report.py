@@ -161,6 +161,8 @@ class Impact:
     cancellation_tax_tokens: int
     cancellation_tax_cost: float
     evidence: Evidence
+    computed_cost_share: float = 0.0
+    """Share of the period's spend the store computed from its price table (the calls reported none)."""
 
 
 @dataclass(frozen=True)
@@ -400,7 +402,7 @@ def measure_impact(store: Store, window: Window, filters: Filters, lead: Finding
     where, params = window_parameters(window, filters)
     params |= segment_params | {"i_start": period.start, "i_end": period.end}
     row = store.rows(render("incident_impact", filters=where, segment=segment), params)[0]
-    (calls, affected, tenants, failed, window_calls, base_cpc, inc_cpc, costed, tax_tokens, tax_cost) = row
+    (calls, affected, tenants, failed, window_calls, base_cpc, inc_cpc, costed, tax_tokens, tax_cost, computed) = row
     budget = (1 - slo) * window_calls
     extra = (inc_cpc - base_cpc) * costed if inc_cpc is not None and base_cpc is not None else 0.0
     return Impact(
@@ -418,6 +420,7 @@ def measure_impact(store: Store, window: Window, filters: Filters, lead: Finding
         cancellation_tax_tokens=int(tax_tokens),
         cancellation_tax_cost=float(tax_cost or 0.0),
         evidence=Evidence("incident_impact", params),
+        computed_cost_share=float(computed or 0.0),
     )
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from incident_scenarios import NEW_MODEL, steady
+from incident_scenarios import NEW_MODEL, costly_prompt, steady
 
 from driftline.analyzers._model import Filters, Window
 from driftline.analyzers._render import render_report
@@ -84,6 +84,22 @@ def test_impact_prices_the_extra_cost_and_the_cancellation_tax(costly: Any) -> N
     assert impact.extra_cost == pytest.approx(0.004 * after[0], rel=0.05)
     assert impact.cancellation_tax_cost == pytest.approx(after[1] * 0.006 * 15 / 820, rel=1e-6)
     assert "extra cost $" in report.summary
+    assert impact.computed_cost_share == 0 and "price table" not in render_report(report, "md"), "every cost was reported"
+
+
+def test_impact_says_how_much_of_the_spend_the_store_computed(store: Store) -> None:
+    """Calls that reported no cost are priced by the store from its price table (cost_computed):
+    the report says which share of the incident period's spend that is."""
+    scenario = costly_prompt(calls=1200)
+    scenario.write(store)
+    store.command("ALTER TABLE llm_calls UPDATE cost_computed = true WHERE prompt_version = 'v9' SETTINGS mutations_sync = 1")
+    report = incident_report(store, _window(scenario))
+    assert report.impact is not None
+    period = {"a": report.impact.period.start, "b": report.impact.period.end}
+    computed, spend = store.rows("SELECT sumIf(cost_usd, prompt_version = 'v9'), sum(cost_usd) FROM llm_calls"
+                                 " WHERE time >= {a:DateTime64(9)} AND time < {b:DateTime64(9)}", period)[0]  # fmt: skip
+    assert 0 < report.impact.computed_cost_share == pytest.approx(computed / spend)
+    assert f"{report.impact.computed_cost_share:.0%} of the spend computed from the price table" in render_report(report, "md")
 
 
 def test_error_budget_burned_counts_failures_against_the_objective(burst_store: Any) -> None:
