@@ -187,13 +187,10 @@ def attribute_many(store: Store, signals: Sequence[str], *, baseline: Window, in
     for group in groups:
         leaves |= fetch_leaves(store, group, dims, baseline, incident, filters)
     context = _Context(store, baseline, incident, filters, align_within or max(timedelta(minutes=5), (incident.end - incident.start) / 5), seen)
-    ranked = {s.name: _attribution(context, s, dims, leaves[s.name], top) for s in specs}
-    traces: dict[str, list[tuple[str, ...]]] = {s.name: [] for s in specs}
+    found = {s.name: _attribution(context, s, dims, leaves[s.name], top) for s in specs}
     for group in groups if exemplars else []:  # one exemplar scan per leaf scan
-        traces |= _exemplars(context, group, {s.name: [e[1] for e in ranked[s.name][1][:EXEMPLAR_SUSPECTS]] for s in group})
-    return {s.name: dataclasses.replace(ranked[s.name][0], suspects=tuple(
-        _suspect(context, s, traces[s.name][rank] if rank < len(traces[s.name]) else (), *entry)
-        for rank, entry in enumerate(ranked[s.name][1]))) for s in specs}  # fmt: skip
+        found |= _with_traces(context, group, found)
+    return found
 
 
 @dataclass(frozen=True)
@@ -216,10 +213,9 @@ class _Context:
         return _changes(self.store, self.incident.start - self.tolerance, self.incident.start + self.tolerance, self.filters)
 
 
-def _attribution(context: _Context, spec: Signal, dims: list[str], leaves: pandas.DataFrame,
-                 top: int) -> tuple[Attribution, list[tuple[Any, ...]]]:  # fmt: skip
-    """One signal's Attribution (suspects still to be made) and its suspect entries, from its
-    leaves (errors when a window is empty or too thin)."""
+def _attribution(context: _Context, spec: Signal, dims: list[str], leaves: pandas.DataFrame, top: int) -> Attribution:
+    """One signal's Attribution from its leaves, without exemplar traces (errors when a window is
+    empty or too thin)."""
     b_calls, c_calls = int(leaves["b_den"].sum()), int(leaves["c_den"].sum())
     for calls, name, window in ((b_calls, "baseline", context.baseline), (c_calls, "incident", context.incident)):
         if calls == 0:
@@ -228,20 +224,18 @@ def _attribution(context: _Context, spec: Signal, dims: list[str], leaves: panda
             raise TooLittleDataError(f"too little data: {calls} calls with {spec.name} in the {name} window (need {MIN_SEGMENT_CALLS})")
     ranked = attribute_frame(leaves, dimensions=dims, baseline="b_num", current="c_num", baseline_count="b_den",
                              current_count="c_den", min_count=MIN_SEGMENT_CALLS, spread=_spread(leaves))  # fmt: skip
-    attribution = Attribution(signal=spec.name, baseline=context.baseline, incident=context.incident,
-                              baseline_value=float(leaves["b_num"].sum()) / b_calls,
-                              incident_value=float(leaves["c_num"].sum()) / c_calls, suspects=())  # fmt: skip
-    return attribution, _suspect_entries(context, ranked, top)
+    return Attribution(signal=spec.name, baseline=context.baseline, incident=context.incident,
+                       baseline_value=float(leaves["b_num"].sum()) / b_calls, incident_value=float(leaves["c_num"].sum()) / c_calls,
+                       suspects=tuple(_suspect(context, spec, *entry) for entry in _suspect_entries(context, ranked, top)))  # fmt: skip
 
 
 def _spread(leaves: pandas.DataFrame) -> float | None:
     """Per-call standard deviation within each window, pooled, where the leaves carry squares."""
     if "sq" not in leaves:
         return None
-    b, c = (float(leaves[f"{w}_num"].sum()) / float(leaves[f"{w}_den"].sum()) for w in ("b", "c"))
-    calls = float(leaves["b_den"].sum() + leaves["c_den"].sum())
-    between = float(leaves["b_den"].sum()) * b**2 + float(leaves["c_den"].sum()) * c**2
-    return math.sqrt(max(float(leaves["sq"].sum()) - between, 0.0) / calls)
+    total = {c: float(leaves[c].sum()) for c in ("b_num", "b_den", "c_num", "c_den", "sq")}
+    between = total["b_num"] ** 2 / total["b_den"] + total["c_num"] ** 2 / total["c_den"]  # n * mean^2 of each window
+    return math.sqrt(max(total["sq"] - between, 0.0) / (total["b_den"] + total["c_den"]))
 
 
 def _suspect_entries(context: _Context, ranked: pandas.DataFrame, top: int) -> list[tuple[Any, ...]]:
@@ -303,7 +297,7 @@ def _merge_equivalents(scored: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     return out
 
 
-def _suspect(context: _Context, spec: Signal, traces: Sequence[str], root: bool, row: Any, equivalents: tuple[Any, ...],
+def _suspect(context: _Context, spec: Signal, root: bool, row: Any, equivalents: tuple[Any, ...],
              first: datetime | None, change: _Change | None) -> Suspect:  # fmt: skip
     params = {"signal": spec.name, "dimensions": list(row.dimensions), "values": list(row.values),
               "baseline": [context.baseline.start.isoformat(), context.baseline.end.isoformat()],
@@ -313,7 +307,7 @@ def _suspect(context: _Context, spec: Signal, traces: Sequence[str], root: bool,
         dimensions=tuple(row.dimensions), values=tuple(row.values), explained_share=round(min(share, 1.0), 6),
         effect=row.effect, baseline_value=_maybe(row.baseline_value), current_value=_maybe(row.current_value),
         baseline_calls=int(row.baseline_count), current_calls=int(row.current_count), first_seen=first,
-        aligned_change=None if change is None else change.text, evidence=Evidence("leaves", params, tuple(traces)),
+        aligned_change=None if change is None else change.text, evidence=Evidence("leaves", params),
         root_cause=root, equivalents=equivalents, uncapped_share=round(share, 6),
     )  # fmt: skip
 
@@ -366,13 +360,22 @@ def with_exemplars(store: Store, attribution: Attribution, filters: Filters = Fi
     """The attribution with exemplar trace ids on its leading suspects (one scan)."""
     spec = get_signal(attribution.signal)
     context = _Context(store, attribution.baseline, attribution.incident, filters, timedelta(0))
-    leading = attribution.suspects[:EXEMPLAR_SUSPECTS]
-    traces = _exemplars(context, [spec], {spec.name: leading})[spec.name]
-    suspects = [dataclasses.replace(s, evidence=dataclasses.replace(s.evidence, trace_ids=t)) for s, t in zip(leading, traces)]
-    return dataclasses.replace(attribution, suspects=(*suspects, *attribution.suspects[EXEMPLAR_SUSPECTS:]))
+    return _with_traces(context, [spec], {spec.name: attribution})[spec.name]
 
 
-def _exemplars(context: _Context, specs: Sequence[Signal], rows: dict[str, Sequence[Any]]) -> dict[str, list[tuple[str, ...]]]:
+def _with_traces(context: _Context, specs: Sequence[Signal], found: dict[str, Attribution]) -> dict[str, Attribution]:
+    """The signals' attributions with exemplar trace ids on their leading suspects, from one scan."""
+    traces = _exemplars(context, specs, {s.name: found[s.name].suspects[:EXEMPLAR_SUSPECTS] for s in specs})
+    out = {}
+    for spec in specs:
+        suspects = list(found[spec.name].suspects)
+        for rank, trace_ids in enumerate(traces[spec.name]):
+            suspects[rank] = dataclasses.replace(suspects[rank], evidence=dataclasses.replace(suspects[rank].evidence, trace_ids=trace_ids))
+        out[spec.name] = dataclasses.replace(found[spec.name], suspects=tuple(suspects))
+    return out
+
+
+def _exemplars(context: _Context, specs: Sequence[Signal], rows: Mapping[str, Sequence[Suspect]]) -> dict[str, list[tuple[str, ...]]]:
     """Trace ids of the worst incident calls inside each suspect segment of each signal of one
     source, in one scan: {signal: [trace ids per segment]}."""
     if not any(rows.values()):
