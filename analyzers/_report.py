@@ -283,7 +283,9 @@ def attribute_regressions(store: Store, window: Window, filters: Filters, regres
     seen_in: dict[str | None, dict[tuple[str, str], datetime]] = {}  # first appearances are kept per service
     for (start, end, scope), members in groups.items():
         say(f"attributing {', '.join(regressions[i].signal for i in members)}")
-        seen = seen_in[scope.service] if scope.service in seen_in else seen_in.setdefault(scope.service, first_seen(store, scope))
+        if scope.service not in seen_in:
+            seen_in[scope.service] = first_seen(store, scope)
+        seen = seen_in[scope.service]
         incident = Window(start, end)
         baseline = _before_new_values(seen, Window(start - max(end - start, BASELINE_SPAN), start))
         found = _attribute_group(store, scope, [regressions[i] for i in members], baseline, incident, seen)
