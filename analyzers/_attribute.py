@@ -104,7 +104,7 @@ def _aggregates(specs: Sequence[Signal]) -> str:
     return "".join(
         f",\n       countIf({s.den} AND in_base) AS b_den_{i}, sumIf({s.numerator(f'threshold_{i}')}, {s.den} AND in_base) AS b_num_{i},"
         f" countIf({s.den} AND in_inc) AS c_den_{i}, sumIf({s.numerator(f'threshold_{i}')}, {s.den} AND in_inc) AS c_num_{i}"
-        + (f", sumIf(pow(toFloat64({s.num}), 2), {s.den}) AS sq_{i}" if _has_spread(s) else "")
+        + (f", {s.squares_sql} AS sq_{i}" if _has_spread(s) else "")
         for i, s in enumerate(specs)
     )  # fmt: skip
 
