@@ -3,14 +3,23 @@ by materialized views whichever writer came first; migrations versioned, idempot
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from driftline.collector import ConfigError, Store, connect, migrate, pending
+from driftline.collector import ConfigError, Store, StoreSpanExporter, connect, migrate, pending
+from driftline.collector.store import _migrate
 from driftline.collector.store._migrate import MIGRATIONS_TABLE, Migration, latest_version, migrations
+from driftline.collector.store._prices import load_prices
 from driftline.collector.store._spans import OTEL_TRACES_COLUMNS
 
 # The contrib exporter's traces table (exporter/clickhouseexporter/internal/sqltemplates/traces_table.sql),
@@ -146,6 +155,12 @@ def test_migrate_rerun_completes_a_backfill_cut_short(collector_store: Store) ->
     assert collector_store.rows("SELECT span_id FROM llm_calls ORDER BY span_id") == complete
 
 
+def calls_select(store: Store) -> str:
+    """llm_calls' SELECT as the migrations expand it for `store`."""
+    (select,) = Migration(0, "view", "{include: llm_calls_select};").statements(ttl_days=0, database=store.client.database)
+    return select
+
+
 COLUMNS_0006 = ("cache_write_tokens", "tokens_estimated", "cost_amount", "cost_currency", "cost_source", "cost_computed", "cancellation_cost_usd")
 
 
@@ -156,8 +171,7 @@ def _as_before_0006(store: Store) -> None:
     for column in COLUMNS_0006:
         store.command(f"ALTER TABLE llm_calls DROP COLUMN {column}")
     older = ", ".join(name for name, _ in columns(store, "llm_calls"))
-    (select,) = Migration(0, "view", "{include: llm_calls_select};").statements(ttl_days=0, database=store.client.database)
-    store.command(f"CREATE MATERIALIZED VIEW llm_calls_mv TO llm_calls AS SELECT {older} FROM ({select})")
+    store.command(f"CREATE MATERIALIZED VIEW llm_calls_mv TO llm_calls AS SELECT {older} FROM ({calls_select(store)})")
     store.command(f"TRUNCATE TABLE {MIGRATIONS_TABLE}")
     for m in migrations()[:5]:
         store.insert(MIGRATIONS_TABLE, [[m.version], [m.name], [datetime(2026, 1, 1)]], ["version", "name", "applied_at"])
@@ -176,6 +190,99 @@ def test_migrating_a_store_from_before_0006_keeps_its_calls_and_fills_the_new_co
     rows[0][11] = {**rows[0][11], "gen_ai.usage.cache_creation.input_tokens": "64"}
     insert_as_collector(collector_store, rows)
     assert collector_store.rows("SELECT cache_write_tokens FROM llm_calls WHERE span_id = {s:String}", {"s": f"{13:016x}"}) == [(64,)]
+
+
+# --- 0008: llm_calls' view rewritten to cost less per insert, every value the same -------------
+
+COLUMNS_0007 = Path(__file__).with_name("llm_calls_columns_0007.sql").read_text(encoding="utf-8")
+
+
+@contextlib.contextmanager
+def before_0008() -> Iterator[None]:
+    """Migrations as driftline had them at schema version 7: up to 0007, the older llm_calls_columns.sql."""
+    read, known = _migrate._read, migrations()[:7]
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(_migrate, "_read", lambda name: COLUMNS_0007 if name == "llm_calls_columns.sql" else read(name))
+        patched.setattr(_migrate, "migrations", lambda: known)
+        yield
+
+
+def varied_rows(first: int, count: int) -> list[list[Any]]:
+    """collector_rows whose calls in turn are left to the price table, carry a cost, and bill tokens after a cancel."""
+    extras = ({}, {"gen_ai.usage.cost": "0.002"}, {"gen_ai.request.stream": "true", "driftline.stream.tokens_after_cancel": "40"})
+    rows = collector_rows(first, count)
+    for i, row in enumerate(rows):
+        if "gen_ai.system" in row[11]:
+            row[11] = {**row[11], **extras[i % len(extras)]}
+    return rows
+
+
+def test_migration_0008_keeps_every_call_once_and_every_value(collector_store: Store) -> None:
+    with before_0008():
+        assert [m.version for m in migrate(collector_store)] == list(range(1, 8))
+        older = calls_select(collector_store)
+    load_prices(collector_store)
+    insert_as_collector(collector_store, varied_rows(8, 8))  # through the version-7 view
+    kept = collector_store.rows("SELECT * FROM llm_calls ORDER BY span_id")
+    collector_store.command("DROP VIEW llm_calls_mv SYNC")  # as 0008 does first: spans written then
+    insert_as_collector(collector_store, varied_rows(16, 4))  # reach llm_calls by its backfill
+    assert [m.version for m in migrate(collector_store)] == [8]
+    assert "AS priced" in collector_store.rows("SELECT create_table_query FROM system.tables WHERE database = currentDatabase() AND name = 'llm_calls_mv'")[0][0]
+    insert_as_collector(collector_store, varied_rows(20, 8))  # through the new view
+    since = {"id": f"{16 + 1:016x}"}
+    newer = collector_store.rows(f"SELECT * FROM ({older}) WHERE span_id >= {{id:String}} ORDER BY span_id", since)
+    assert collector_store.rows("SELECT * FROM llm_calls ORDER BY span_id") == kept + newer
+    assert collector_store.rows("SELECT count(), countIf(cost_computed) > 0, countIf(cancellation_cost_usd > 0) > 0 FROM llm_calls") == [(21, True, True)]
+
+
+# Span attributes combined every way (one dict from each list): costs given or not, known and unknown
+# models, token counts of every convention, streams and cancellations, rate-limit errors.
+VARIANTS = {
+    "cost": [{}, {"driftline.cost": 0.01}, {"driftline.cost": "abc"}, {"gen_ai.usage.cost.amount": 0.2, "gen_ai.usage.cost.currency": "EUR"},
+             {"gen_ai.usage.cost.amount": 0.3, "gen_ai.usage.cost.source": "vendor"}, {"gen_ai.usage.cost": 0}, {"gen_ai.usage.cost": 0.04}],
+    "model": [{"gen_ai.response.model": "gpt-4o-2024-08-06", "gen_ai.request.model": "gpt-4o"},
+              {"gen_ai.response.model": "nope-1", "gen_ai.request.model": "gpt-4o-mini"}, {"gen_ai.request.model": "nope"},
+              {"llm.model_name": "gpt-4o", "llm.provider": "openai"}],
+    "tokens": [{}, {"gen_ai.usage.input_tokens": 1000, "gen_ai.usage.output_tokens": 50},
+               {"gen_ai.usage.input_tokens": 1000, "gen_ai.usage.cache_read.input_tokens": 400,
+                "gen_ai.usage.cache_creation.input_tokens": 100, "gen_ai.usage.output_tokens": 7},
+               {"llm.usage.total_tokens": 90, "gen_ai.usage.prompt_tokens": 30}, {"gen_ai.usage.output_tokens": 5}],
+    "stream": [{}, {"gen_ai.request.stream": True, "driftline.stream.tokens_after_cancel": 40, "driftline.stream.cancelled": True},
+               {"gen_ai.is_streaming": True, "gen_ai.response.finish_reasons": ["stop"]},
+               {"llm.invocation_parameters": '{"model": "gpt-4o", "stream": true}', "openinference.span.kind": "LLM"}],
+    "error": [{}, {"error.type": "<class 'openai.RateLimitError'>", "http.response.status_code": 429}],
+}  # fmt: skip
+
+
+def varied_spans() -> tuple[ReadableSpan, ...]:
+    """One ended span per combination of VARIANTS, some with exception or first-chunk events, some failed."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "varied"}))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("openlit.instrumentation.openai")
+    for i, parts in enumerate(itertools.product(*VARIANTS.values())):
+        attributes = {"gen_ai.provider.name": "openai" if i % 3 else "OpenAI", "gen_ai.operation.name": "chat"}
+        for part in parts:
+            attributes.update(part)
+        with tracer.start_as_current_span("chat", attributes=attributes) as span:
+            if i % 5 == 0:
+                span.add_event("exception", {"exception.type": "APIError", "exception.message": "Error code: 503 - x"})
+            if i % 7 == 0:
+                span.add_event("gen_ai.content.completion.chunk", {})
+            if parts[-1] and i % 2:
+                span.set_status(2, "Error code: 429 - slow down")
+    return exporter.get_finished_spans()
+
+
+def test_llm_calls_view_gives_every_column_the_value_the_sql_before_0008_gave(store: Store) -> None:
+    load_prices(store)
+    StoreSpanExporter(store).export(varied_spans())
+    with before_0008():
+        older = calls_select(store)
+    stored = store.rows("SELECT * FROM llm_calls ORDER BY span_id")
+    assert len(stored) == 1120 and stored == store.rows(f"SELECT * FROM ({older}) ORDER BY span_id")
+    sources = store.rows("SELECT groupUniqArray(ifNull(cost_source, '')), countIf(cancellation_cost_usd > 0) FROM llm_calls")[0]
+    assert {"app", "reported", "vendor", "openlit", ""} < set(sources[0]) and any(s.startswith("genai-prices") for s in sources[0]) and sources[1] > 0
 
 
 def test_pending_never_writes(store_url: str) -> None:
