@@ -1,6 +1,6 @@
 -- The typed columns of an llm_calls row, computed from one otel_traces span (no FROM: the
--- including query picks the spans). Shared by llm_calls and by llm_scores, whose rows carry the
--- judged call's dimensions, so both normalise every convention the same way.
+-- including query picks the spans). llm_scores, whose rows carry the judged call's dimensions, reads
+-- only those (llm_calls_dimensions.sql, included here too), so both normalise them the same way.
 WITH
     {include: llm_calls_dimensions},
     coalesce(toUInt64OrNull(SpanAttributes['gen_ai.usage.input_tokens']), toUInt64OrNull(SpanAttributes['gen_ai.usage.prompt_tokens']),
