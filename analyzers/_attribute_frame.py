@@ -32,6 +32,9 @@ a greedy pursuit over standardized leaf deviations that trades explanatory power
   candidates) + 6 (above the chance maximum of noise gains); remove its leaves from the search (as
   RiskLoc does: no sub-causes of an explained element); repeat until nothing pays for itself;
 - triples are only searched inside the best pairs that pay for themselves (no combinatorial blow-up);
+- a candidate holding a missing value (NONE) is never chosen: it says who the calls are (failed
+  calls have no fingerprint), not what changed; and for a 0/1 rate a dimension missing on (nearly)
+  all bad calls and present on (nearly) all others is left out altogether (`_outcome_free`);
 - marked are the chosen elements pushing in the direction the chosen set pushes as a whole; for a
   rate, if they explain under half of a significant change, the segment whose shift of traffic
   (mix, Simpson) explains it is marked. Root-cause rows are sorted first.
@@ -69,6 +72,9 @@ MIN_LEAVES_FOR_NOISE = 20
 """Rates: with fewer leaves with calls, noise is the per-call bound sqrt(p(1-p)), not measured."""
 PROMISING_PAIRS = 40
 """3-dimensional candidates are searched only inside this many best-paying pairs."""
+OUTCOME_SHARE = 0.9
+"""A dimension missing on this share of a 0/1 rate's bad calls, and present on as many of the
+others, is defined by the outcome and left out (`_outcome_free`)."""
 MIX_MIN = 0.2
 """Rates: smallest mix share of a segment marked as the cause of a shift of traffic."""
 
@@ -100,6 +106,8 @@ def attribute_frame(frame: pd.DataFrame, *, dimensions: Sequence[str], baseline:
         raise ValueError(f"columns not in the frame: {', '.join(missing)}")
     if (baseline_count is None) != (current_count is None):
         raise ValueError("give both baseline_count and current_count (a rate), or neither (an additive KPI)")
+    if baseline_count is not None and current_count is not None and spread is None:
+        dims = _outcome_free(frame, dims, frame[baseline] + frame[current], frame[baseline_count] + frame[current_count])
     leaves = _leaf_parts(frame, dims, baseline, current, baseline_count, current_count, spread)
     total = leaves.change
     y, w, s = _deviations(leaves)
@@ -144,6 +152,18 @@ def _aliases(ranked: pd.DataFrame) -> pd.Series:
         flags.append(len(dims) > 1 and key in seen and not rc)
         seen.add(key)
     return pd.Series(flags, index=ranked.index, dtype=bool)
+
+
+def _outcome_free(frame: pd.DataFrame, dims: list[str], bad: pd.Series, calls: pd.Series) -> list[str]:
+    """The dimensions but those a 0/1 rate's own outcome defines: missing (NONE) on OUTCOME_SHARE of
+    its bad calls and present on as many of the others, as the fingerprint of a failed call. Leaves
+    split by such a dimension are split by the outcome itself; every real cause would look like a
+    mix of its failed and its served calls."""
+    good = calls - bad
+    if bad.sum() <= 0 or good.sum() <= 0:
+        return dims
+    missing = {d: frame[d].isna() | (frame[d].astype("object") == NONE) for d in dims}
+    return [d for d in dims if bad[missing[d]].sum() < OUTCOME_SHARE * bad.sum() or good[missing[d]].sum() > (1 - OUTCOME_SHARE) * good.sum()]
 
 
 @dataclass
@@ -336,8 +356,9 @@ class _Cuboid:
         sub = leaves if rows is None else leaves.subset(rows)
         _, first, inverse = np.unique(_key(sub.codes, dims), return_index=True, return_inverse=True)
         n = len(first)
-        eligible = np.bincount(inverse, weights=sub.sums["c_den"], minlength=n) >= min_count
         labels = list(zip(*(sub.labels[d][sub.codes[d][first]] for d in dims)))
+        # a missing value says who the calls are (failed calls have no fingerprint), not what changed
+        eligible = (np.bincount(inverse, weights=sub.sums["c_den"], minlength=n) >= min_count) & np.array([NONE not in v for v in labels])
         return cls(dims, sub, rows, inverse, n, eligible, labels)
 
     def gains(self, r: np.ndarray, prec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -412,7 +433,7 @@ def _mark_mix(out: pd.DataFrame, leaves: _Leaves) -> None:
     nb, nc = sm["b_den"].sum(), sm["c_den"].sum()
     if abs(leaves.change) < 3 * leaves.spread * math.sqrt(1 / nb + 1 / nc):
         return
-    mix = out[(out["effect"] == "mix") & ~out["root_cause"] & (out["mix_share"] > MIX_MIN)]
+    mix = out[(out["effect"] == "mix") & ~out["root_cause"] & (out["mix_share"] > MIX_MIN) & ~out["values"].map(lambda vs: NONE in vs)]
     if mix.empty:
         return
     # one shift of traffic is one cause: the segment whose move explains most (a segment that grew

@@ -146,6 +146,22 @@ def test_rate_new_model_with_more_errors_is_marked() -> None:
     assert _marked(ranked) == {"model=m9"}
 
 
+def test_rate_a_missing_value_is_never_the_cause() -> None:
+    """Model m1's calls fail (4x); its failed calls carry no fingerprint (NULL) and the others carry
+    one. The calls without a fingerprint are the failures themselves, so the cause marked is the
+    model, not the missing fingerprint."""
+    frame = _calls(4, worse={("model", "m1"): 4.0})
+    failed, served = frame.assign(fingerprint=None), frame.assign(fingerprint="fp_1")
+    for side in ("b", "c"):
+        served[f"{side}_calls"] = frame[f"{side}_calls"] - frame[f"{side}_err"]
+        served[f"{side}_err"] = 0
+        failed[f"{side}_calls"] = frame[f"{side}_err"]
+    ranked = attribute_frame(pd.concat([failed, served]), dimensions=["tenant", "model", "route", "fingerprint"], baseline="b_err",
+                             current="c_err", baseline_count="b_calls", current_count="c_calls")  # fmt: skip
+    assert _marked(ranked) and not any("(none)" in label for label in _marked(ranked))
+    assert any("model=m1" in label for label in _marked(ranked))
+
+
 def _score_mix(seed: int) -> pd.DataFrame:
     """Judge scores (0..1, per-call sd 0.2) per tenant and model: tenant `weak` always scores 0.18
     lower and its share of traffic grows from 5% to 30%; no leaf's mean moves."""
