@@ -21,6 +21,7 @@ from driftline.collector._errors import AnalysisError, NoDataError, TooLittleDat
 
 from ._attribute_frame import NONE, attribute_frame
 from ._model import Attribution, Evidence, Filters, Suspect, Window
+from ._regimes import arcsine_z
 from ._signals import Signal, filter_sql, get_signal, scope_params, source_sql, utc
 from ._sql import quote_identifier, render
 
@@ -49,6 +50,8 @@ MIN_SEGMENT_CALLS = 20
 """attribute() ignores candidates with fewer incident calls: no suspects made of a handful of calls."""
 ALIGNED_BOOST = 1.5
 """Score multiplier for a candidate whose first appearance or annotated change is at the start (less further off)."""
+PRESENT_Z = 3.0
+"""Standard errors by which calls count as worse than before, or than other calls (`_Calls`)."""
 EXEMPLARS = 5
 EXEMPLAR_SUSPECTS = 3
 
@@ -226,7 +229,7 @@ def _attribution(context: _Context, spec: Signal, dims: list[str], leaves: panda
                              current_count="c_den", min_count=MIN_SEGMENT_CALLS, spread=_spread(leaves))  # fmt: skip
     return Attribution(signal=spec.name, baseline=context.baseline, incident=context.incident,
                        baseline_value=float(leaves["b_num"].sum()) / b_calls, incident_value=float(leaves["c_num"].sum()) / c_calls,
-                       suspects=tuple(_suspect(context, spec, *entry) for entry in _suspect_entries(context, ranked, top)))  # fmt: skip
+                       suspects=tuple(_suspect(context, spec, *entry) for entry in _suspect_entries(context, spec, leaves, ranked, top)))  # fmt: skip
 
 
 def _spread(leaves: pandas.DataFrame) -> float | None:
@@ -238,14 +241,15 @@ def _spread(leaves: pandas.DataFrame) -> float | None:
     return math.sqrt(max(total["sq"] - between, 0.0) / (total["b_den"] + total["c_den"]))
 
 
-def _suspect_entries(context: _Context, ranked: pandas.DataFrame, top: int) -> list[tuple[Any, ...]]:
+def _suspect_entries(context: _Context, spec: Signal, leaves: pandas.DataFrame, ranked: pandas.DataFrame, top: int) -> list[tuple[Any, ...]]:
     """Top candidates a person can act on: (root cause, row, equivalents, first seen, change).
 
     A segment defined by a missing value (`(none)`: failed calls have no response model, calls
     without retrieval no index) describes the signal's population, not a change, so it is no
     suspect. Segments covering exactly the same calls are one suspect naming all of them. Ranked
-    by score, raised where a first appearance or annotated change lines up with the start; the
-    root-cause set is marked on each suspect.
+    by score, raised where a first appearance or annotated change lines up with the start; for a
+    0/1 signal a root cause is raised above the candidates the calls say it explains better
+    (`_causes_up`); the root-cause set is marked on each suspect.
     """
     pool = ranked[(ranked["explained_share"] > 0) & ~ranked["values"].map(lambda vs: NONE in vs)].head(max(top * 4, 20))
     scored = []
@@ -256,7 +260,83 @@ def _suspect_entries(context: _Context, ranked: pandas.DataFrame, top: int) -> l
         moments = [t for t in (first, None if change is None else change.time) if t is not None]
         boost = max((_alignment(context, t) for t in moments), default=1.0)
         scored.append((bool(row.root_cause), row.score * boost, row, first, change))
-    return _merge_equivalents(_explained_below_causes(scored))[:top]
+    ordered = _explained_below_causes(scored)
+    return _merge_equivalents(_causes_up(_Calls(spec, leaves), ordered) if spec.binary else ordered)[:top]
+
+
+@dataclass(frozen=True)
+class _Calls:
+    """The calls of any set of leaves of a 0/1 signal, and how they compare: what it takes to weigh
+    two candidates that claim overlapping calls."""
+
+    spec: Signal
+    leaves: pandas.DataFrame
+
+    def mask(self, row: Any) -> Any:
+        return functools.reduce(lambda m, dv: m & (self.leaves[dv[0]] == dv[1]), zip(row.dimensions, row.values), True)
+
+    def sums(self, rows: Any) -> Any:
+        return self.leaves.loc[rows, ["b_num", "b_den", "c_num", "c_den"]].sum()
+
+    def moved(self, rows: Any) -> bool:
+        """Whether the calls of these leaves got worse, by PRESENT_Z standard errors, than they were
+        in the baseline (than the whole scope was, if they were too few there)."""
+        part = self.sums(rows)
+        if part["c_den"] < MIN_SEGMENT_CALLS:
+            return False
+        before = part if part["b_den"] >= MIN_SEGMENT_CALLS else self.sums(slice(None))
+        return self.worse_z(before["b_num"], before["b_den"], part["c_num"], part["c_den"]) >= PRESENT_Z
+
+    def spared(self, rows: Any, hit: Any) -> bool:
+        """Whether the incident calls of `rows` are better, by PRESENT_Z standard errors, than those of `hit`."""
+        part, damaged = self.sums(rows), self.sums(hit)
+        if min(part["c_den"], damaged["c_den"]) < MIN_SEGMENT_CALLS:
+            return False
+        return self.worse_z(part["c_num"], part["c_den"], damaged["c_num"], damaged["c_den"]) >= PRESENT_Z
+
+    def rather(self, cause: Any, other: Any) -> bool:
+        """Whether the calls say `cause` rather than `other`: where only one of them claims calls,
+        the damage follows the cause (its own calls moved, or the other's own were spared) and
+        nothing says it follows the other."""
+        mine, theirs = self.mask(cause), self.mask(other)
+        both, only_mine, only_theirs = mine & theirs, mine & ~theirs, theirs & ~mine
+        for_cause = self.moved(only_mine) or self.spared(only_theirs, both)
+        return for_cause and not (self.moved(only_theirs) or self.spared(only_mine, both))
+
+    def worse_z(self, num: float, den: float, c_num: float, c_den: float) -> float:
+        """How much worse, in the signal's bad direction, c_num bad calls of c_den are than num of
+        den, in standard errors on the arcsine scale."""
+        z = float(arcsine_z(num, den, c_num, c_den, 1.0))
+        return z if self.spec.bad == "up" else -z
+
+
+def _causes_up(sets: _Calls, ordered: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Each root cause moved above the candidates ranked over it that the calls say it explains
+    better (`_Calls.rather`): a provider's 429 storm over an index rebuilt at the same moment, whose
+    calls on other providers are fine. A new model on the one route it serves keeps its place
+    above the route: the route's few other calls tell nothing. Only for 0/1 signals (errors,
+    429s, failed validations), whose calls compare directly: a mean of costs or scores differs
+    between segments before anything changed."""
+    out = list(ordered)
+    for cause in [entry for entry in ordered if entry[0]]:
+        at = top = out.index(cause)
+        while top > 0 and not out[top - 1][0] and (_same_calls(cause[2], out[top - 1][2]) or sets.rather(cause[2], out[top - 1][2])):
+            top -= 1
+        # the cause and the candidates holding its very calls move up together, in their order (the
+        # first names their one suspect); those it explains better follow
+        passed = out[top : at + 1]
+        together = [e for e in passed if e is cause or _same_calls(cause[2], e[2])]
+        out[top : at + 1] = together + [e for e in passed if not any(e is t for t in together)]
+    return out
+
+
+def _same_calls(row: Any, other: Any) -> bool:
+    """Whether two candidates hold the same incident calls, changed the same (one suspect, `_merge_equivalents`)."""
+    return _calls_key(row) == _calls_key(other)
+
+
+def _calls_key(row: Any) -> tuple[float, float]:
+    return round(float(row.current_count), 6), round(float(row.within_share), 6)
 
 
 def _explained_below_causes(scored: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
@@ -287,7 +367,7 @@ def _merge_equivalents(scored: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     out: list[tuple[Any, ...]] = []
     index: dict[tuple[float, float], int] = {}
     for root, _, row, first, change in scored:
-        key = (round(float(row.current_count), 6), round(float(row.within_share), 6))
+        key = _calls_key(row)
         if key in index:
             kept = out[index[key]]
             out[index[key]] = (kept[0] or root, kept[1], (*kept[2], (tuple(row.dimensions), tuple(row.values))), kept[3], kept[4] or change)

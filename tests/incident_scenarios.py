@@ -49,6 +49,7 @@ class Call:
 
     route: str
     tenant: str
+    provider: str = "openai"
     response_model: str = OLD_MODEL
     fingerprint: str = "fp_a1"
     prompt_version: str = "v7"
@@ -102,7 +103,7 @@ def _simulate(provider: TracerProvider, call: Call, when: datetime, rng: random.
     ticks = iter(range(started, started + 10**12, int(rng.uniform(0.05, 0.2) * 1e9)))
     with release(route=call.route, tenant=call.tenant, prompt_name="answer", prompt_version=call.prompt_version,
                  index_name="kb-docs", index_version=call.index_version):  # fmt: skip
-        with llm_call(provider="openai", model="gpt-4o", stream=True, clock=lambda: next(ticks), tracer_provider=provider) as llm:
+        with llm_call(provider=call.provider, model="gpt-4o", stream=True, clock=lambda: next(ticks), tracer_provider=provider) as llm:
             if call.error:
                 llm.failed(error_type=call.error, http_status=call.http_status)
                 return
@@ -161,6 +162,32 @@ def rate_limit_burst(now: datetime | None = None, *, calls: int = 1800) -> Scena
                 call.cancelled = True
 
     return Scenario(start, now, calls, shape, marks={"burst_from": burst_from, "burst_to": burst_to})
+
+
+def storm_over_a_rebuild(now: datetime | None = None, *, calls: int = 2400) -> Scenario:
+    """/chat/answer is served by anthropic, /search by openai. From T0 (50 minutes ago) anthropic
+    rate-limits a third of its calls; the index every call reads was rebuilt 30 seconds before
+    (annotated), and /chat/answer got a new prompt 8 minutes before. Neither change did harm.
+
+    Marks: t0, index_at, prompt_at.
+    """
+    now = now or _this_minute()
+    start, t0 = now - timedelta(hours=2), now - timedelta(minutes=50)
+    index_at, prompt_at = t0 - timedelta(seconds=30), t0 - timedelta(minutes=8)
+
+    def shape(call: Call, when: datetime, rng: random.Random) -> None:
+        call.provider = "anthropic" if call.route == "/chat/answer" else "openai"
+        if when >= index_at:
+            call.index_version = "2026-11-20"
+        if call.route == "/chat/answer" and when >= prompt_at:
+            call.prompt_version = "v8"
+        if call.provider == "anthropic" and when >= t0 and rng.random() < 0.35:
+            call.error, call.http_status = "anthropic.RateLimitError", 429
+
+    scenario = Scenario(start, now, calls, shape, marks={"t0": t0, "index_at": index_at, "prompt_at": prompt_at})
+    scenario.changes += [(index_at, "index", "kb-docs", "2026-11-20", "nightly rebuild"),
+                         (prompt_at, "prompt", "answer", "v8", "friendlier greeting on /chat/answer")]  # fmt: skip
+    return scenario
 
 
 def steady(now: datetime | None = None, *, calls: int = 1800) -> Scenario:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from incident_scenarios import NEW_MODEL, costly_prompt, steady
+from incident_scenarios import NEW_MODEL, costly_prompt, steady, storm_over_a_rebuild
 
 from driftline.analyzers._model import Filters, Window
 from driftline.analyzers._render import render_report
@@ -267,3 +267,22 @@ def test_a_tenant_whose_traffic_grew_leads_not_one_model_of_it(store: Store) -> 
     assert lead.regression.signal in scenario.signals
     assert lead.top_suspect is not None and frozenset(zip(lead.top_suspect.dimensions, lead.top_suspect.values)) in scenario.causes
     assert lead.top_suspect.effect == "mix" and lead.top_suspect.root_cause
+
+
+def test_a_provider_429_storm_is_named_over_the_harmless_changes_just_before_it(store: Store) -> None:
+    """Anthropic rate-limits from T0; an index every call reads was rebuilt 30 s before, a prompt on
+    anthropic's route published 8 minutes before. The provider leads (the index's calls on openai
+    are fine); no suspect is made of calls without a response model (failed calls never have one)."""
+    scenario = storm_over_a_rebuild()
+    scenario.write(store)
+    report = incident_report(store, _window(scenario))
+    [lead] = report.findings
+    assert {lead.regression.signal, *(r.signal for r in lead.symptoms)} == {"error_rate", "rate_limit_rate"}
+    assert lead.top_suspect is not None and ("provider", "anthropic") in {
+        (d, v) for dims, values in [(lead.top_suspect.dimensions, lead.top_suspect.values), *lead.top_suspect.equivalents]
+        for d, v in zip(dims, values)}  # fmt: skip
+    assert lead.top_suspect.root_cause
+    suspects = lead.attribution.suspects if lead.attribution else ()
+    assert not any("response_model" in s.dimensions or "(none)" in s.values for s in suspects)
+    index = next(i for i, s in enumerate(suspects) if s.values == ("2026-11-20",))
+    assert index > 0 and suspects[index].first_seen is not None
