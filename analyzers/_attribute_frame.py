@@ -162,8 +162,13 @@ def _outcome_free(frame: pd.DataFrame, dims: list[str], bad: pd.Series, calls: p
     good = calls - bad
     if bad.sum() <= 0 or good.sum() <= 0:
         return dims
-    missing = {d: frame[d].isna() | (frame[d].astype("object") == NONE) for d in dims}
-    return [d for d in dims if bad[missing[d]].sum() < OUTCOME_SHARE * bad.sum() or good[missing[d]].sum() > (1 - OUTCOME_SHARE) * good.sum()]
+    bad_calls, good_calls = np.nan_to_num(bad.to_numpy(dtype=float)), np.nan_to_num(good.to_numpy(dtype=float))
+    kept = []
+    for d in dims:
+        missing = frame[d].isna().to_numpy() | frame[d].eq(NONE).fillna(False).to_numpy(dtype=bool)
+        if bad_calls[missing].sum() < OUTCOME_SHARE * bad_calls.sum() or good_calls[missing].sum() > (1 - OUTCOME_SHARE) * good_calls.sum():
+            kept.append(d)
+    return kept or dims  # calls that carry nothing but their outcome: nothing better to split them by
 
 
 @dataclass
