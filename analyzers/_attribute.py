@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from driftline.collector._errors import AnalysisError, NoDataError, TooLittleDataError
 
-from ._attribute_frame import NONE, attribute_frame
+from ._attribute_frame import NONE, attribute_frame, holds_missing
 from ._model import Attribution, Evidence, Filters, Suspect, Window
 from ._regimes import arcsine_z
 from ._signals import Signal, filter_sql, get_signal, scope_params, source_sql, utc
@@ -251,7 +251,7 @@ def _suspect_entries(context: _Context, spec: Signal, leaves: pandas.DataFrame, 
     0/1 signal a root cause is raised above the candidates the calls say it explains better
     (`_causes_up`); the root-cause set is marked on each suspect.
     """
-    pool = ranked[(ranked["explained_share"] > 0) & ~ranked["values"].map(lambda vs: NONE in vs)].head(max(top * 4, 20))
+    pool = ranked[(ranked["explained_share"] > 0) & ~holds_missing(ranked)].head(max(top * 4, 20))
     scored = []
     for row in pool.itertuples(index=False):
         pairs = list(zip(row.dimensions, row.values))
@@ -294,11 +294,11 @@ class _Calls:
             return False
         return self.worse_z(part["c_num"], part["c_den"], damaged["c_num"], damaged["c_den"]) >= PRESENT_Z
 
-    def rather(self, cause: Any, other: Any) -> bool:
-        """Whether the calls say `cause` rather than `other`: where only one of them claims calls,
-        the damage follows the cause (its own calls moved, or the other's own were spared) and
-        nothing says it follows the other."""
-        mine, theirs = self.mask(cause), self.mask(other)
+    def rather(self, mine: Any, other: Any) -> bool:
+        """Whether the calls say the cause whose leaves are `mine` rather than candidate `other`:
+        where only one of them claims calls, the damage follows the cause (its own calls moved, or
+        the other's own were spared) and nothing says it follows the other."""
+        theirs = self.mask(other)
         both, only_mine, only_theirs = mine & theirs, mine & ~theirs, theirs & ~mine
         for_cause = self.moved(only_mine) or self.spared(only_theirs, both)
         return for_cause and not (self.moved(only_theirs) or self.spared(only_mine, both))
@@ -319,8 +319,9 @@ def _causes_up(sets: _Calls, ordered: list[tuple[Any, ...]]) -> list[tuple[Any, 
     between segments before anything changed."""
     out = list(ordered)
     for cause in [entry for entry in ordered if entry[0]]:
-        at = top = out.index(cause)
-        while top > 0 and not out[top - 1][0] and (_same_calls(cause[2], out[top - 1][2]) or sets.rather(cause[2], out[top - 1][2])):
+        at = top = next(i for i, entry in enumerate(out) if entry is cause)
+        mine = sets.mask(cause[2])
+        while top > 0 and not out[top - 1][0] and (_same_calls(cause[2], out[top - 1][2]) or sets.rather(mine, out[top - 1][2])):
             top -= 1
         # the cause and the candidates holding its very calls move up together, in their order (the
         # first names their one suspect); those it explains better follow

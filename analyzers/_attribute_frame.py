@@ -53,7 +53,7 @@ import numpy as np
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["NONE", "attribute_frame", "is_new"]
+__all__ = ["NONE", "attribute_frame", "holds_missing", "is_new"]
 
 NONE = "(none)"
 """How a missing dimension value (NULL) is labelled."""
@@ -136,6 +136,12 @@ def attribute_frame(frame: pd.DataFrame, *, dimensions: Sequence[str], baseline:
 
 
 _OBJECT_COLUMNS = ("dimensions", "values", "label", "effect")
+
+
+def holds_missing(ranked: pd.DataFrame) -> pd.Series:
+    """Per candidate: whether one of its values is missing (NONE). Such a segment says who the calls
+    are (failed calls have no fingerprint), not what changed: never a cause, nor a suspect."""
+    return ranked["values"].map(lambda vs: NONE in vs).astype(bool)
 
 
 def _aliases(ranked: pd.DataFrame) -> pd.Series:
@@ -438,7 +444,7 @@ def _mark_mix(out: pd.DataFrame, leaves: _Leaves) -> None:
     nb, nc = sm["b_den"].sum(), sm["c_den"].sum()
     if abs(leaves.change) < 3 * leaves.spread * math.sqrt(1 / nb + 1 / nc):
         return
-    mix = out[(out["effect"] == "mix") & ~out["root_cause"] & (out["mix_share"] > MIX_MIN) & ~out["values"].map(lambda vs: NONE in vs)]
+    mix = out[(out["effect"] == "mix") & ~out["root_cause"] & (out["mix_share"] > MIX_MIN) & ~holds_missing(out)]
     if mix.empty:
         return
     # one shift of traffic is one cause: the segment whose move explains most (a segment that grew
