@@ -15,15 +15,17 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from statistics import NormalDist
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from driftline.collector._errors import NoDataError, TooLittleDataError
 
+from ._anchors import anchors
 from ._changepoints import change_points
 from ._model import Evidence, Filters, Regression, SliceRef, Window
 from ._regimes import Regime, rank_z, rank_z_splits, shift_z, sums_z
@@ -72,6 +74,10 @@ class DetectionSettings:
     penalty: float | None = None
     """Penalty of the candidate search (`change_points`, mean shifts): default 3 log n in noise-variance units.
     Candidates are many; the statistical test decides."""
+    anchored_alpha: float = 0.01
+    """Chance that noise alone raises a change-anchored finding in a report: each test at a new
+    value's first appearance, on a route it reached, must reach the one-sided normal quantile of
+    anchored_alpha / (tests made) (Bonferroni). 0 turns change-anchored detection off."""
 
 
 def detect(store: Store, window: Window, *, filters: Filters = Filters(), signals: Iterable[str] | None = None,
@@ -92,7 +98,7 @@ def detect(store: Store, window: Window, *, filters: Filters = Filters(), signal
     series = _series(store, scan, bucket, filters, None if signals is None else [get_signal(s) for s in signals])
     if not series or all(int(parts[WHOLE].loc[parts[WHOLE]["time"] >= window.start, "calls"].sum()) == 0 for _, parts in series):
         raise NoDataError(f"no calls between {window.start.isoformat()} and {window.end.isoformat()}")
-    found, judged, unsliced = [], 0, []
+    found, judged, unsliced, quiet = [], 0, [], []
     for spec, parts in series:
         whole, enough = _prepared(spec, parts[WHOLE], settings)
         judged += enough
@@ -101,10 +107,15 @@ def detect(store: Store, window: Window, *, filters: Filters = Filters(), signal
             found.append(_with_evidence(regression, scan, bucket, filters))
         elif spec.source == "scores":
             unsliced.append(spec.name)
+        else:
+            quiet.append((spec, parts))
     for spec, parts in _quality_slices(store, scan, bucket, filters, unsliced):
         regression = _slice_regression(spec, {k: f for k, f in parts.items() if k != WHOLE}, window.start, settings)
         if regression is not None:
             found.append(_with_evidence(regression, scan, bucket, filters))
+        else:
+            quiet.append((spec, parts))
+    found += [_with_evidence(r, scan, bucket, filters) for r in _anchored(store, window, filters, quiet, settings)]
     if judged == 0:
         raise TooLittleDataError(f"too little data to detect anything: every signal has fewer than {2 * settings.min_segment} "
                             f"buckets with {settings.min_bucket_calls}+ calls; widen the window (--since)")  # fmt: skip
@@ -131,6 +142,39 @@ def _slice_regression(spec: Signal, slices: dict[Slice, pandas.DataFrame], since
     stricter = replace(settings, min_z=math.sqrt(settings.min_z**2 + 2 * math.log(len(frames))))
     scored = [(z, replace(r, slice=SliceRef(*k))) for k, f in frames.items() if (c := _scored_regression(spec, f, stricter, since)) for z, r in [c]]
     return max(scored, key=lambda c: (c[1].ended_at is None, c[0]))[1] if scored else None
+
+
+def _anchored(store: Store, window: Window, filters: Filters, quiet: Sequence[tuple[Signal, dict[Slice, pandas.DataFrame]]],
+              settings: DetectionSettings) -> list[Regression]:  # fmt: skip
+    """Regressions of the signals nothing else found, at a change's known moment (`anchors`) on a
+    route it reached: a fixed split there has a plain normal null, so over m such tests (signal,
+    route, moment) the bar is the one-sided normal quantile of anchored_alpha / m, about 3.5 where
+    the search needs 4.6. A small steady drop that a prompt edit or an index rebuild brought to
+    one route is found; the strongest per signal is kept. Means and rates only (a percentile's
+    buckets give no per-call variance to test at one split)."""
+    if not quiet or settings.anchored_alpha <= 0:
+        return []
+    moments = anchors(store, window, filters, settle=default_bucket(window, target=120), min_calls=settings.min_affected)
+    tests: dict[tuple[str, str, int], tuple[_Series, SliceRef | None]] = {}
+    for spec, parts in quiet:
+        for moment in moments:
+            on_route = filters.route == moment.route  # a route filter leaves no route slices: the whole is the route
+            frame = parts.get(WHOLE if on_route else ("route", moment.route))
+            series = None if frame is None else _Series.of(spec, frame, settings)
+            if series is None or series.squares is None:
+                continue
+            k = series.position(moment.at)
+            if settings.min_segment <= k <= len(series.raw) - settings.min_segment:
+                tests.setdefault((spec.name, moment.route, k), (series, None if on_route else SliceRef("route", moment.route)))
+    if not tests:
+        return []
+    strict = replace(settings, min_z=NormalDist().inv_cdf(1 - settings.anchored_alpha / len(tests)))
+    best: dict[str, tuple[float, Regression]] = {}
+    for (name, _, k), (series, where) in tests.items():
+        judged = replace(series, settings=strict).judge(k, [len(series.raw)])
+        if judged is not None and judged[0] > best.get(name, (-math.inf,))[0]:
+            best[name] = (judged[0], replace(judged[1], slice=where))
+    return [r for _, r in best.values()]
 
 
 def _prepared(spec: Signal, frame: pandas.DataFrame, settings: DetectionSettings) -> tuple[pandas.DataFrame, bool]:
@@ -229,16 +273,12 @@ def _scored_regression(spec: Signal, frame: pandas.DataFrame, settings: Detectio
     until a later regime is back within half the shift. The strongest one still going on wins
     (else the strongest). Confidence is the two-sided normal probability of the shift's z.
     """
-    usable = (frame["calls"].to_numpy() >= _usable_calls(spec, settings)) & frame["value"].notna().to_numpy()
-    index = np.flatnonzero(usable)
-    if len(index) < 2 * settings.min_segment:
+    series = _Series.of(spec, frame, settings)
+    if series is None:
         return None
-    raw = frame["value"].to_numpy(dtype=float)[index]
-    calls = frame["calls"].to_numpy(dtype=float)[index]
-    squares = frame["squares"].to_numpy(dtype=float)[index] if "squares" in frame and spec.quantile is None else None
+    raw, calls = series.raw, series.calls
     centre = float(np.median(raw))
     levelled = centre + (raw - centre) * np.sqrt(calls / np.median(calls))
-    series = _Series(spec, frame, index, raw, calls, squares, settings)
     cuts = change_points(levelled, min_size=settings.min_segment, penalty=settings.penalty, model="l2")
     split = series.best_split()
     cuts = sorted({*cuts, split}) if split is not None else cuts
@@ -259,6 +299,16 @@ class _Series:
     squares: np.ndarray | None
     settings: DetectionSettings
 
+    @classmethod
+    def of(cls, spec: Signal, frame: pandas.DataFrame, settings: DetectionSettings) -> _Series | None:
+        """The frame's usable buckets; None when fewer than 2 x min_segment."""
+        usable = (frame["calls"].to_numpy() >= _usable_calls(spec, settings)) & frame["value"].notna().to_numpy()
+        index = np.flatnonzero(usable)
+        if len(index) < 2 * settings.min_segment:
+            return None
+        squares = frame["squares"].to_numpy(dtype=float)[index] if "squares" in frame and spec.quantile is None else None
+        return cls(spec, frame, index, frame["value"].to_numpy(dtype=float)[index], frame["calls"].to_numpy(dtype=float)[index], squares, settings)
+
     @functools.cached_property
     def rate(self) -> bool:
         """A 0/1 per call signal: its squares equal its sums."""
@@ -269,6 +319,10 @@ class _Series:
 
     def time(self, position: int) -> datetime:
         return self.frame["time"].iloc[int(self.index[position])].to_pydatetime()
+
+    def position(self, moment: datetime) -> int:
+        """How many usable buckets start before `moment` (the split at it)."""
+        return int((self.frame["time"].iloc[self.index] < moment).sum())
 
     def end_of(self, k: int, ends: list[int], before: Regime, shift: float) -> tuple[int, datetime | None]:
         """Where the regime from k ends: the first later regime less than half the shift worse than before (or never)."""

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from driftline.analyzers import Filters, Window, change_points, detect
-from driftline.analyzers._detect import find_regression
+from driftline.analyzers._detect import DetectionSettings, find_regression
 from driftline.analyzers._signals import get_signal
 from driftline.analyzers.evaluation._scenarios import BUCKET
 from driftline.collector import AnalysisError, NoDataError, Store
@@ -180,21 +180,48 @@ def test_percentiles_move_on_every_bucket_not_on_a_slow_spike(seed: int) -> None
     assert found is not None and found.ended_at is None and abs(found.started_at - (T0 + timedelta(minutes=800))) <= timedelta(minutes=20)
 
 
-def test_a_quality_drop_on_one_route_is_found_through_scores_given_after_their_calls(store: Store) -> None:
-    """Judge scores recorded later carry no route: detection reads the whole from the scores alone,
-    and where that shows nothing, joins them to their calls to judge each route."""
-    rng = np.random.default_rng(3)
+def _judged_routes(store: Store, rng: np.random.Generator, *, small_drop: float, new_prompt: bool = False) -> datetime:
+    """Six hours of judged calls, 10 a minute over three routes, 8% of them on /small; from hour
+    four /small scores `small_drop` lower and, with `new_prompt`, carries prompt v2 (v1 before and
+    elsewhere). Judge scores come two minutes after their calls. Returns the change time."""
     n = 6 * 60 * 10
     times = [T0 + timedelta(seconds=float(s)) for s in np.sort(rng.uniform(0, 6 * 3600, n))]
     routes = rng.choice(["/chat", "/search", "/small"], size=n, p=[0.6, 0.32, 0.08])
     change = T0 + timedelta(hours=4)
+    changed = (routes == "/small") & (np.array(times) >= change)
     calls = {"time": times, "trace_id": [f"t{i}" for i in range(n)], "span_id": [f"s{i}" for i in range(n)],
-             "service": ["bot"] * n, "route": list(routes), "status": ["Unset"] * n, "duration_s": [1.0] * n, "span_name": ["chat"] * n}  # fmt: skip
+             "service": ["bot"] * n, "route": list(routes), "status": ["Unset"] * n, "duration_s": [1.0] * n, "span_name": ["chat"] * n,
+             "prompt_name": ["answer"] * n, "prompt_version": list(np.where(changed & new_prompt, "v2", "v1"))}  # fmt: skip
     store.insert("llm_calls", list(calls.values()), list(calls))
-    worse = (routes == "/small") & (np.array(times) >= change)
-    scores = np.clip(rng.normal(np.where(worse, 0.6, 0.85), 0.15), 0, 1)
+    scores = np.clip(rng.normal(np.where(changed, 0.85 - small_drop, 0.85), 0.15), 0, 1)
     judged = {"time": [t + timedelta(minutes=2) for t in times], "trace_id": calls["trace_id"], "span_id": calls["span_id"],
               "service": calls["service"], "evaluation": ["faithfulness"] * n, "score": list(scores)}  # fmt: skip
     store.insert("llm_scores", list(judged.values()), list(judged))
+    return change
+
+
+def test_a_quality_drop_on_one_route_is_found_through_scores_given_after_their_calls(store: Store) -> None:
+    """Judge scores recorded later carry no route: detection reads the whole from the scores alone,
+    and where that shows nothing, joins them to their calls to judge each route."""
+    change = _judged_routes(store, np.random.default_rng(3), small_drop=0.25)
     [found] = detect(store, Window(T0, T0 + timedelta(hours=6)), signals=["quality:faithfulness"])
     assert found.where == "route=/small" and abs(found.started_at - change) <= timedelta(minutes=15)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_small_drop_a_new_prompt_brought_to_one_route_is_found_at_its_first_appearance(store: Store, seed: int) -> None:
+    """A 0.06 drop on 8% of the calls: below the bar of the search over every split of every slice,
+    plain at the moment prompt v2 first appeared on /small, a split known before looking."""
+    change = _judged_routes(store, np.random.default_rng(seed), small_drop=0.06, new_prompt=True)
+    window = Window(T0, T0 + timedelta(hours=6))
+    assert detect(store, window, signals=["quality:faithfulness"], settings=DetectionSettings(anchored_alpha=0)) == []
+    [found] = detect(store, window, signals=["quality:faithfulness"])
+    assert found.where == "route=/small" and change <= found.started_at <= change + timedelta(minutes=5)
+    assert found.current < found.baseline - 0.03
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_harmless_new_prompt_raises_nothing(store: Store, seed: int) -> None:
+    """The same new prompt with no effect: testing at its moment finds no regression in any signal."""
+    _judged_routes(store, np.random.default_rng(seed), small_drop=0.0, new_prompt=True)
+    assert detect(store, Window(T0, T0 + timedelta(hours=6))) == []
