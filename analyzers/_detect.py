@@ -83,7 +83,8 @@ class DetectionSettings:
 def detect(store: Store, window: Window, *, filters: Filters = Filters(), signals: Iterable[str] | None = None,
            bucket: timedelta | None = None, settings: DetectionSettings = DetectionSettings()) -> list[Regression]:  # fmt: skip
     """Every signal that regressed in the window (worse direction only), worst first: still
-    going on before ended, then by confidence and size.
+    going on before ended, then by confidence and size; those only a test at a change's moment
+    found (`anchor`, weaker evidence) after all others.
 
     Each signal is judged over the whole scope; when that shows nothing, over each slice
     (`SLICE_DIMENSIONS`: one route, provider or service), where a regression on a small part
@@ -119,7 +120,7 @@ def detect(store: Store, window: Window, *, filters: Filters = Filters(), signal
     if judged == 0:
         raise TooLittleDataError(f"too little data to detect anything: every signal has fewer than {2 * settings.min_segment} "
                             f"buckets with {settings.min_bucket_calls}+ calls; widen the window (--since)")  # fmt: skip
-    return sorted(found, key=lambda r: (r.ended_at is not None, -r.confidence, -abs(r.relative_change)))
+    return sorted(found, key=lambda r: (r.anchor is not None, r.ended_at is not None, -r.confidence, -abs(r.relative_change)))
 
 
 def _sliced_regression(spec: Signal, whole: pandas.DataFrame, slices: dict[Slice, pandas.DataFrame], since: datetime,
@@ -155,7 +156,7 @@ def _anchored(store: Store, window: Window, filters: Filters, quiet: Sequence[tu
     if not quiet or settings.anchored_alpha <= 0:
         return []
     moments = anchors(store, window, filters, settle=default_bucket(window, target=120), min_calls=settings.min_affected)
-    tests: dict[tuple[str, str, int], tuple[_Series, SliceRef | None]] = {}
+    tests: dict[tuple[str, str, int], tuple[_Series, SliceRef | None, str]] = {}
     for spec, parts in quiet:
         for moment in moments:
             on_route = filters.route == moment.route  # a route filter leaves no route slices: the whole is the route
@@ -165,15 +166,15 @@ def _anchored(store: Store, window: Window, filters: Filters, quiet: Sequence[tu
                 continue
             k = series.position(moment.at)
             if settings.min_segment <= k <= len(series.raw) - settings.min_segment:
-                tests.setdefault((spec.name, moment.route, k), (series, None if on_route else SliceRef("route", moment.route)))
+                tests.setdefault((spec.name, moment.route, k), (series, None if on_route else SliceRef("route", moment.route), moment.change))
     if not tests:
         return []
     strict = replace(settings, min_z=NormalDist().inv_cdf(1 - settings.anchored_alpha / len(tests)))
     best: dict[str, tuple[float, Regression]] = {}
-    for (name, _, k), (series, where) in tests.items():
+    for (name, _, k), (series, where, change) in tests.items():
         judged = replace(series, settings=strict).judge(k, [len(series.raw)])
         if judged is not None and judged[0] > best.get(name, (-math.inf,))[0]:
-            best[name] = (judged[0], replace(judged[1], slice=where))
+            best[name] = (judged[0], replace(judged[1], slice=where, anchor=change))
     return [r for _, r in best.values()]
 
 

@@ -66,6 +66,9 @@ class Regression:
     slice: SliceRef | None = None
     """Where the regression was found when the whole scope hid it (one route, provider or service);
     None when the whole scope regressed. Baseline, current and calls are then the slice's."""
+    anchor: str | None = None
+    """The change (`prompt_version=v9`) at whose first appearance the regression was tested when
+    only that test found it (change-anchored detection); None when the search over every split did."""
 
     @property
     def where(self) -> str:

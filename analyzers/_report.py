@@ -221,8 +221,9 @@ def incident_report(
     """Detect, attribute, time-line and cost the incident in `window`; NoDataError if it is empty.
 
     Findings list the regressions still under way first, then those that ended, each group
-    worst first as `detect` ranks them; the first (the lead finding) is what the summary line
-    and the impact speak of.
+    worst first as `detect` ranks them, and last those only a test at a change's moment found
+    (`Regression.anchor`); the first (the lead finding) is what the summary line and the impact
+    speak of.
     """
     say = progress or (lambda _: None)
     now = now or datetime.now(UTC)
@@ -230,7 +231,8 @@ def incident_report(
     say("checking the window")
     calls = require_data(store, window, filters, now=now)
     say("detecting regressions")
-    regressions = sorted(detect(store, window, filters=filters), key=lambda r: r.ended_at is not None)  # still broken first
+    # still broken first; those found only at a change's moment (weaker evidence) after the rest
+    regressions = sorted(detect(store, window, filters=filters), key=lambda r: (r.anchor is not None, r.ended_at is not None))
     attributions = attribute_regressions(store, window, filters, regressions, say)
     say("charting")
     findings = [_charted(store, window, filters, _exemplified(store, filters, f))

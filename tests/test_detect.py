@@ -180,17 +180,20 @@ def test_percentiles_move_on_every_bucket_not_on_a_slow_spike(seed: int) -> None
     assert found is not None and found.ended_at is None and abs(found.started_at - (T0 + timedelta(minutes=800))) <= timedelta(minutes=20)
 
 
-def _judged_routes(store: Store, rng: np.random.Generator, *, small_drop: float, new_prompt: bool = False) -> datetime:
+def _judged_routes(store: Store, rng: np.random.Generator, *, small_drop: float, new_prompt: bool = False, storm: bool = False) -> datetime:
     """Six hours of judged calls, 10 a minute over three routes, 8% of them on /small; from hour
     four /small scores `small_drop` lower and, with `new_prompt`, carries prompt v2 (v1 before and
-    elsewhere). Judge scores come two minutes after their calls. Returns the change time."""
+    elsewhere). With `storm`, 40% of all calls fail from 4h30 to 5h. Judge scores come two minutes
+    after their calls. Returns the change time."""
     n = 6 * 60 * 10
     times = [T0 + timedelta(seconds=float(s)) for s in np.sort(rng.uniform(0, 6 * 3600, n))]
     routes = rng.choice(["/chat", "/search", "/small"], size=n, p=[0.6, 0.32, 0.08])
     change = T0 + timedelta(hours=4)
     changed = (routes == "/small") & (np.array(times) >= change)
+    stormy = storm & (np.array(times) >= change + timedelta(minutes=30)) & (np.array(times) < change + timedelta(hours=1))
+    status = np.where(stormy & (rng.random(n) < 0.4), "Error", "Unset")
     calls = {"time": times, "trace_id": [f"t{i}" for i in range(n)], "span_id": [f"s{i}" for i in range(n)],
-             "service": ["bot"] * n, "route": list(routes), "status": ["Unset"] * n, "duration_s": [1.0] * n, "span_name": ["chat"] * n,
+             "service": ["bot"] * n, "route": list(routes), "status": list(status), "duration_s": [1.0] * n, "span_name": ["chat"] * n,
              "prompt_name": ["answer"] * n, "prompt_version": list(np.where(changed & new_prompt, "v2", "v1"))}  # fmt: skip
     store.insert("llm_calls", list(calls.values()), list(calls))
     scores = np.clip(rng.normal(np.where(changed, 0.85 - small_drop, 0.85), 0.15), 0, 1)
@@ -217,7 +220,14 @@ def test_a_small_drop_a_new_prompt_brought_to_one_route_is_found_at_its_first_ap
     assert detect(store, window, signals=["quality:faithfulness"], settings=DetectionSettings(anchored_alpha=0)) == []
     [found] = detect(store, window, signals=["quality:faithfulness"])
     assert found.where == "route=/small" and change <= found.started_at <= change + timedelta(minutes=5)
-    assert found.current < found.baseline - 0.03
+    assert found.current < found.baseline - 0.03 and found.anchor == "prompt_version=v2"
+
+
+def test_a_finding_only_the_test_at_a_change_found_comes_after_the_others(store: Store) -> None:
+    """Its evidence is weaker (one split, a lower bar): an error storm that already ended still leads."""
+    _judged_routes(store, np.random.default_rng(0), small_drop=0.06, new_prompt=True, storm=True)
+    found = detect(store, Window(T0, T0 + timedelta(hours=6)))
+    assert [(r.signal, r.anchor, r.ended_at is not None) for r in found] == [("error_rate", None, True), ("quality:faithfulness", "prompt_version=v2", False)]
 
 
 @pytest.mark.parametrize("seed", range(3))

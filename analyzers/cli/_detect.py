@@ -74,7 +74,10 @@ def detect_command(since: str, until: str, signals: tuple[str, ...], bucket: obj
     service in the same scan; a shift counts only if the regimes before and after differ by
     several standard errors computed from the calls (a slice, or a regression that already
     ended, needs more), lasts 10 minutes and rests on enough calls. The `slice` column says
-    where a regression the whole scope hid was found. Worst first; exit 0 whether or not
+    where a regression the whole scope hid was found. Where a new model, snapshot, prompt,
+    index or service version appeared, each route it reached is also tested at that moment
+    alone (a lower bar, about 3.5 standard errors, since the moment was known before looking):
+    such findings name the change (`anchor`) and come last. Worst first; exit 0 whether or not
     anything regressed.
 
     \b
@@ -95,3 +98,5 @@ def detect_command(since: str, until: str, signals: tuple[str, ...], bucket: obj
         return
     click.echo(f"{len(found)} regressed signal(s) between {span}\n")
     click.echo(table([_row(r) for r in found], ["signal", "started", "baseline", "current", "change", "confidence", "calls", "ended"]))
+    for r in (r for r in found if r.anchor is not None):
+        click.echo(f"{r.signal}{f' on {r.where}' if r.slice else ''}: found at the first appearance of {r.anchor}, tested there alone")
