@@ -38,6 +38,8 @@ class Filters:
     route: str | None = None
     tenant: str | None = None
     environment: str | None = None
+    provider: str | None = None
+    """Set by the report alone, to attribute one provider's regression within its calls."""
 
 
 @dataclass(frozen=True)

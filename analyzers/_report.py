@@ -296,7 +296,7 @@ def attribute_regressions(store: Store, window: Window, filters: Filters, regres
             again = _attribute_group(store, scope, [regressions[i] for i in members], Window(baseline.start, appeared), incident, seen)
             found = [b if isinstance(b, Attribution) else a for a, b in zip(found, again)]  # too thin a cut keeps the first
         for i, result in zip(members, found):
-            results[i] = result
+            results[i] = _within_provider(store, scope, regressions[i], result, baseline, incident, seen)
     return results
 
 
@@ -307,6 +307,20 @@ def narrowed(filters: Filters, regression: Regression) -> Filters:
     the suspect (a 429 storm)."""
     where = regression.slice
     return replace(filters, **{where.dimension: where.value}) if where is not None and where.dimension in ("route", "service") else filters
+
+
+def _within_provider(store: Store, scope: Filters, r: Regression, attributed: Attribution | str, baseline: Window,
+                     incident: Window, seen: dict[tuple[str, str], datetime]) -> Attribution | str:  # fmt: skip
+    """A provider's regression is attributed in the whole scope, where the provider itself can be
+    the suspect (a 429 storm); but where the whole scope did not get worse (one provider's
+    latency or quality, diluted by the others), its suspects would only describe the others'
+    noise: then it is attributed within the provider's calls."""
+    if r.slice is None or r.slice.dimension != "provider" or not isinstance(attributed, Attribution):
+        return attributed
+    change = attributed.incident_value - attributed.baseline_value
+    if (change > 0) == (get_signal(r.signal).bad == "up") and change != 0:
+        return attributed
+    return _attribute_group(store, replace(scope, provider=r.slice.value), [r], baseline, incident, seen)[0]
 
 
 def _before_new_values(seen: dict[tuple[str, str], datetime], baseline: Window) -> Window:

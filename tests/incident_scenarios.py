@@ -190,6 +190,26 @@ def storm_over_a_rebuild(now: datetime | None = None, *, calls: int = 2400) -> S
     return scenario
 
 
+def one_provider_hidden(now: datetime | None = None, *, calls: int = 3000) -> Scenario:
+    """Tenant acme's calls (a quarter) go to provider `small`, the rest to openai. From T0 (50
+    minutes ago) small answers with a new response model and its faithfulness drops from 0.85 to
+    0.65, while a new prompt lifts openai's calls to 0.93: over all calls, quality got better.
+
+    Marks: t0.
+    """
+    now = now or _this_minute()
+    t0 = now - timedelta(minutes=50)
+
+    def shape(call: Call, when: datetime, rng: random.Random) -> None:
+        call.provider = "small" if call.tenant == "acme" else "openai"
+        if when >= t0 and call.provider == "small":
+            call.response_model, call.fingerprint, call.quality = NEW_MODEL, "fp_b2", 0.65
+        elif when >= t0:
+            call.prompt_version, call.quality = "v8", 0.93
+
+    return Scenario(now - timedelta(hours=2), now, calls, shape, marks={"t0": t0})
+
+
 def steady(now: datetime | None = None, *, calls: int = 1800) -> Scenario:
     """Two hours of an app where nothing changes: no regression to find."""
     now = now or _this_minute()

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from incident_scenarios import NEW_MODEL, costly_prompt, steady, storm_over_a_rebuild
+from incident_scenarios import NEW_MODEL, costly_prompt, one_provider_hidden, steady, storm_over_a_rebuild
 
 from driftline.analyzers._model import Filters, Window
 from driftline.analyzers._render import render_report
@@ -286,3 +286,18 @@ def test_a_provider_429_storm_is_named_over_the_harmless_changes_just_before_it(
     assert not any("response_model" in s.dimensions or "(none)" in s.values for s in suspects)
     index = next(i for i, s in enumerate(suspects) if s.values == ("2026-11-20",))
     assert index > 0 and suspects[index].first_seen is not None
+
+
+def test_one_providers_drop_the_whole_scope_hides_is_attributed_within_the_provider(store: Store) -> None:
+    """Provider small's new model drops quality while the other provider's calls improve: over all
+    calls quality rose, so suspects found there would describe the improvement; within small's
+    calls the new model is the cause."""
+    scenario = one_provider_hidden()
+    scenario.write(store)
+    report = incident_report(store, _window(scenario))
+    [lead] = [f for f in report.findings if f.regression.signal == "quality:faithfulness"]
+    assert lead.regression.where == "provider=small" and lead.attribution is not None
+    assert lead.attribution.incident_value < lead.attribution.baseline_value - 0.1
+    assert lead.top_suspect is not None and ("response_model", NEW_MODEL) in {
+        (d, v) for dims, values in [(lead.top_suspect.dimensions, lead.top_suspect.values), *lead.top_suspect.equivalents]
+        for d, v in zip(dims, values)}  # fmt: skip
