@@ -45,6 +45,7 @@ WORLD = "world2"
 EVAL = "task_success"
 QUALITY = f"quality:{EVAL}"
 TTFT = ("ttft_p50", "ttft_p95", "ttft_p99")
+LATENCY = ("latency_p50", "latency_p95", "latency_p99")
 KINDS = (
     "silent_snapshot_swap", "prompt_regression", "index_rebuild", "asr_deploy_confidence", "provider_429_storm",
     "buffering_proxy", "tenant_mix_shift", "early_cancel_client", "structured_output_break",
@@ -380,7 +381,7 @@ def _make(kind: str, i: int, seed: int, end: datetime) -> LabelledScenario:
         spec.changes.append(Change(t0, ("snap", m), (snap, fp), None, note=f"provider moved alias, quality {dq:+.2f}, ttft x{ttft:.2f}", harmful=True))
         spec.fx[("response_model", snap)] = Effect(dq=dq, ttft_mult=ttft)
         avoid.add(("snap", m))
-        signals = (QUALITY, *(TTFT if ttft > 1.1 else ()))
+        signals = (QUALITY, *(TTFT + LATENCY if ttft > 1.1 else ()))  # a call's duration includes its TTFT
         labels = [("response_model", snap)] + ([("system_fingerprint", fp)] if fp else [])
         causes = _with_routes(labels, _routes_of(model=m))
         notes = f"{m} -> {snap} on {', '.join(_routes_of(model=m))}, dq {dq:+.3f}, ttft x{ttft:.2f}"
