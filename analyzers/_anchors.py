@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Anchor", "anchors"]
 
+REACH = timedelta(hours=1)
+"""The routes a new value reached are read from its first hour (a route it came to later has a moment of its own)."""
 CHANGE_DIMENSIONS = ("request_model", "response_model", "system_fingerprint", "prompt_version", "index_version", "service_version")
 """The first_seen table's dimensions, each an llm_calls column."""
 
@@ -38,9 +40,9 @@ class Anchor:
 
 
 def anchors(store: Store, window: Window, filters: Filters, *, settle: timedelta, min_calls: int) -> list[Anchor]:
-    """Every (first appearance, route) of the window with at least `min_calls` calls carrying the
-    value; a value seen within `settle` of the start of its service's data is no change. Two
-    small queries: the first_seen table, then one scan from the earliest appearance on."""
+    """Every (first appearance, route) of the window where the value's first hour (`REACH`) put at
+    least `min_calls` calls; a value seen within `settle` of the start of its service's data is no
+    change. Two small queries: the first_seen table, then one scan of the new values' first hours."""
     service_only, service_params = filter_sql(filters, only=("service",))
     params = {"start": window.start, "end": window.end, "settle_s": int(settle.total_seconds())} | service_params
     news = [(str(d), str(v), str(s), utc(t)) for d, v, s, t in store.rows(render("anchors", service_filter=service_only), params)
@@ -48,12 +50,12 @@ def anchors(store: Store, window: Window, filters: Filters, *, settle: timedelta
     if not news:
         return []
     matches: list[str] = []
-    bound: dict[str, str] = {}
-    for i, (dimension, value, service, _) in enumerate(news, start=1):
-        matches.append(f"if(service = {{a{i}s:String}} AND ifNull({quote_identifier(dimension)} = {{a{i}v:String}}, 0), {i}, 0)")
-        bound |= {f"a{i}s": service, f"a{i}v": value}
+    bound: dict[str, object] = {}
+    for i, (dimension, value, service, at) in enumerate(news, start=1):
+        matches.append(f"if(time < {{a{i}t:DateTime64(9)}} AND service = {{a{i}s:String}} AND ifNull({quote_identifier(dimension)} = {{a{i}v:String}}, 0), {i}, 0)")
+        bound |= {f"a{i}s": service, f"a{i}v": value, f"a{i}t": at + REACH}
     where, filter_params = filter_sql(filters)
-    rows = store.rows(render("anchor_routes", matches=", ".join(matches), filters=where),
-                      bound | filter_params | {"since": min(t for *_, t in news), "end": window.end})  # fmt: skip
+    span = {"since": min(t for *_, t in news), "end": min(window.end, max(t for *_, t in news) + REACH)}
+    rows = store.rows(render("anchor_routes", matches=", ".join(matches), filters=where), bound | filter_params | span)
     return [Anchor(news[a - 1][3], str(route), int(calls), f"{news[a - 1][0]}={news[a - 1][1]}")
             for a, route, calls in rows if calls >= min_calls]  # fmt: skip

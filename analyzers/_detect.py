@@ -155,7 +155,7 @@ def _anchored(store: Store, window: Window, filters: Filters, quiet: Sequence[tu
     buckets give no per-call variance to test at one split)."""
     if not quiet or settings.anchored_alpha <= 0:
         return []
-    moments = anchors(store, window, filters, settle=default_bucket(window, target=120), min_calls=settings.min_affected)
+    moments = anchors(store, window, filters, settle=default_bucket(window, target=120), min_calls=settings.min_bucket_calls)
     tests: dict[tuple[str, str, int], tuple[_Series, SliceRef | None, str]] = {}
     for spec, parts in quiet:
         for moment in moments:

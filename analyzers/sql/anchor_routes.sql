@@ -1,6 +1,6 @@
--- Calls per route of each new value from its first appearance on (the routes a change reached).
--- The matches slot numbers each value's bound condition, `if(<condition>, <i>, 0)`; the filters
--- slot holds the fixed equality filters (values bound).
+-- Calls per route of each new value in its first hour (the routes a change reached). The matches
+-- slot numbers each value's bound condition (its first hour, its service, its value),
+-- `if(<condition>, <i>, 0)`; the filters slot holds the fixed equality filters (values bound).
 SELECT anchor, route, count() AS calls
 FROM llm_calls
 ARRAY JOIN arrayFilter(i -> i > 0, [$matches]) AS anchor
