@@ -23,6 +23,7 @@ __all__ = ["Anchor", "anchors"]
 
 REACH = timedelta(hours=1)
 """The routes a new value reached are read from its first hour (a route it came to later has a moment of its own)."""
+
 CHANGE_DIMENSIONS = ("request_model", "response_model", "system_fingerprint", "prompt_version", "index_version", "service_version")
 """The first_seen table's dimensions, each an llm_calls column."""
 
@@ -34,7 +35,7 @@ class Anchor:
     at: datetime
     route: str
     calls: int
-    """Calls on the route that carried the value, from `at` to the window's end."""
+    """Calls on the route that carried the value in its first hour (`REACH`)."""
     change: str
     """`dimension=value`."""
 

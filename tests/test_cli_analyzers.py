@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
+from test_detect import T0, _judged_routes
 
 from driftline.analyzers.cli import cli
 from driftline.analyzers.evaluation._scenarios import Scenario
@@ -78,3 +80,14 @@ def test_commands_have_help_with_an_example() -> None:
     for command in ("detect", "attribute"):
         code, out, _ = _run(command, "--help")
         assert code == 0 and "Example:" in out and f"driftline {command} " in out
+
+
+def test_detect_says_which_change_a_finding_was_tested_at(store: Store) -> None:
+    """A drop only the test at prompt v2's first appearance finds is named with it, in the table and the JSON."""
+    _judged_routes(store, np.random.default_rng(0), small_drop=0.06, new_prompt=True)
+    window = ["--store", store.url, "--since", T0.isoformat(), "--until", (T0 + timedelta(hours=6)).isoformat(), "--signal", "quality:faithfulness"]
+    code, out, _ = _run("detect", *window)
+    assert code == 0 and "quality:faithfulness on route=/small: found at the first appearance of prompt_version=v2" in out
+    code, out, _ = _run("detect", *window, "--json")
+    [found] = json.loads(out)["regressions"]
+    assert code == 0 and found["anchor"] == "prompt_version=v2" and found["slice"] == {"dimension": "route", "value": "/small"}

@@ -75,7 +75,7 @@ def detect_command(since: str, until: str, signals: tuple[str, ...], bucket: obj
     several standard errors computed from the calls (a slice, or a regression that already
     ended, needs more), lasts 10 minutes and rests on enough calls. The `slice` column says
     where a regression the whole scope hid was found. Where a new model, snapshot, prompt,
-    index or service version appeared, each route it reached is also tested at that moment
+    index or service version appeared, each route it reached in its first hour is also tested at that moment
     alone (a lower bar, about 3.5 standard errors, since the moment was known before looking):
     such findings name the change (`anchor`) and come last. Worst first; exit 0 whether or not
     anything regressed.
