@@ -231,8 +231,7 @@ def incident_report(
     say("checking the window")
     calls = require_data(store, window, filters, now=now)
     say("detecting regressions")
-    # still broken first; those found only at a change's moment (weaker evidence) after the rest
-    regressions = sorted(detect(store, window, filters=filters), key=lambda r: (r.anchor is not None, r.ended_at is not None))
+    regressions = detect(store, window, filters=filters)  # ranked: still broken first, those found only at a change's moment last
     attributions = attribute_regressions(store, window, filters, regressions, say)
     say("charting")
     findings = [_charted(store, window, filters, _exemplified(store, filters, f))
@@ -318,7 +317,7 @@ def _within_provider(store: Store, scope: Filters, r: Regression, attributed: At
     if r.slice is None or r.slice.dimension != "provider" or not isinstance(attributed, Attribution):
         return attributed
     change = attributed.incident_value - attributed.baseline_value
-    if (change > 0) == (get_signal(r.signal).bad == "up") and change != 0:
+    if change != 0 and get_signal(r.signal).is_bad("up" if change > 0 else "down"):
         return attributed
     return _attribute_group(store, replace(scope, provider=r.slice.value), [r], baseline, incident, seen)[0]
 

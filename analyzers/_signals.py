@@ -168,7 +168,7 @@ def source_sql(signal: Signal, *, with_dimensions: bool, filters: Filters) -> st
     """What the signal's rows come from: llm_calls, llm_scores, or scores joined to their calls."""
     if signal.source == "calls":
         return "llm_calls"
-    needs_calls = with_dimensions or any(getattr(filters, c) is not None for c in ("route", "tenant", "environment", "provider"))
+    needs_calls = with_dimensions or any(getattr(filters, c) is not None for c in _FILTER_COLUMNS if c not in _filterable("llm_scores"))
     if not needs_calls:
         return "llm_scores"
     evaluation = "" if signal.evaluation is None else " AND evaluation = {evaluation:String}"
