@@ -80,6 +80,7 @@ FINDING_TYPES: tuple[tuple[str, str, str], ...] = (
     ("cancellation_cost", "cancellation_tax", "cancellation-tax"),
     ("validation_failure_rate", "structured_output_failures", "structured-output-failures"),
     ("low_confidence_share", "low_input_confidence", "asr-ocr-confidence"),
+    ("input_confidence", "low_input_confidence", "asr-ocr-confidence"),
 )
 """(signal prefix, finding type, runbook name): the one place a finding is tied to its runbook."""
 

@@ -128,6 +128,7 @@ _CALL_SIGNALS: tuple[Signal, ...] = (
            "validation != 'ok'", "validation IS NOT NULL", binary=True),  # fmt: skip
     Signal("low_confidence_share", f"share of ASR/OCR inputs with mean word confidence under {LOW_CONFIDENCE}", "up",
            f"confidence_mean < {LOW_CONFIDENCE}", "confidence_mean IS NOT NULL", binary=True),  # fmt: skip
+    Signal("input_confidence", "mean word confidence of ASR/OCR inputs (0-1)", "down", "confidence_mean", "confidence_mean IS NOT NULL"),
 )
 CALL_SIGNALS: dict[str, Signal] = {s.name: s for s in _CALL_SIGNALS}
 

@@ -235,3 +235,34 @@ def test_a_harmless_new_prompt_raises_nothing(store: Store, seed: int) -> None:
     """The same new prompt with no effect: testing at its moment finds no regression in any signal."""
     _judged_routes(store, np.random.default_rng(seed), small_drop=0.0, new_prompt=True)
     assert detect(store, Window(T0, T0 + timedelta(hours=6))) == []
+
+
+def _voice_calls(store: Store, rng: np.random.Generator, *, shift: float) -> datetime:
+    """Six hours of transcribed calls, one a minute (a small voice route): mean word confidence
+    ~0.83 (sd 0.1); a deploy 5 h in moves it by `shift`. Returns the deploy time."""
+    n, change = 6 * 60, T0 + timedelta(hours=5)
+    times = [T0 + timedelta(seconds=float(s)) for s in np.sort(rng.uniform(0, 6 * 3600, n))]
+    after = np.array(times) >= change
+    confidence = np.clip(rng.normal(0.83 + np.where(after, shift, 0.0), 0.1), 0, 1)
+    calls = {"time": times, "trace_id": [f"t{i}" for i in range(n)], "span_id": [f"s{i}" for i in range(n)],
+             "service": ["voice"] * n, "route": ["/voice"] * n, "status": ["Unset"] * n, "duration_s": [1.0] * n,
+             "span_name": ["chat"] * n, "service_version": list(np.where(after, "1.1", "1.0")), "confidence_mean": list(confidence)}  # fmt: skip
+    store.insert("llm_calls", list(calls.values()), list(calls))
+    return change
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_deploy_that_lowers_asr_confidence_is_found_by_its_mean(store: Store, seed: int) -> None:
+    """60 calls after a deploy that costs 0.08 of confidence: only a handful more fall under the
+    low-confidence line, too few for its share to say anything; their mean says it plainly."""
+    change = _voice_calls(store, np.random.default_rng(seed), shift=-0.08)
+    found = {r.signal: r for r in detect(store, Window(T0, T0 + timedelta(hours=6)))}
+    assert "low_confidence_share" not in found
+    confidence = found["input_confidence"]
+    assert abs(confidence.started_at - change) <= timedelta(minutes=10) and confidence.current < confidence.baseline - 0.05
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_deploy_that_keeps_asr_confidence_raises_nothing(store: Store, seed: int) -> None:
+    _voice_calls(store, np.random.default_rng(seed), shift=0.0)
+    assert detect(store, Window(T0, T0 + timedelta(hours=6))) == []
