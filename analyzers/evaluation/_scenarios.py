@@ -442,7 +442,7 @@ def asr_deploy(rng: np.random.Generator, c: dict[str, Any], at: float, changes: 
     changes.append((at, "deploy", "support-bot", NEW_VERSION, "switch ASR to streaming endpoint"))
     causes = (frozenset({("service_version", NEW_VERSION)}), frozenset({("input_confidence", "low")}),
               frozenset({("service_version", NEW_VERSION), ("input_confidence", "low")}))  # fmt: skip
-    return _Truth(("low_confidence_share", QUALITY), causes, f"ASR confidence -{shift:.3f} on {NEW_VERSION}", frozenset({"deploy"}))
+    return _Truth(("low_confidence_share", "input_confidence", QUALITY), causes, f"ASR confidence -{shift:.3f} on {NEW_VERSION}", frozenset({"deploy"}))
 
 
 def rate_limit_storm(rng: np.random.Generator, c: dict[str, Any], at: float, changes: list[Any]) -> _Truth:

@@ -423,7 +423,7 @@ def _make(kind: str, i: int, seed: int, end: datetime) -> LabelledScenario:
                                    note=f"ASR confidence {shift:+.2f}", harmful=True))  # fmt: skip
         spec.fx[("service_version", v)] = Effect(asr_shift=shift)
         avoid.add(("svc", svc))
-        signals = ("low_confidence_share", QUALITY)
+        signals = ("low_confidence_share", "input_confidence", QUALITY)
         causes = _with_routes([("service_version", v), ("input_confidence", "low")], ["/voice-notes"])
         service = svc if local else None
         notes = f"{svc} {v}, confidence {shift:+.3f}"

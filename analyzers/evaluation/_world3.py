@@ -107,7 +107,7 @@ def _asr_deploy_confidence(rng: random.Random, t0: int, end: int) -> Incident:
                     rollout=rng.uniform(120, 360))  # fmt: skip
     effect = Effect((("service_version", version),), t0, share=share, confidence=shift)
     probe = Probe("low_confidence_share", cause_set(("service_version", version)), cause_set(("service_version", VERSIONS["voice-gateway"])))
-    signals = ("low_confidence_share", QUALITY_OF["/voice/reply"], QUALITY_OF["/voice/intent"])
+    signals = ("low_confidence_share", "input_confidence", QUALITY_OF["/voice/reply"], QUALITY_OF["/voice/intent"])
     notes = f"voice-gateway {version}: ASR confidence -{shift:.2f} on {share:.0%} of voice calls, their quality -{QUALITY_PER_CONFIDENCE * shift:.2f}"
     return Incident(change.key, (change,), (effect,), signals, (probe.segment, cause_set(("input_confidence", "low"))), probe, notes)
 
@@ -225,7 +225,7 @@ def _in_scope(signal: str, call: Call) -> bool:
         return call.route.stream
     if signal == "validation_failure_rate":
         return call.validation is not None
-    if signal == "low_confidence_share":
+    if signal in ("low_confidence_share", "input_confidence"):
         return call.confidence is not None
     return True
 
