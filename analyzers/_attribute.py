@@ -45,6 +45,10 @@ DIMENSIONS: dict[str, str] = {
     "service_version": "service_version",
 }
 """The allow-list: attribution dimension -> its SQL over an llm_calls row. ASR/OCR confidence is bucketed."""
+BUCKETED_FROM = {"input_confidence": "confidence_mean"}
+"""The column a bucketed dimension is computed from. For a signal that reads the same column it
+restates the symptom ("more low-confidence inputs: the low-confidence ones"), so it is no suspect
+there; for any other signal (quality falling on low-confidence transcripts) it is a cause."""
 
 MIN_SEGMENT_CALLS = 20
 """attribute() ignores candidates with fewer incident calls: no suspects made of a handful of calls."""
@@ -225,11 +229,17 @@ def _attribution(context: _Context, spec: Signal, dims: list[str], leaves: panda
             raise NoDataError(f"no {spec.name} data in the {name} window {window.start.isoformat()} .. {window.end.isoformat()}")
         if calls < MIN_SEGMENT_CALLS:
             raise TooLittleDataError(f"too little data: {calls} calls with {spec.name} in the {name} window (need {MIN_SEGMENT_CALLS})")
-    ranked = attribute_frame(leaves, dimensions=dims, baseline="b_num", current="c_num", baseline_count="b_den",
+    ranked = attribute_frame(leaves, dimensions=_not_restating(spec, dims), baseline="b_num", current="c_num", baseline_count="b_den",
                              current_count="c_den", min_count=MIN_SEGMENT_CALLS, spread=_spread(leaves))  # fmt: skip
     return Attribution(signal=spec.name, baseline=context.baseline, incident=context.incident,
                        baseline_value=float(leaves["b_num"].sum()) / b_calls, incident_value=float(leaves["c_num"].sum()) / c_calls,
                        suspects=tuple(_suspect(context, spec, *entry) for entry in _suspect_entries(context, spec, leaves, ranked, top)))  # fmt: skip
+
+
+def _not_restating(spec: Signal, dims: list[str]) -> list[str]:
+    """The dimensions but those computed from the column the signal itself reads (`BUCKETED_FROM`)."""
+    kept = [d for d in dims if d not in BUCKETED_FROM or BUCKETED_FROM[d] not in f"{spec.num} {spec.den}"]
+    return kept or dims
 
 
 def _spread(leaves: pandas.DataFrame) -> float | None:

@@ -20,6 +20,8 @@ from driftline.analyzers import (
 from driftline.analyzers.evaluation._scenarios import BUCKET, Scenario
 from driftline.collector import AnalysisError, NoDataError, Store
 
+from test_detect import T0, _voice_calls
+
 
 def _leaves(seed: int, cause: dict[str, str], factor: float) -> pd.DataFrame:
     """RiskLoc/Squeeze-style leaves: a forecast and a real value per combination of a, b, c."""
@@ -156,3 +158,13 @@ def test_attribute_frame_reaches_three_dimensional_causes_when_asked() -> None:
     assert attribute_frame(frame, dimensions=["a", "b", "c"], baseline="predict", current="real", max_order=3).iloc[0]["label"] == "a=a1 & b=b3 & c=c2"
     assert attribute_frame(frame, dimensions=["a", "b", "c"], baseline="predict", current="real", max_order=2).iloc[0]["dimensions"] != ("a", "b", "c")
     assert attribute_frame(frame, dimensions=["a", "b", "c"], baseline="predict", current="real").iloc[0]["label"] == "a=a1 & b=b3 & c=c2"
+
+
+@pytest.mark.parametrize("signal", ["low_confidence_share", "input_confidence"])
+def test_a_confidence_drop_is_blamed_on_the_deploy_not_on_the_low_confidence_inputs(store: Store, signal: str) -> None:
+    """Bucketing inputs by their confidence splits a confidence signal by its own outcome: "more
+    low-confidence inputs" is what happened, the deploy is why."""
+    change = _voice_calls(store, np.random.default_rng(0), shift=-0.15)
+    found = attribute(store, signal, baseline=Window(T0, change), incident=Window(change, T0 + timedelta(hours=6)))
+    assert (found.suspects[0].dimensions, found.suspects[0].values) == (("service_version",), ("1.1",))
+    assert not any("input_confidence" in s.dimensions for s in found.suspects)
