@@ -9,6 +9,7 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 import pytest
+from test_detect import T0, _voice_calls
 
 from driftline.analyzers import (
     Filters,
@@ -19,8 +20,6 @@ from driftline.analyzers import (
 )
 from driftline.analyzers.evaluation._scenarios import BUCKET, Scenario
 from driftline.collector import AnalysisError, NoDataError, Store
-
-from test_detect import T0, _voice_calls
 
 
 def _leaves(seed: int, cause: dict[str, str], factor: float) -> pd.DataFrame:
