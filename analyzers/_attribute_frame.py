@@ -118,10 +118,9 @@ def attribute_frame(frame: pd.DataFrame, *, dimensions: Sequence[str], baseline:
     if max_order >= 3 and len(dims) >= 3:
         cubes += _deep_cuboids(leaves, cubes, y, w, s, pen, dims, max_order, min_count)
     chosen = _pursue(cubes, y, w, s, pen)
-    parts = [_candidates(c, total) for c in cubes]
+    parts = [_candidates(c, total, min_count) for c in cubes]
     out = pd.DataFrame({c: list(itertools.chain.from_iterable(p[c] for p in parts)) if c in _OBJECT_COLUMNS
                         else np.concatenate([p[c] for p in parts]) for c in parts[0]})  # fmt: skip
-    out = out[out["current_count"] >= min_count]
     picked = set(chosen)
     out["root_cause"] = [(d, v) in picked for d, v in zip(out["dimensions"], out["values"])]
     # only causes that push in the direction the causes push together (that of the change, unless
@@ -292,8 +291,10 @@ def _key(codes: dict[str, np.ndarray], dims: Sequence[str]) -> np.ndarray:
     return key
 
 
-def _candidates(cube: _Cuboid, total: float) -> dict[str, Any]:
-    """The candidates of one dimension (or combination) as columns: shares, effect and score.
+def _candidates(cube: _Cuboid, total: float, min_count: float) -> dict[str, Any]:
+    """The candidates of one dimension (or combination) with `min_count` current calls or more, as
+    columns: shares, effect and score. The thin ones are dropped before their labels are built
+    (most of a deep cuboid's are thin: their strings cost more than ranking them).
 
     The cuboid's leaves may be a subset of all leaves as long as it holds every leaf of each group
     in it (volume shares and within parts are those of the whole frame)."""
@@ -312,14 +313,15 @@ def _candidates(cube: _Cuboid, total: float) -> dict[str, Any]:
     with np.errstate(divide="ignore", invalid="ignore"):
         b_value = g["b_num"] / np.where(g["b_den"] > 0, g["b_den"], np.nan) if rate else g["b_num"]
         c_value = g["c_num"] / np.where(g["c_den"] > 0, g["c_den"], np.nan) if rate else g["c_num"]
-    values = cube.labels
+    kept = np.flatnonzero(g["c_den"] >= min_count)
+    values = [cube.labels[i] for i in kept]
     return {
-        "dimensions": [dims] * n, "values": values,
+        "dimensions": [dims] * len(kept), "values": values,
         "label": [" & ".join(f"{d}={v}" for d, v in zip(dims, vs)) for vs in values],
-        "explained_share": share, "within_share": within, "mix_share": mix,
-        "effect": np.where(share <= 0, "better", np.where(within >= mix, "worse", "mix")),
-        "baseline_value": b_value, "current_value": c_value, "baseline_count": g["b_den"], "current_count": g["c_den"],
-        "coverage": coverage, "score": score,
+        "explained_share": share[kept], "within_share": within[kept], "mix_share": mix[kept],
+        "effect": np.where(share <= 0, "better", np.where(within >= mix, "worse", "mix"))[kept],
+        "baseline_value": b_value[kept], "current_value": c_value[kept], "baseline_count": g["b_den"][kept],
+        "current_count": g["c_den"][kept], "coverage": coverage[kept], "score": score[kept],
     }  # fmt: skip
 
 
