@@ -8,7 +8,7 @@ from datetime import timedelta
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from test_detect import T0, _judged_routes
+from test_detect import T0, _judged_routes, _traffic
 
 from driftline.analyzers.cli import cli
 from driftline.analyzers.evaluation._scenarios import Scenario
@@ -91,3 +91,15 @@ def test_detect_says_which_change_a_finding_was_tested_at(store: Store) -> None:
     code, out, _ = _run("detect", *window, "--json")
     [found] = json.loads(out)["regressions"]
     assert code == 0 and found["anchor"] == "prompt_version=v2" and found["slice"] == {"dimension": "route", "value": "/small"}
+
+
+def test_provider_narrows_detect_to_one_providers_calls(store: Store) -> None:
+    """Errors x20 on the provider carrying 5% of the calls: under --provider small they are the
+    whole scope's regression; under --provider openai there is none."""
+    _traffic(store, np.random.default_rng(0), small_errors_after=0.2)
+    window = ["--since", T0.isoformat(), "--until", (T0 + timedelta(hours=6)).isoformat(), "--signal", "error_rate", "--json", "--store", store.url]
+    code, out, _ = _run("detect", "--provider", "small", *window)
+    [found] = json.loads(out)["regressions"]
+    assert code == 0 and found["slice"] is None and found["current"] > 0.1
+    code, out, _ = _run("detect", "--provider", "openai", *window)
+    assert code == 0 and json.loads(out)["regressions"] == []

@@ -60,8 +60,8 @@ def scope_options(func: F, *, since: str = ...) -> F: ...
 @overload
 def scope_options(func: None = None, *, since: str = ...) -> Callable[[F], F]: ...
 def scope_options(func: F | None = None, *, since: str = "2h") -> F | Callable[[F], F]:
-    """--since/--until (relative or ISO 8601, UTC unless the time says its zone) and the four
-    filters --service/--route/--tenant/--environment; turn them into a Window and Filters with
+    """--since/--until (relative or ISO 8601, UTC unless the time says its zone) and the five
+    filters --service/--route/--tenant/--environment/--provider; turn them into a Window and Filters with
     `window_and_filters`. Use bare (`@scope_options`) or with another default (`@scope_options(since="24h")`).
     """
 
@@ -73,6 +73,7 @@ def scope_options(func: F | None = None, *, since: str = "2h") -> F | Callable[[
             click.option("--route", help="Only calls of this route."),
             click.option("--tenant", help="Only calls of this tenant."),
             click.option("--environment", help="Only calls of this deployment environment."),
+            click.option("--provider", help="Only calls to this provider (openai, anthropic, ...: gen_ai.provider.name)."),
         ]  # fmt: skip
         for option in reversed(options):
             f = option(f)

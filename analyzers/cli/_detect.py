@@ -85,6 +85,7 @@ def detect_command(since: str, until: str, signals: tuple[str, ...], bucket: obj
       driftline detect --since 24h
       driftline detect --since 2026-11-20T00:00Z --until 2026-11-21T00:00Z --route /chat/answer --json
       driftline detect --signal quality:faithfulness --signal latency_p95 --bucket 10m
+      driftline detect --since 2h --provider openai --signal rate_limit_rate
     """
     window, scope = window_and_filters(since, until, **filters)
     with opened(store_url) as store:

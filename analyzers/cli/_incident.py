@@ -81,9 +81,8 @@ def _colour_markdown(text: str) -> str:
               help="Success objective in percent; the error budget burned is measured against it.")  # fmt: skip
 @store_option
 @handle_errors
-def report_command(since: str, until: str, service: str | None, route: str | None, tenant: str | None, environment: str | None,
-                   fmt: str, out: Path | None, fail_on_regression: bool, grafana_url: str | None, slo: float,
-                   store_url: str | None) -> None:  # fmt: skip
+def report_command(since: str, until: str, fmt: str, out: Path | None, fail_on_regression: bool, grafana_url: str | None, slo: float,
+                   store_url: str | None, **filters: str | None) -> None:  # fmt: skip
     """What broke, since when, for whom, what it cost, which change explains it, what to do next.
 
     Detects every regressed signal in the window, ranks the changes that explain each, and writes
@@ -96,11 +95,11 @@ def report_command(since: str, until: str, service: str | None, route: str | Non
       driftline incident report --since 6h --format html --out incident.html
       driftline incident report --since 30m --format json --fail-on-regression
     """
-    window, filters = window_and_filters(since, until, service=service, route=route, tenant=tenant, environment=environment)
+    window, scope = window_and_filters(since, until, **filters)
     if fmt == "html" and out is None and sys.stdout.isatty():
         raise click.UsageError("the HTML report is a file to open in a browser: add --out incident.html")
     with opened(store_url) as store, progress() as say:
-        result = incident_report(store, window, filters=filters, slo=slo / 100, progress=say)
+        result = incident_report(store, window, filters=scope, slo=slo / 100, progress=say)
     text = render_report(result, fmt, grafana_url=grafana_url)
     if out is not None:
         out.write_text(text, encoding="utf-8")
@@ -119,8 +118,7 @@ def report_command(since: str, until: str, service: str | None, route: str | Non
 @json_option
 @store_option
 @handle_errors
-def timeline_command(since: str, until: str, service: str | None, route: str | None, tenant: str | None, environment: str | None,
-                     as_json: bool, store_url: str | None) -> None:  # fmt: skip
+def timeline_command(since: str, until: str, as_json: bool, store_url: str | None, **filters: str | None) -> None:
     """The post-mortem timeline: changes, first appearances, change points, bursts, recovery.
 
     Every line cites the query (or the exemplar trace ids) it rests on. Times are UTC.
@@ -130,13 +128,13 @@ def timeline_command(since: str, until: str, service: str | None, route: str | N
       driftline incident timeline --since 6h
       driftline incident timeline --since 2026-11-22T08:00:00Z --service support-bot --json
     """
-    window, filters = window_and_filters(since, until, service=service, route=route, tenant=tenant, environment=environment)
+    window, scope = window_and_filters(since, until, **filters)
     with opened(store_url) as store, progress() as say:
         say("detecting regressions and building the timeline")
-        events = timeline(store, window, filters=filters)
+        events = timeline(store, window, filters=scope)
     if as_json:
         data = {"schema_version": SCHEMA_VERSION, "kind": "driftline.timeline", "window": as_dict(window),
-                "filters": as_dict(filters), "events": [as_dict(e) for e in events]}  # fmt: skip
+                "filters": as_dict(scope), "events": [as_dict(e) for e in events]}  # fmt: skip
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return
     click.echo(f"timeline {window.start:%Y-%m-%d %H:%M} to {window.end:%Y-%m-%d %H:%M} UTC ({len(events)} events)\n")
