@@ -68,8 +68,9 @@ def test_rates_and_means_count_only_calls_that_carry_the_signal(store: Store) ->
         {"time": _at(4), "validation": "parse_error", "rate_limited": True, "http_status": 429, "status": "Error"},
     ])  # fmt: skip
     value = {s: signal_series(store, s, WINDOW, bucket=BUCKET)["value"][0] for s in
-             ("validation_failure_rate", "cost_per_call", "low_confidence_share", "cancellation_tax", "cancellation_cost", "rate_limit_rate")}  # fmt: skip
-    assert value == pytest.approx({"validation_failure_rate": 2 / 3, "cost_per_call": 0.02, "low_confidence_share": 0.5,
+             ("validation_failure_rate", "cost_per_call", "low_confidence_share", "input_confidence", "cancellation_tax", "cancellation_cost",
+              "rate_limit_rate")}  # fmt: skip
+    assert value == pytest.approx({"validation_failure_rate": 2 / 3, "cost_per_call": 0.02, "low_confidence_share": 0.5, "input_confidence": 0.65,
                                    "cancellation_tax": 60.0, "cancellation_cost": 0.03 * 120 / 200 / 2, "rate_limit_rate": 0.25})  # fmt: skip
     # the cancellation signals count the two streams only: a plain call cannot be cut short
 
