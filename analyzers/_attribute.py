@@ -238,7 +238,7 @@ def _attribution(context: _Context, spec: Signal, dims: list[str], leaves: panda
 
 def _not_restating(spec: Signal, dims: list[str]) -> list[str]:
     """The dimensions but those computed from the column the signal itself reads (`BUCKETED_FROM`)."""
-    kept = [d for d in dims if d not in BUCKETED_FROM or BUCKETED_FROM[d] not in f"{spec.num} {spec.den}"]
+    kept = [d for d in dims if spec.column is None or BUCKETED_FROM.get(d) != spec.column]
     return kept or dims
 
 

@@ -43,6 +43,7 @@ class Signal:
     source: Literal["calls", "scores"] = "calls"
     quantile: float | None = None
     column: str | None = None
+    """The llm_calls column the signal reads, where it reads one: a percentile's, a confidence's."""
     evaluation: str | None = None
     binary: bool = False
     """A rate: `num` is 0 or 1 per call, so its squares are its sums (one aggregate, not two)."""
@@ -127,8 +128,9 @@ _CALL_SIGNALS: tuple[Signal, ...] = (
     Signal("validation_failure_rate", "share of structured outputs that failed validation", "up",
            "validation != 'ok'", "validation IS NOT NULL", binary=True),  # fmt: skip
     Signal("low_confidence_share", f"share of ASR/OCR inputs with mean word confidence under {LOW_CONFIDENCE}", "up",
-           f"confidence_mean < {LOW_CONFIDENCE}", "confidence_mean IS NOT NULL", binary=True),  # fmt: skip
-    Signal("input_confidence", "mean word confidence of ASR/OCR inputs (0-1)", "down", "confidence_mean", "confidence_mean IS NOT NULL"),
+           f"confidence_mean < {LOW_CONFIDENCE}", "confidence_mean IS NOT NULL", column="confidence_mean", binary=True),  # fmt: skip
+    Signal("input_confidence", "mean word confidence of ASR/OCR inputs (0-1)", "down", "confidence_mean", "confidence_mean IS NOT NULL",
+           column="confidence_mean"),  # fmt: skip
 )
 CALL_SIGNALS: dict[str, Signal] = {s.name: s for s in _CALL_SIGNALS}
 
