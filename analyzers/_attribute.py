@@ -22,7 +22,7 @@ from driftline.collector._errors import AnalysisError, NoDataError, TooLittleDat
 from ._attribute_frame import NONE, attribute_frame, holds_missing
 from ._model import Attribution, Evidence, Filters, Suspect, Window
 from ._regimes import arcsine_z
-from ._signals import Signal, filter_sql, get_signal, scope_params, source_sql, utc
+from ._signals import LOW_CONFIDENCE, Signal, filter_sql, get_signal, scope_params, source_sql, utc
 from ._sql import quote_identifier, render
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ DIMENSIONS: dict[str, str] = {
     "provider": "provider",
     "prompt_version": "prompt_version",
     "index_version": "index_version",
-    "input_confidence": "multiIf(confidence_mean IS NULL, NULL, confidence_mean < 0.6, 'low', confidence_mean < 0.8, 'medium', 'high')",
+    "input_confidence": f"multiIf(confidence_mean IS NULL, NULL, confidence_mean < {LOW_CONFIDENCE}, 'low', confidence_mean < 0.8, 'medium', 'high')",
     "route": "route",
     "tenant": "tenant",
     "service_version": "service_version",
