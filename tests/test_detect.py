@@ -4,6 +4,7 @@ variability, robust to daily traffic swings and to a handful of calls; over the 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -134,6 +135,15 @@ def test_detect_filters_narrow_the_search_to_the_route_that_broke(scenario_store
     assert "quality:faithfulness" not in [r.signal for r in off]
 
 
+def _insert_calls(store: Store, times: list[datetime], **columns: Any) -> None:
+    """Insert one llm_calls row per time (trace t<i>, span s<i>): successful 1 s calls of service
+    bot on /chat, unless a column (a list, one value per call) says otherwise."""
+    n = len(times)
+    rows = {"time": times, "trace_id": [f"t{i}" for i in range(n)], "span_id": [f"s{i}" for i in range(n)], "service": ["bot"] * n,
+            "route": ["/chat"] * n, "status": ["Unset"] * n, "duration_s": [1.0] * n, "span_name": ["chat"] * n} | columns  # fmt: skip
+    store.insert("llm_calls", list(rows.values()), list(rows))
+
+
 def _traffic(store: Store, rng: np.random.Generator, *, small_errors_after: float) -> datetime:
     """Six hours of calls, 20 a minute over three providers, 5% of them on provider `small`; its
     error rate goes from 1% to `small_errors_after` for the last two hours. Returns the change time."""
@@ -141,11 +151,7 @@ def _traffic(store: Store, rng: np.random.Generator, *, small_errors_after: floa
     times = [start + timedelta(seconds=float(s)) for s in np.sort(rng.uniform(0, 6 * 3600, n))]
     providers = rng.choice(["openai", "anthropic", "small"], size=n, p=[0.6, 0.35, 0.05])
     rates = np.where((providers == "small") & (np.array(times) >= change), small_errors_after, 0.01)
-    status = np.where(rng.random(n) < rates, "Error", "Unset")
-    columns = {"time": times, "trace_id": [f"t{i}" for i in range(n)], "span_id": [f"s{i}" for i in range(n)],
-               "service": ["bot"] * n, "route": ["/chat"] * n, "provider": list(providers), "status": list(status),
-               "duration_s": [1.0] * n, "span_name": ["chat"] * n}  # fmt: skip
-    store.insert("llm_calls", list(columns.values()), list(columns))
+    _insert_calls(store, times, provider=list(providers), status=list(np.where(rng.random(n) < rates, "Error", "Unset")))
     return change
 
 
@@ -192,13 +198,11 @@ def _judged_routes(store: Store, rng: np.random.Generator, *, small_drop: float,
     changed = (routes == "/small") & (np.array(times) >= change)
     stormy = storm & (np.array(times) >= change + timedelta(minutes=30)) & (np.array(times) < change + timedelta(hours=1))
     status = np.where(stormy & (rng.random(n) < 0.4), "Error", "Unset")
-    calls = {"time": times, "trace_id": [f"t{i}" for i in range(n)], "span_id": [f"s{i}" for i in range(n)],
-             "service": ["bot"] * n, "route": list(routes), "status": list(status), "duration_s": [1.0] * n, "span_name": ["chat"] * n,
-             "prompt_name": ["answer"] * n, "prompt_version": list(np.where(changed & new_prompt, "v2", "v1"))}  # fmt: skip
-    store.insert("llm_calls", list(calls.values()), list(calls))
+    _insert_calls(store, times, route=list(routes), status=list(status), prompt_name=["answer"] * n,
+                  prompt_version=list(np.where(changed & new_prompt, "v2", "v1")))  # fmt: skip
     scores = np.clip(rng.normal(np.where(changed, 0.85 - small_drop, 0.85), 0.15), 0, 1)
-    judged = {"time": [t + timedelta(minutes=2) for t in times], "trace_id": calls["trace_id"], "span_id": calls["span_id"],
-              "service": calls["service"], "evaluation": ["faithfulness"] * n, "score": list(scores)}  # fmt: skip
+    judged = {"time": [t + timedelta(minutes=2) for t in times], "trace_id": [f"t{i}" for i in range(n)], "span_id": [f"s{i}" for i in range(n)],
+              "service": ["bot"] * n, "evaluation": ["faithfulness"] * n, "score": list(scores)}  # fmt: skip
     store.insert("llm_scores", list(judged.values()), list(judged))
     return change
 
@@ -244,10 +248,8 @@ def _voice_calls(store: Store, rng: np.random.Generator, *, shift: float) -> dat
     times = [T0 + timedelta(seconds=float(s)) for s in np.sort(rng.uniform(0, 6 * 3600, n))]
     after = np.array(times) >= change
     confidence = np.clip(rng.normal(0.83 + np.where(after, shift, 0.0), 0.1), 0, 1)
-    calls = {"time": times, "trace_id": [f"t{i}" for i in range(n)], "span_id": [f"s{i}" for i in range(n)],
-             "service": ["voice"] * n, "route": ["/voice"] * n, "status": ["Unset"] * n, "duration_s": [1.0] * n,
-             "span_name": ["chat"] * n, "service_version": list(np.where(after, "1.1", "1.0")), "confidence_mean": list(confidence)}  # fmt: skip
-    store.insert("llm_calls", list(calls.values()), list(calls))
+    _insert_calls(store, times, service=["voice"] * n, route=["/voice"] * n, service_version=list(np.where(after, "1.1", "1.0")),
+                  confidence_mean=list(confidence))  # fmt: skip
     return change
 
 
