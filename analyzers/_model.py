@@ -39,7 +39,7 @@ class Filters:
     tenant: str | None = None
     environment: str | None = None
     provider: str | None = None
-    """Set by the report alone, to attribute one provider's regression within its calls."""
+    """`--provider`; the report also sets it, to attribute one provider's regression within its calls."""
 
 
 @dataclass(frozen=True)
