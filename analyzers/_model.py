@@ -113,6 +113,10 @@ class Suspect:
         """`response_model=gpt-4o-2024-11-20` or `prompt_version=v8 & route=/chat`."""
         return " & ".join(f"{d}={v}" for d, v in zip(self.dimensions, self.values))
 
+    def names(self, dimension: str, value: str) -> bool:
+        """Whether the suspect, or a segment it names as holding the same calls, selects dimension=value."""
+        return any((dimension, value) in zip(dims, values) for dims, values in [(self.dimensions, self.values), *self.equivalents])
+
     @property
     def named(self) -> str:
         """The label with its equivalent segments: `response_model=X (same calls: system_fingerprint=fp_1)`."""

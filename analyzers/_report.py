@@ -312,13 +312,16 @@ def narrowed(filters: Filters, regression: Regression) -> Filters:
 def _within_provider(store: Store, scope: Filters, r: Regression, attributed: Attribution | str, baseline: Window,
                      incident: Window, seen: dict[tuple[str, str], datetime]) -> Attribution | str:  # fmt: skip
     """A provider's regression is attributed in the whole scope, where the provider itself can be
-    the suspect (a 429 storm); but where the whole scope did not get worse (one provider's
-    latency or quality, diluted by the others), its suspects would only describe the others'
-    noise: then it is attributed within the provider's calls."""
+    the suspect (a 429 storm). Where the whole scope did not get worse (one provider's latency or
+    quality, diluted by the others), or its leading suspect is not the provider's calls getting
+    worse (a shift of traffic, another provider's noise), it is attributed within the provider's
+    calls: a cause inside the provider is found there as well."""
     if r.slice is None or r.slice.dimension != "provider" or not isinstance(attributed, Attribution):
         return attributed
     change = attributed.incident_value - attributed.baseline_value
-    if change != 0 and get_signal(r.signal).is_bad("up" if change > 0 else "down"):
+    worse = change != 0 and get_signal(r.signal).is_bad("up" if change > 0 else "down")
+    top = attributed.suspects[0] if attributed.suspects else None
+    if worse and top is not None and top.effect == "worse" and top.names("provider", r.slice.value):
         return attributed
     return _attribute_group(store, replace(scope, provider=r.slice.value), [r], baseline, incident, seen)[0]
 

@@ -59,6 +59,8 @@ class Call:
     http_status: int | None = None
     cancelled: bool = False
     cost: float = 0.002
+    pace: float = 1.0
+    """Scales the time between the call's chunks, so its latency and TTFT."""
 
 
 @dataclass
@@ -100,7 +102,7 @@ class Scenario:
 
 def _simulate(provider: TracerProvider, call: Call, when: datetime, rng: random.Random) -> None:
     started = _ns(when)
-    ticks = iter(range(started, started + 10**12, int(rng.uniform(0.05, 0.2) * 1e9)))
+    ticks = iter(range(started, started + 10**12, int(rng.uniform(0.05, 0.2) * call.pace * 1e9)))
     with release(route=call.route, tenant=call.tenant, prompt_name="answer", prompt_version=call.prompt_version,
                  index_name="kb-docs", index_version=call.index_version):  # fmt: skip
         with llm_call(provider=call.provider, model="gpt-4o", stream=True, clock=lambda: next(ticks), tracer_provider=provider) as llm:
@@ -206,6 +208,29 @@ def one_provider_hidden(now: datetime | None = None, *, calls: int = 3000) -> Sc
             call.response_model, call.fingerprint, call.quality = NEW_MODEL, "fp_b2", 0.65
         elif when >= t0:
             call.prompt_version, call.quality = "v8", 0.93
+
+    return Scenario(now - timedelta(hours=2), now, calls, shape, marks={"t0": t0})
+
+
+def one_provider_slower_as_traffic_shifts(now: datetime | None = None, *, calls: int = 3000) -> Scenario:
+    """Tenant acme's calls (a quarter) go to provider `small`, which answers five times faster than
+    openai. From T0 (50 minutes ago) small answers with a new response model at twice its latency,
+    still faster than any openai call, while one in ten of acme's calls moves to tenant globex on
+    openai: over all calls a few more are slower than the old median, by that shift alone.
+
+    Marks: t0.
+    """
+    now = now or _this_minute()
+    t0 = now - timedelta(minutes=50)
+
+    def shape(call: Call, when: datetime, rng: random.Random) -> None:
+        if when >= t0 and call.tenant == "acme" and rng.random() < 0.1:
+            call.tenant = "globex"
+        call.provider = "small" if call.tenant == "acme" else "openai"
+        if call.provider == "small":
+            call.pace = 0.2
+            if when >= t0:
+                call.response_model, call.fingerprint, call.pace = NEW_MODEL, "fp_b2", 0.4
 
     return Scenario(now - timedelta(hours=2), now, calls, shape, marks={"t0": t0})
 

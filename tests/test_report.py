@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from incident_scenarios import NEW_MODEL, costly_prompt, one_provider_hidden, steady, storm_over_a_rebuild
+from incident_scenarios import NEW_MODEL, costly_prompt, one_provider_hidden, one_provider_slower_as_traffic_shifts, steady, storm_over_a_rebuild
 
 from driftline.analyzers._model import Filters, Window
 from driftline.analyzers._render import render_report
@@ -278,9 +278,7 @@ def test_a_provider_429_storm_is_named_over_the_harmless_changes_just_before_it(
     report = incident_report(store, _window(scenario))
     [lead] = report.findings
     assert {lead.regression.signal, *(r.signal for r in lead.symptoms)} == {"error_rate", "rate_limit_rate"}
-    assert lead.top_suspect is not None and ("provider", "anthropic") in {
-        (d, v) for dims, values in [(lead.top_suspect.dimensions, lead.top_suspect.values), *lead.top_suspect.equivalents]
-        for d, v in zip(dims, values)}  # fmt: skip
+    assert lead.top_suspect is not None and lead.top_suspect.names("provider", "anthropic")
     assert lead.top_suspect.root_cause
     suspects = lead.attribution.suspects if lead.attribution else ()
     assert not any("response_model" in s.dimensions or "(none)" in s.values for s in suspects)
@@ -298,6 +296,18 @@ def test_one_providers_drop_the_whole_scope_hides_is_attributed_within_the_provi
     [lead] = [f for f in report.findings if f.regression.signal == "quality:faithfulness"]
     assert lead.regression.where == "provider=small" and lead.attribution is not None
     assert lead.attribution.incident_value < lead.attribution.baseline_value - 0.1
-    assert lead.top_suspect is not None and ("response_model", NEW_MODEL) in {
-        (d, v) for dims, values in [(lead.top_suspect.dimensions, lead.top_suspect.values), *lead.top_suspect.equivalents]
-        for d, v in zip(dims, values)}  # fmt: skip
+    assert lead.top_suspect is not None and lead.top_suspect.names("response_model", NEW_MODEL)
+
+
+def test_one_providers_slowdown_under_a_shift_of_traffic_is_attributed_within_the_provider(store: Store) -> None:
+    """Provider small's new model doubles its latency, still under the old median of all calls,
+    while a few of its calls move to openai: over all calls a few more are slower than the old
+    median by that shift alone, and the suspects found there name traffic, not a change. Within
+    small's calls the new model is the cause."""
+    scenario = one_provider_slower_as_traffic_shifts()
+    scenario.write(store)
+    report = incident_report(store, _window(scenario))
+    lead = report.findings[0]
+    assert lead.regression.where == "provider=small" and lead.regression.signal in ("ttft_p50", "latency_p50")
+    assert lead.top_suspect is not None and lead.top_suspect.names("response_model", NEW_MODEL)
+    assert lead.top_suspect.effect == "worse"
