@@ -270,8 +270,9 @@ def _suspect_entries(context: _Context, spec: Signal, leaves: pandas.DataFrame, 
         moments = [t for t in (first, None if change is None else change.time) if t is not None]
         boost = max((_alignment(context, t) for t in moments), default=1.0)
         scored.append((bool(row.root_cause), row.score * boost, row, first, change))
-    ordered = _explained_below_causes(scored)
-    return _merge_equivalents(_causes_up(_Calls(spec, leaves), ordered) if spec.binary else ordered)[:top]
+    calls = _Calls(spec, leaves)
+    ordered = _roots_over_overlaps(calls, _explained_below_causes(scored))
+    return _merge_equivalents(_causes_up(calls, ordered) if spec.binary else ordered)[:top]
 
 
 @dataclass(frozen=True)
@@ -284,6 +285,10 @@ class _Calls:
 
     def mask(self, row: Any) -> Any:
         return functools.reduce(lambda m, dv: m & (self.leaves[dv[0]] == dv[1]), zip(row.dimensions, row.values), True)
+
+    def inside(self, row: Any, rows: Any) -> bool:
+        """Whether every incident call of candidate `row` lies in the leaves `rows`."""
+        return not bool(((self.leaves["c_den"] > 0) & self.mask(row) & ~rows).any())
 
     def sums(self, rows: Any) -> Any:
         return self.leaves.loc[rows, ["b_num", "b_den", "c_num", "c_den"]].sum()
@@ -338,6 +343,23 @@ def _causes_up(sets: _Calls, ordered: list[tuple[Any, ...]]) -> list[tuple[Any, 
         passed = out[top : at + 1]
         together = [e for e in passed if e is cause or _same_calls(cause[2], e[2])]
         out[top : at + 1] = together + [e for e in passed if not any(e is t for t in together)]
+    return out
+
+
+def _roots_over_overlaps(sets: _Calls, ordered: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Each root cause moved above the candidates ranked over it that it does not merely narrow:
+    the stopping rule weighed them and found the cause explains the change better (a fingerprint
+    rotated while a prompt changed, or the route the prompt serves). A candidate inside the cause
+    keeps its place (the new response model within the request model the set names is what a
+    person acts on), and so does one the cause pairs with another dimension (a client deploy,
+    over the deploy on the one model whose streams it cut)."""
+    out = list(ordered)
+    for cause in [entry for entry in ordered if entry[0]]:
+        at = top = next(i for i, entry in enumerate(out) if entry is cause)
+        mine, named = sets.mask(cause[2]), set(zip(cause[2].dimensions, cause[2].values))
+        while top > 0 and not out[top - 1][0] and not sets.inside(out[top - 1][2], mine) and not named > set(zip(out[top - 1][2].dimensions, out[top - 1][2].values)):
+            top -= 1
+        out.insert(top, out.pop(at))
     return out
 
 

@@ -235,6 +235,25 @@ def one_provider_slower_as_traffic_shifts(now: datetime | None = None, *, calls:
     return Scenario(now - timedelta(hours=2), now, calls, shape, marks={"t0": t0})
 
 
+def prompt_after_a_rotation(now: datetime | None = None, *, calls: int = 2400) -> Scenario:
+    """From ROTATED (an hour ago) the provider answers /chat/answer with a new fingerprint, which
+    changes nothing; from T0 (ten minutes later) prompt v8 on /chat/answer drops faithfulness
+    from 0.85 to 0.70 for every tenant but umbrella, which keeps v7.
+
+    Marks: rotated, t0.
+    """
+    now = now or _this_minute()
+    rotated, t0 = now - timedelta(minutes=60), now - timedelta(minutes=50)
+
+    def shape(call: Call, when: datetime, rng: random.Random) -> None:
+        if call.route == "/chat/answer" and when >= rotated:
+            call.fingerprint = "fp_b9"
+        if call.route == "/chat/answer" and when >= t0 and call.tenant != "umbrella":
+            call.prompt_version, call.quality = "v8", 0.70
+
+    return Scenario(now - timedelta(hours=2), now, calls, shape, marks={"rotated": rotated, "t0": t0})
+
+
 def steady(now: datetime | None = None, *, calls: int = 1800) -> Scenario:
     """Two hours of an app where nothing changes: no regression to find."""
     now = now or _this_minute()

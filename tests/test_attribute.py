@@ -9,6 +9,7 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 import pytest
+from incident_scenarios import prompt_after_a_rotation
 from test_detect import T0, _voice_calls
 
 from driftline.analyzers import (
@@ -167,3 +168,18 @@ def test_a_confidence_drop_is_blamed_on_the_deploy_not_on_the_low_confidence_inp
     found = attribute(store, signal, baseline=Window(T0, change), incident=Window(change, T0 + timedelta(hours=6)))
     assert (found.suspects[0].dimensions, found.suspects[0].values) == (("service_version",), ("1.1",))
     assert not any("input_confidence" in s.dimensions for s in found.suspects)
+
+
+def test_the_cause_ranks_above_a_harmless_rotation_that_lines_up_with_the_start(store: Store) -> None:
+    """The incident is read from the fingerprint's rotation, ten minutes before the prompt that
+    hurt quality: the fingerprint lines up with the start and holds every damaged call, but also
+    umbrella's and the first ten minutes', which are fine. The root-cause set names the prompt,
+    and so does the first suspect."""
+    scenario = prompt_after_a_rotation()
+    scenario.write(store)
+    rotated = scenario.marks["rotated"]
+    found = attribute(store, "quality:faithfulness", baseline=Window(scenario.start, rotated), incident=Window(rotated, scenario.end))
+    rotation = next(s for s in found.suspects if s.names("system_fingerprint", "fp_b9"))
+    assert rotation.first_seen is not None and abs(rotation.first_seen - rotated) < timedelta(minutes=1)
+    assert found.suspects[0].names("prompt_version", "v8") and found.suspects[0].root_cause
+    assert not rotation.root_cause
