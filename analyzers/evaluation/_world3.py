@@ -143,7 +143,8 @@ def _tenant_mix_shift(rng: random.Random, t0: int, end: int) -> Incident:
     probe = Probe("quality:resolution_quality", cause_set(("tenant", WEAK_TENANT)), frozenset())
     share0 = weak / (weak + others)
     notes = f"{WEAK_TENANT} (scores {-TENANTS[WEAK_TENANT][1]:.2f} below) grows from {share0:.0%} to {target:.0%} of traffic; no code change"
-    return Incident(change.key, (change,), (), (probe.signal, QUALITY_OF["/voice/intent"]), (probe.segment,), probe, notes)
+    qualities = tuple(dict.fromkeys((probe.signal, *QUALITY_OF.values())))  # its offset lowers every route's judged quality (`_world3_sim`)
+    return Incident(change.key, (change,), (), qualities, (probe.segment,), probe, notes)
 
 
 def _early_cancel_client(rng: random.Random, t0: int, end: int) -> Incident:
