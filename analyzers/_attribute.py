@@ -287,8 +287,9 @@ class _Calls:
         return functools.reduce(lambda m, dv: m & (self.leaves[dv[0]] == dv[1]), zip(row.dimensions, row.values), True)
 
     def inside(self, row: Any, rows: Any) -> bool:
-        """Whether every incident call of candidate `row` lies in the leaves `rows`."""
-        return not bool(((self.leaves["c_den"] > 0) & self.mask(row) & ~rows).any())
+        """Whether candidate `row` holds fewer than MIN_SEGMENT_CALLS incident calls outside the
+        leaves `rows`: too few to say anything of their own."""
+        return float(self.leaves["c_den"][self.mask(row) & ~rows].sum()) < MIN_SEGMENT_CALLS
 
     def sums(self, rows: Any) -> Any:
         return self.leaves.loc[rows, ["b_num", "b_den", "c_num", "c_den"]].sum()
@@ -356,11 +357,16 @@ def _roots_over_overlaps(sets: _Calls, ordered: list[tuple[Any, ...]]) -> list[t
     out = list(ordered)
     for cause in [entry for entry in ordered if entry[0]]:
         at = top = next(i for i, entry in enumerate(out) if entry is cause)
-        mine, named = sets.mask(cause[2]), set(zip(cause[2].dimensions, cause[2].values))
-        while top > 0 and not out[top - 1][0] and not sets.inside(out[top - 1][2], mine) and not named > set(zip(out[top - 1][2].dimensions, out[top - 1][2].values)):
+        mine = sets.mask(cause[2])
+        while top > 0 and not out[top - 1][0] and not sets.inside(out[top - 1][2], mine) and not _narrows(cause[2], out[top - 1][2]):
             top -= 1
         out.insert(top, out.pop(at))
     return out
+
+
+def _narrows(row: Any, other: Any) -> bool:
+    """Whether candidate `row` is `other` paired with a further dimension."""
+    return set(zip(row.dimensions, row.values)) > set(zip(other.dimensions, other.values))
 
 
 def _same_calls(row: Any, other: Any) -> bool:
