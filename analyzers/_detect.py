@@ -25,7 +25,7 @@ import numpy as np
 
 from driftline.collector._errors import NoDataError, TooLittleDataError
 
-from ._anchors import anchors
+from ._anchors import Anchor, anchors
 from ._changepoints import change_points
 from ._model import Evidence, Filters, Regression, SliceRef, Window
 from ._regimes import Regime, rank_z, rank_z_splits, shift_z, sums_z
@@ -151,30 +151,31 @@ def _anchored(store: Store, window: Window, filters: Filters, quiet: Sequence[tu
     route it reached: a fixed split there has a plain normal null, so over m such tests (signal,
     route, moment) the bar is the one-sided normal quantile of anchored_alpha / m, about 3.5 where
     the search needs 4.6. A small steady drop that a prompt edit or an index rebuild brought to
-    one route is found; the strongest per signal is kept. Means and rates only (a percentile's
-    buckets give no per-call variance to test at one split)."""
+    one route is found, and a percentile that every bucket since a deploy shows higher (the rank
+    test at a fixed split, whose few buckets cannot reach the search's bar); the strongest per
+    signal is kept."""
     if not quiet or settings.anchored_alpha <= 0:
         return []
     moments = anchors(store, window, filters, settle=default_bucket(window, target=120), min_calls=settings.min_bucket_calls)
-    tests: dict[tuple[str, str, int], tuple[_Series, SliceRef | None, str]] = {}
+    tests: dict[tuple[str, str, int], tuple[_Series, SliceRef | None, Anchor]] = {}
     for spec, parts in quiet:
         for moment in moments:
             on_route = filters.route == moment.route  # a route filter leaves no route slices: the whole is the route
             frame = parts.get(WHOLE if on_route else ("route", moment.route))
-            series = None if frame is None else _Series.of(spec, frame, settings)
-            if series is None or series.squares is None:
+            series = None if frame is None else _Series.of(spec, _prepared(spec, frame, settings)[0], settings)
+            if series is None:
                 continue
             k = series.position(moment.at)
             if settings.min_segment <= k <= len(series.raw) - settings.min_segment:
-                tests.setdefault((spec.name, moment.route, k), (series, None if on_route else SliceRef("route", moment.route), moment.change))
+                tests.setdefault((spec.name, moment.route, k), (series, None if on_route else SliceRef("route", moment.route), moment))
     if not tests:
         return []
     strict = replace(settings, min_z=NormalDist().inv_cdf(1 - settings.anchored_alpha / len(tests)))
     best: dict[str, tuple[float, Regression]] = {}
-    for (name, _, k), (series, where, change) in tests.items():
+    for (name, _, k), (series, where, moment) in tests.items():
         judged = replace(series, settings=strict).judge(k, [len(series.raw)])
-        if judged is not None and judged[0] > best.get(name, (-math.inf,))[0]:
-            best[name] = (judged[0], replace(judged[1], slice=where, anchor=change))
+        if judged is not None and judged[0] > best.get(name, (-math.inf,))[0]:  # it starts at the change, not at its bucket
+            best[name] = (judged[0], replace(judged[1], slice=where, anchor=moment.change, started_at=moment.at))
     return [r for _, r in best.values()]
 
 
@@ -322,8 +323,12 @@ class _Series:
         return self.frame["time"].iloc[int(self.index[position])].to_pydatetime()
 
     def position(self, moment: datetime) -> int:
-        """How many usable buckets start before `moment` (the split at it)."""
-        return int((self.frame["time"].iloc[self.index] < moment).sum())
+        """The usable bucket holding `moment`, as the split before it: a new value's first call
+        opens its regime, so the bucket it falls in is the first after (its calls before that
+        call are few, where counting the bucket before would leave a thin route one bucket short)."""
+        times = self.frame["time"]
+        held = times[times <= moment]
+        return int((times.iloc[self.index] < held.iloc[-1]).sum()) if len(held) else 0
 
     def end_of(self, k: int, ends: list[int], before: Regime, shift: float) -> tuple[int, datetime | None]:
         """Where the regime from k ends: the first later regime less than half the shift worse than before (or never)."""

@@ -70,7 +70,8 @@ class Regression:
     None when the whole scope regressed. Baseline, current and calls are then the slice's."""
     anchor: str | None = None
     """The change (`prompt_version=v9`) at whose first appearance the regression was tested when
-    only that test found it (change-anchored detection); None when the search over every split did."""
+    only that test found it (change-anchored detection; `started_at` is then that first call);
+    None when the search over every split did."""
 
     @property
     def where(self) -> str:
