@@ -383,11 +383,11 @@ def _explained_below_causes(scored: list[tuple[Any, ...]]) -> list[tuple[Any, ..
     (a pair holding the grown tenant, with fewer incident calls) ranks right below it: the shift
     explains it, and naming a narrower part first would send the on-call after one model of a
     tenant whose calls are all as they were, only more of them."""
-    causes = [(set(zip(s[2].dimensions, s[2].values)), s[2].current_count, s[1]) for s in scored if s[0] and s[2].effect == "mix"]
+    causes = [(s[2], s[1]) for s in scored if s[0] and s[2].effect == "mix"]
 
     def rank(entry: tuple[Any, ...]) -> float:
-        pairs, calls = set(zip(entry[2].dimensions, entry[2].values)), entry[2].current_count
-        return min([entry[1], *(score for cause, n, score in causes if cause < pairs and calls < n)])
+        row = entry[2]
+        return min([entry[1], *(score for cause, score in causes if _narrows(row, cause) and row.current_count < cause.current_count)])
 
     return sorted(scored, key=lambda s: (-rank(s), len(s[2].dimensions)))
 
