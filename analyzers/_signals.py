@@ -10,6 +10,7 @@ than the baseline's percentile, which adds up over segments the way a percentile
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -72,20 +73,21 @@ class Signal:
             return "0"
         return f"sumIf({self.num}, {self.den})" if self.binary else f"sumIf(pow(toFloat64({self.num}), 2), {self.den})"
 
-    def partial_sql(self, i: int) -> str:
-        """Partial aggregates for the sliced scan (sliced_by_bucket.sql): sums for a mean or a rate,
-        the column's digest for a percentile, so the roll-up into slices stays exact."""
-        count = f"{self.calls_sql} AS pc{i}"
+    def partials(self) -> dict[str, str]:
+        """Partial aggregates for the sliced scan (sliced_by_bucket.sql) by role: sums for a mean or
+        a rate, the column's digest for a percentile, so the roll-up into slices stays exact. Signals
+        share equal expressions (one digest serves p50, p95 and p99), and the scan computes each once."""
         if self.quantile is None:
-            return f"sumIf({self.num}, {self.den}) AS ps{i}, {count}, {self.squares_sql} AS pq{i}"
-        return f"quantilesBFloat16IfState{_PERCENTILES}({self.column}, {self.den}) AS pd{i}, {count}"
+            return {"sum": f"sumIf({self.num}, {self.den})", "calls": self.calls_sql, "squares": self.squares_sql}
+        return {"digest": f"quantilesBFloat16IfState{_PERCENTILES}({self.column}, {self.den})", "calls": self.calls_sql}
 
-    def merged_sql(self, i: int) -> str:
-        """The roll-up of `partial_sql(i)`: value v{i}, calls c{i} and squares q{i}."""
+    def merged_sql(self, i: int, alias: Mapping[str, str]) -> str:
+        """The roll-up of `partials()`, each named by `alias[role]`: value v{i}, calls c{i} and squares q{i}."""
+        calls = f"sum({alias['calls']})"
         if self.quantile is None:
-            return f"sum(ps{i}) / nullIf(sum(pc{i}), 0) AS v{i}, sum(pc{i}) AS c{i}, sum(pq{i}) AS q{i}"
+            return f"sum({alias['sum']}) / nullIf({calls}, 0) AS v{i}, {calls} AS c{i}, sum({alias['squares']}) AS q{i}"
         level = _PERCENTILES.index(self.quantile) + 1
-        return f"quantilesBFloat16IfMerge{_PERCENTILES}(pd{i})[{level}] AS v{i}, sum(pc{i}) AS c{i}, 0 AS q{i}"
+        return f"quantilesBFloat16IfMerge{_PERCENTILES}({alias['digest']})[{level}] AS v{i}, {calls} AS c{i}, 0 AS q{i}"
 
     @property
     def worst_sql(self) -> str:
@@ -313,11 +315,13 @@ def sliced_series(store: Store, specs: list[Signal], window: Window, bucket: tim
     where, fparams = filter_sql(filters, only=_filterable(source))
     keys = ", evaluation" if by_evaluation else ""
     slice_dim, slice_value = _slice_of(dims)
+    named: dict[str, str] = {}  # partial aggregate expression -> its alias, each computed once
+    roles = [{role: named.setdefault(expression, f"p{len(named)}") for role, expression in s.partials().items()} for s in specs]
     sql = render("sliced_by_bucket", source=source, filters=where, keys=keys, slice_dim=slice_dim, slice_value=slice_value,
                  slice_columns="".join(f", {quote_identifier(d)}" for d in dims),
                  sets=", ".join([f"(bucket{keys})", *(f"(bucket{keys}, {quote_identifier(d)})" for d in dims)]),
-                 partial="".join(f",\n           {s.partial_sql(i)}" for i, s in enumerate(specs)),
-                 merged="".join(f",\n       {s.merged_sql(i)}" for i, s in enumerate(specs)))  # fmt: skip
+                 partial="".join(f",\n           {expression} AS {alias}" for expression, alias in named.items()),
+                 merged="".join(f",\n       {s.merged_sql(i, roles[i])}" for i, s in enumerate(specs)))  # fmt: skip
     rows = store.rows(sql, params_of(window, bucket, fparams, specs[0]))
     return _frames(rows, specs, full_grid(window, bucket), by_evaluation=by_evaluation)
 
