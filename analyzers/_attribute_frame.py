@@ -148,15 +148,9 @@ def _aliases(ranked: pd.DataFrame) -> pd.Series:
     nothing that candidate does not. Single values and root causes are always kept."""
     import pandas as pd
 
-    seen: set[tuple[float, float, float]] = set()
-    flags = []
-    cause = ranked["root_cause"] if "root_cause" in ranked else itertools.repeat(False)
-    for dims, b, c, share, rc in zip(ranked["dimensions"], ranked["baseline_count"], ranked["current_count"],
-                                     ranked["explained_share"], cause):  # fmt: skip
-        key = (round(float(b), 6), round(float(c), 6), round(float(share), 9))
-        flags.append(len(dims) > 1 and key in seen and not rc)
-        seen.add(key)
-    return pd.Series(flags, index=ranked.index, dtype=bool)
+    keys = pd.DataFrame({"b": ranked["baseline_count"].to_numpy(dtype=float).round(6), "c": ranked["current_count"].to_numpy(dtype=float).round(6),
+                         "share": ranked["explained_share"].to_numpy(dtype=float).round(9)}, index=ranked.index)  # fmt: skip
+    return keys.duplicated() & (ranked["dimensions"].map(len) > 1) & ~ranked["root_cause"].astype(bool)
 
 
 def _outcome_free(frame: pd.DataFrame, dims: list[str], bad: pd.Series, calls: pd.Series) -> list[str]:
@@ -314,7 +308,7 @@ def _candidates(cube: _Cuboid, total: float, min_count: float) -> dict[str, Any]
         b_value = g["b_num"] / np.where(g["b_den"] > 0, g["b_den"], np.nan) if rate else g["b_num"]
         c_value = g["c_num"] / np.where(g["c_den"] > 0, g["c_den"], np.nan) if rate else g["c_num"]
     kept = np.flatnonzero(g["c_den"] >= min_count)
-    values = [cube.labels[i] for i in kept]
+    values = cube.labels(kept)
     return {
         "dimensions": [dims] * len(kept), "values": values,
         "label": [" & ".join(f"{d}={v}" for d, v in zip(dims, vs)) for vs in values],
@@ -362,17 +356,24 @@ class _Cuboid:
     inverse: np.ndarray
     n: int
     eligible: np.ndarray
-    labels: list[tuple[Any, ...]]
+    first: np.ndarray
+    """Per group: one of its leaves (in `leaves`), whose codes name the group's values."""
 
     @classmethod
     def of(cls, leaves: _Leaves, dims: tuple[str, ...], rows: np.ndarray | None, min_count: float) -> _Cuboid:
         sub = leaves if rows is None else leaves.subset(rows)
         _, first, inverse = np.unique(_key(sub.codes, dims), return_index=True, return_inverse=True)
         n = len(first)
-        labels = list(zip(*(sub.labels[d][sub.codes[d][first]] for d in dims)))
         # a missing value says who the calls are (failed calls have no fingerprint), not what changed
-        eligible = (np.bincount(inverse, weights=sub.sums["c_den"], minlength=n) >= min_count) & np.array([NONE not in v for v in labels])
-        return cls(dims, sub, rows, inverse, n, eligible, labels)
+        missing = np.logical_or.reduce([(sub.labels[d] == NONE)[sub.codes[d][first]] for d in dims])
+        eligible = (np.bincount(inverse, weights=sub.sums["c_den"], minlength=n) >= min_count) & ~missing
+        return cls(dims, sub, rows, inverse, n, eligible, first)
+
+    def labels(self, groups: Sequence[int] | np.ndarray) -> list[tuple[Any, ...]]:
+        """The values of these groups, one tuple each (built only for the groups shown: a deep
+        cuboid's are many)."""
+        first = self.first[np.asarray(groups, dtype=int)]
+        return list(zip(*(self.leaves.labels[d][self.leaves.codes[d][first]] for d in self.dims)))
 
     def gains(self, r: np.ndarray, prec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per group: fitted shift and chi-square gain of fitting it."""
@@ -432,7 +433,7 @@ def _pursue(cubes: list[_Cuboid], y: np.ndarray, w: np.ndarray, s: float,
         c, g = best[1], best[2]
         prec = prec.copy()
         prec[c.members(g)] = 0.0
-        chosen.append((c.dims, c.labels[g]))
+        chosen.append((c.dims, c.labels([g])[0]))
     return chosen
 
 
