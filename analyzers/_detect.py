@@ -159,10 +159,13 @@ def _anchored(store: Store, window: Window, filters: Filters, quiet: Sequence[tu
     moments = anchors(store, window, filters, settle=default_bucket(window, target=120), min_calls=settings.min_bucket_calls)
     tests: dict[tuple[str, str, int], tuple[_Series, SliceRef | None, Anchor]] = {}
     for spec, parts in quiet:
+        built: dict[Slice, _Series | None] = {}  # moments on one route share its series
         for moment in moments:
             on_route = filters.route == moment.route  # a route filter leaves no route slices: the whole is the route
-            frame = parts.get(WHOLE if on_route else ("route", moment.route))
-            series = None if frame is None else _Series.of(spec, _prepared(spec, frame, settings)[0], settings)
+            part = WHOLE if on_route else ("route", moment.route)
+            if part not in built:
+                built[part] = None if part not in parts else _Series.of(spec, _prepared(spec, parts[part], settings)[0], settings)
+            series = built[part]
             if series is None:
                 continue
             k = series.position(moment.at)
