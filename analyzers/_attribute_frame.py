@@ -9,7 +9,9 @@ For a rate R = sum(num) / sum(den) going from R_b (baseline) to R_c (current), a
   see `_counterfactual`). A leaf carrying a value the baseline never saw (a new response
   model) is compared with what calls with its other values did before the value came.
 - *mix* — it merely grew or shrank: (w_c - w_b) * (r~_b - R_b) with its own call shares and
-  baseline rate (shrunk). A value that is new (`is_new`) or looked average before has no mix part, so a
+  the expected baseline rate its within part used (`_expected_rate`): the two parts then add up
+  to what its calls did, and a thin baseline's noise, which a share that moves a lot would
+  multiply, cancels between them instead of ruling the share. A value that is new (`is_new`) or looked average before has no mix part, so a
   version that replaced every call is not blamed for a shift of traffic between tenants.
 Within parts add up to the total within change over the values of any dimension; with the
 mix parts, the values of one dimension explain about all of R_c - R_b (Simpson's paradox: a
@@ -61,9 +63,6 @@ PRIOR_CALLS = 5.0
 """Pseudo-calls shrinking a leaf's baseline rate towards the overall baseline rate."""
 NEW_RATIO = 0.01
 """Baseline share under this fraction of the current share makes a value count as new."""
-MIX_PRIOR = 30.0
-"""Pseudo-calls shrinking a candidate's baseline rate in its mix part (a share that moves a lot
-multiplies the noise of a thinly measured baseline rate)."""
 PAIR_FACTOR = 0.9
 """Per dimension beyond the first: a pair ranks below a single value that explains the same thing."""
 MAX_CAUSES = 20
@@ -231,6 +230,7 @@ def _leaf_parts(frame: pd.DataFrame, dims: list[str], baseline: str, current: st
         expected = _counterfactual(codes, sums, rate_b)
         novel = np.logical_or.reduce([_is_new(codes[d], sums) for d in dims])
         sums["within"] = (sums["c_num"] - sums["c_den"] * expected) / c_total
+        sums["c_expected"], sums["b_expected"] = sums["c_den"] * expected, sums["b_den"] * expected
     rate_b = sums["b_num"].sum() / max(b_total, 1e-12)
     p = (sums["c_num"].sum() + sums["b_num"].sum()) / max(b_total + c_total, 1e-12)
     if spread is None:  # 0/1 values: the binomial spread; else, crudely, that of the leaves' current rates
@@ -297,7 +297,7 @@ def _candidates(cube: _Cuboid, total: float, min_count: float) -> dict[str, Any]
     g = {name: np.bincount(cube.inverse, weights=col, minlength=n) for name, col in leaves.sums.items()}
     scale = total if total != 0 else math.nan
     rate_b = leaves.rate_b
-    own_rate = (g["b_num"] + MIX_PRIOR * rate_b) / (g["b_den"] + MIX_PRIOR) if rate else rate_b
+    own_rate = _expected_rate(g) if rate else rate_b
     within = g["within"] / scale
     grew = (g["c_share"] - g["b_share"]) * (own_rate - rate_b) / scale if rate else np.zeros(n)
     mix = np.where(is_new(g["b_share"], g["c_share"]), 0.0, grew)
@@ -317,6 +317,16 @@ def _candidates(cube: _Cuboid, total: float, min_count: float) -> dict[str, Any]
         "baseline_value": b_value[kept], "current_value": c_value[kept], "baseline_count": g["b_den"][kept],
         "current_count": g["c_den"][kept], "coverage": coverage[kept], "score": score[kept],
     }  # fmt: skip
+
+
+def _expected_rate(g: dict[str, np.ndarray]) -> np.ndarray:
+    """Per candidate: the baseline rate its within part compares its calls with (the leaves'
+    expected rates, weighted by current calls; by baseline calls where it has none now). The mix
+    part uses the same rate, so the two add up to what the candidate's calls did: a thin, noisy
+    baseline moves one part as much as the other, and the explained share stays put."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        now, before = g["c_expected"] / g["c_den"], g["b_expected"] / g["b_den"]
+    return np.nan_to_num(np.where(g["c_den"] > 0, now, before))
 
 
 # --- the root-cause set -----------------------------------------------------------------------

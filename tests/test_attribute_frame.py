@@ -183,3 +183,31 @@ def test_a_mean_of_scores_is_judged_on_its_own_spread_so_a_grown_tenant_is_the_c
     ranked = attribute_frame(_score_mix(5), dimensions=["tenant", "model"], baseline="b_sum", current="c_sum",
                              baseline_count="b_calls", current_count="c_calls", spread=0.2)  # fmt: skip
     assert _marked(ranked) == {"tenant=weak"} and ranked.iloc[0]["effect"] == "mix"
+
+
+def _thin_baseline_mix(seed: int) -> pd.DataFrame:
+    """As `_score_mix`, but the weak tenant had 2% of the baseline (six calls per model), and those
+    few happened to score 0.08 below its usual: its calls now look better than that thin baseline,
+    while its growth to a third of the traffic carries the whole drop."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for tenant, model in itertools.product([*(f"t{i}" for i in range(9)), "weak"], ["m0", "m1", "m2"]):
+        weak = tenant == "weak"
+        mean, b_calls, c_calls = (0.62, 6, 40) if weak else (0.8, 33, 9)
+        b_sum = b_calls * (mean - 0.08) if weak else rng.normal(mean, 0.2, b_calls).sum()
+        rows.append({"tenant": tenant, "model": model, "b_calls": b_calls, "c_calls": c_calls, "b_sum": b_sum,
+                     "c_sum": rng.normal(mean, 0.2, c_calls).sum()})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_a_grown_tenant_with_a_thin_unlucky_baseline_is_still_the_cause() -> None:
+    """Its within part (now against that thin baseline) and its mix part (its growth) use the same
+    baseline rate, so the baseline's noise cancels between them and the share is the drop's."""
+    for seed in range(3):
+        ranked = attribute_frame(_thin_baseline_mix(seed), dimensions=["tenant", "model"], baseline="b_sum", current="c_sum",
+                                 baseline_count="b_calls", current_count="c_calls", spread=0.2)  # fmt: skip
+        top = ranked.iloc[0]
+        assert top["label"] == "tenant=weak" and top["root_cause"] and top["effect"] == "mix", ranked.head(3)
+        assert 0.5 < top["explained_share"] <= 1.5
+
+
