@@ -448,11 +448,12 @@ def _pursue(cubes: list[_Cuboid], y: np.ndarray, w: np.ndarray, s: float,
 
 
 def _mark_mix(out: pd.DataFrame, leaves: _Leaves) -> None:
-    """Rates: when the marked causes explain under half the change, the change is significant and a
-    segment's shift of volume carries it (Simpson), mark that segment."""
+    """Rates: when the marked causes explain under half the change, no segment's calls got worse by
+    half of it (a deploy whose calls are worse than calls like them were), the change is significant
+    and a segment's shift of volume carries it (Simpson), mark that segment."""
     marked = float(out.loc[out["root_cause"], "explained_share"].sum())
-    if marked >= 0.5:
-        return
+    if marked >= 0.5 or ((out["effect"] == "worse") & (out["within_share"] >= 0.5)).any():
+        return  # the causes explain it, or one segment's calls got worse by half of it: no shift of traffic
     sm = leaves.sums
     nb, nc = sm["b_den"].sum(), sm["c_den"].sum()
     if abs(leaves.change) < 3 * leaves.spread * math.sqrt(1 / nb + 1 / nc):

@@ -211,3 +211,30 @@ def test_a_grown_tenant_with_a_thin_unlucky_baseline_is_still_the_cause() -> Non
         assert 0.5 < top["explained_share"] <= 1.5
 
 
+
+def _deploy_shifting_confidence(seed: int) -> pd.DataFrame:
+    """A deploy (v2 replaces v1) whose transcripts come out with lower confidence: medium-confidence
+    calls (which score 0.13 lower) grow from 13% to 47% of the traffic, and every call of the deploy
+    scores 0.08 lower besides."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for version, conf, tenant in itertools.product(["v1", "v2"], ["high", "medium"], ["a", "b", "c"]):
+        share = {"v1": {"high": 0.87, "medium": 0.13}, "v2": {"high": 0.53, "medium": 0.47}}[version][conf]
+        mean = (0.80 if conf == "high" else 0.67) - (0.08 if version == "v2" else 0.0)
+        calls = round(600 * share / 3)
+        b_calls, c_calls = (calls, 0) if version == "v1" else (0, calls)
+        rows.append({"version": version, "conf": conf, "tenant": tenant, "b_calls": b_calls, "c_calls": c_calls,
+                     "b_sum": rng.normal(mean, 0.2, b_calls).sum(), "c_sum": rng.normal(mean, 0.2, c_calls).sum()})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_a_deploy_whose_calls_got_worse_leaves_no_shift_of_traffic_to_mark() -> None:
+    """Where the pursuit marks nothing (here: a penalty nothing pays), a segment whose share moved
+    is marked only if no segment's own calls got worse by half the change. The medium-confidence
+    calls grew, but the deploy's calls are worse than calls like them were: the growth is its doing."""
+    for seed in range(3):
+        frame = _deploy_shifting_confidence(seed)
+        ranked = attribute_frame(frame, dimensions=["version", "conf", "tenant"], baseline="b_sum", current="c_sum",
+                                 baseline_count="b_calls", current_count="c_calls", spread=0.2, penalty=1e9)  # fmt: skip
+        assert _marked(ranked) == set(), ranked.head(3)
+        assert ranked.loc[ranked["label"] == "version=v2", "within_share"].item() >= 0.5
