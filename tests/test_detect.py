@@ -74,6 +74,21 @@ def test_a_handful_of_bad_calls_raises_no_alarm() -> None:
     assert find_regression(get_signal("quality:faithfulness"), _frame(values, calls)) is None
 
 
+def _failures(bad: np.ndarray, calls: int = 115) -> pd.DataFrame:
+    """Buckets of a 0/1 rate (failed validations): their rate, calls and sum of squares (= failures)."""
+    return _frame(bad / calls, np.full(len(bad), calls)).assign(squares=bad.astype(float))
+
+
+def test_a_clean_start_by_chance_is_no_regression_but_a_real_break_is() -> None:
+    """2.9% of outputs fail throughout, but none did in the first 345 calls (a 1 in 10,000 chance):
+    the exact test reads that as 3.8 standard errors, under the bar (the arcsine scale read 4.7).
+    A break from 1% to 10% is found at its start."""
+    steady = np.array([0, 0, 0, 3, 3, 4, 3, 3, 4, 3, 3, 3, 4, 3, 7])
+    assert find_regression(get_signal("validation_failure_rate"), _failures(steady)) is None
+    found = find_regression(get_signal("validation_failure_rate"), _failures(np.r_[np.full(8, 1), np.full(7, 12)]))
+    assert found is not None and found.started_at == T0 + timedelta(minutes=80) and found.current > 0.1 > found.baseline
+
+
 def _scored(rng: np.random.Generator, means: np.ndarray, calls: np.ndarray, sd: float) -> pd.DataFrame:
     """Buckets of per-call scores: the mean, the count and the sum of squares, as the store gives them."""
     scores = [np.clip(rng.normal(m, sd, int(n)), 0, 1) for m, n in zip(means, calls)]
