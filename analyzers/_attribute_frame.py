@@ -11,8 +11,9 @@ For a rate R = sum(num) / sum(den) going from R_b (baseline) to R_c (current), a
 - *mix* — it merely grew or shrank: (w_c - w_b) * (r~_b - R_b) with its own call shares and
   the expected baseline rate its within part used (`_expected_rate`): the two parts then add up
   to what its calls did, and a thin baseline's noise, which a share that moves a lot would
-  multiply, cancels between them instead of ruling the share. A value that is new (`is_new`) or looked average before has no mix part, so a
-  version that replaced every call is not blamed for a shift of traffic between tenants.
+  multiply, cancels between them instead of ruling the share. A value that is new (`is_new`)
+  or looked average before has no mix part, so a version that replaced every call is not
+  blamed for a shift of traffic between tenants.
 Within parts add up to the total within change over the values of any dimension; with the
 mix parts, the values of one dimension explain about all of R_c - R_b (Simpson's paradox: a
 segment can explain the drop while no segment got worse). Candidates are ranked
