@@ -211,7 +211,6 @@ def test_a_grown_tenant_with_a_thin_unlucky_baseline_is_still_the_cause() -> Non
         assert 0.5 < top["explained_share"] <= 1.5
 
 
-
 def _deploy_shifting_confidence(seed: int) -> pd.DataFrame:
     """A deploy (v2 replaces v1) whose transcripts come out with lower confidence: medium-confidence
     calls (which score 0.13 lower) grow from 13% to 47% of the traffic, and every call of the deploy
