@@ -18,7 +18,7 @@ from driftline.collector._errors import AnalysisError, NoDataError
 from driftline.collector.store._store import Store
 from driftline.runbooks import _loader as _runbooks
 
-from ._attribute import attribute_many, first_seen, segment_conditions, with_exemplars
+from ._attribute import BUCKETED_FROM, attribute_many, first_seen, segment_conditions, with_exemplars
 from ._detect import detect
 from ._model import (
     Attribution,
@@ -393,17 +393,42 @@ SAME_START = timedelta(minutes=15)
 def group_symptoms(findings: Sequence[Finding]) -> list[Finding]:
     """One finding per incident: a later finding that starts within SAME_START of an earlier one and
     has the same top suspect (error_rate with rate_limit_rate, TTFT p50/p95/p99), or counts the
-    earlier one's top suspect in its own root-cause set, becomes its symptom."""
+    earlier one's top suspect in its own root-cause set, or is carried by it (`_mediates`), becomes
+    its symptom."""
     out: list[Finding] = []
-    for f in findings:
+    for f in _mediators_first(findings):
         causes = _cause_labels(f)
-        lead = next((i for i, g in enumerate(out) if g.top_suspect is not None and g.top_suspect.label in causes
-                     and abs(g.regression.started_at - f.regression.started_at) <= SAME_START), None)  # fmt: skip
+        lead = next((i for i, g in enumerate(out) if abs(g.regression.started_at - f.regression.started_at) <= SAME_START
+                     and (g.top_suspect is not None and g.top_suspect.label in causes or _mediates(g, f))), None)  # fmt: skip
         if lead is None:
             out.append(f)
         else:
             out[lead] = replace(out[lead], symptoms=(*out[lead].symptoms, f.regression))
     return out
+
+
+def _mediators_first(findings: Sequence[Finding]) -> list[Finding]:
+    """Each finding carried by a later one (`_mediates`) yields its place to it."""
+    out = list(findings)
+    for f in findings:
+        at = next(i for i, g in enumerate(out) if g is f)
+        carrier = next((j for j in range(at + 1, len(out)) if _mediates(out[j], f)), None)
+        if carrier is not None:
+            out.insert(at, out.pop(carrier))
+    return out
+
+
+def _mediates(carrier: Finding, finding: Finding) -> bool:
+    """Whether `finding` is led by a bucket of a measured column (`input_confidence=low`: answers on
+    poor transcripts got worse) while `carrier`, starting within SAME_START, is that column's own
+    regression with a suspect of its own: the confidence drop carries the quality drop, and what
+    moved the confidence (a deploy) is the cause to act on."""
+    top, cause = finding.top_suspect, carrier.top_suspect
+    if top is None or cause is None or len(top.dimensions) != 1 or any(d in BUCKETED_FROM for d in cause.dimensions):
+        return False
+    column = BUCKETED_FROM.get(top.dimensions[0])
+    return (column is not None and get_signal(carrier.regression.signal).column == column
+            and abs(carrier.regression.started_at - finding.regression.started_at) <= SAME_START)  # fmt: skip
 
 
 def _cause_labels(finding: Finding) -> set[str]:

@@ -16,7 +16,9 @@ from incident_scenarios import NEW_MODEL, costly_prompt, one_provider_hidden, on
 from driftline.analyzers._model import Filters, Window
 from driftline.analyzers._render import render_report
 from driftline.analyzers._report import FINDING_TYPES, SAME_START, IncidentReport, incident_report
+from driftline.analyzers._signals import get_signal
 from driftline.analyzers.evaluation._scenarios import labelled
+from driftline.analyzers.evaluation._world3 import scenario as world3_scenario
 from driftline.collector import Store
 from driftline.runbooks._loader import names as runbook_names
 
@@ -311,3 +313,19 @@ def test_one_providers_slowdown_under_a_shift_of_traffic_is_attributed_within_th
     assert lead.regression.where == "provider=small" and lead.regression.signal in ("ttft_p50", "latency_p50")
     assert lead.top_suspect is not None and lead.top_suspect.names("response_model", NEW_MODEL)
     assert lead.top_suspect.effect == "worse"
+
+
+def test_an_asr_deploys_quality_drop_is_a_symptom_of_the_confidence_it_moved(store: Store) -> None:
+    """A deploy lowers ASR confidence on voice calls, and answers read from the poorer transcripts
+    get worse. Over quality, the low-confidence bucket explains the drop; what moved the confidence
+    is the deploy. One finding: the confidence's regression, the deploy on top, the quality drops
+    as its symptoms (not findings of their own, led by the bucket)."""
+    scenario = world3_scenario("asr_deploy_confidence", 2, 1, datetime(2026, 11, 16, 17, 30, tzinfo=UTC))
+    scenario.write(store)
+    report = incident_report(store, Window(scenario.start, scenario.end), filters=Filters(service=scenario.service))
+    [lead] = report.findings
+    assert get_signal(lead.regression.signal).column == "confidence_mean"
+    assert lead.top_suspect is not None and frozenset(zip(lead.top_suspect.dimensions, lead.top_suspect.values)) in scenario.causes
+    assert "input_confidence" not in lead.top_suspect.dimensions
+    quality = {s for s in scenario.signals if s.startswith("quality:")}
+    assert quality and quality <= {r.signal for r in lead.symptoms}
