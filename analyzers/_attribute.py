@@ -358,10 +358,18 @@ def _roots_over_overlaps(sets: _Calls, ordered: list[tuple[Any, ...]]) -> list[t
     for cause in [entry for entry in ordered if entry[0]]:
         at = top = next(i for i, entry in enumerate(out) if entry is cause)
         mine = sets.mask(cause[2])
-        while top > 0 and not out[top - 1][0] and not sets.inside(out[top - 1][2], mine) and not _narrows(cause[2], out[top - 1][2]):
+        while top > 0 and not out[top - 1][0] and not _within(sets, out[top - 1][2], cause[2], mine) and not _narrows(cause[2], out[top - 1][2]):
             top -= 1
         out.insert(top, out.pop(at))
     return out
+
+
+def _within(sets: _Calls, row: Any, cause: Any, mine: Any) -> bool:
+    """Whether candidate `row` lies within the cause: fewer incident calls than it, and too few
+    outside its leaves to say anything of their own (`_Calls.inside`). A candidate with more calls
+    than the cause is no narrower part of it, however few its own (a fingerprint rotated minutes
+    before the prompt that the stopping rule chose)."""
+    return float(row.current_count) <= float(cause.current_count) and sets.inside(row, mine)
 
 
 def _narrows(row: Any, other: Any) -> bool:

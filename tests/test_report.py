@@ -329,3 +329,16 @@ def test_an_asr_deploys_quality_drop_is_a_symptom_of_the_confidence_it_moved(sto
     assert "input_confidence" not in lead.top_suspect.dimensions
     quality = {s for s in scenario.signals if s.startswith("quality:")}
     assert quality and quality <= {r.signal for r in lead.symptoms}
+
+
+def test_a_prompt_leads_over_a_fingerprint_rotated_minutes_before_it(store: Store) -> None:
+    """A fingerprint rotates eight minutes before a prompt regression on the same calls; the
+    detected start falls before both. The fingerprint holds the prompt's calls and a few more
+    (too few to judge by themselves), so it is no narrower part of the root cause the stopping
+    rule chose: the prompt leads."""
+    scenario = world3_scenario("prompt_regression", 7, 0, datetime(2026, 11, 16, 17, 30, tzinfo=UTC))
+    scenario.write(store)
+    report = incident_report(store, Window(scenario.start, scenario.end), filters=Filters(service=scenario.service))
+    lead = report.findings[0]
+    assert lead.regression.signal in scenario.signals and lead.top_suspect is not None and lead.top_suspect.root_cause
+    assert frozenset(zip(lead.top_suspect.dimensions, lead.top_suspect.values)) in scenario.causes
