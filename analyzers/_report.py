@@ -236,7 +236,7 @@ def incident_report(
     attributions = attribute_regressions(store, window, filters, regressions, say)
     say("charting")
     findings = [_charted(store, window, filters, _exemplified(store, filters, f))
-                for f in group_symptoms([_finding(r, a) for r, a in zip(regressions, attributions)])]  # fmt: skip
+                for f in group_symptoms(corroborated([_finding(r, a) for r, a in zip(regressions, attributions)]))]  # fmt: skip
     say("building the timeline")
     events = timeline(store, window, filters=filters, regressions=regressions)
     say("measuring the impact")
@@ -388,6 +388,31 @@ def _charted(store: Store, window: Window, filters: Filters, finding: Finding) -
 
 SAME_START = timedelta(minutes=15)
 """Regressions starting this close together with the same top suspect are one incident."""
+
+
+def corroborated(findings: Sequence[Finding]) -> list[Finding]:
+    """Each finding whose top suspect is outside its root-cause set, led instead by a suspect of
+    it that another finding starting within SAME_START names as its top suspect, where the
+    stopping rule put that suspect in the root-cause set of one of the two: one incident has one
+    cause, and a second signal speaks for it (an index rebuild three quality scores fell with,
+    over a prompt published on one of their routes two minutes later; an ASR deploy that moved
+    confidence, over a prompt edited minutes before it)."""
+    return [_led_by_corroborated_root(f, findings) for f in findings]
+
+
+def _led_by_corroborated_root(finding: Finding, findings: Sequence[Finding]) -> Finding:
+    suspects = finding.attribution.suspects if finding.attribution else ()
+    if not suspects or suspects[0].root_cause or finding.attribution is None:
+        return finding
+    others = [g.top_suspect for g in findings if g is not finding and g.top_suspect is not None
+              and abs(g.regression.started_at - finding.regression.started_at) <= SAME_START]  # fmt: skip
+    named, decided = {s.label for s in others}, {s.label for s in others if s.root_cause}
+    at = next((i for i, s in enumerate(suspects) if s.label in named and (s.root_cause or s.label in decided)
+               and s.explained_share >= suspects[0].explained_share / 2), None)  # fmt: skip
+    if at is None:
+        return finding
+    ranked = (suspects[at], *suspects[:at], *suspects[at + 1 :])
+    return replace(finding, attribution=replace(finding.attribution, suspects=ranked))
 
 
 def group_symptoms(findings: Sequence[Finding]) -> list[Finding]:

@@ -1,0 +1,78 @@
+"""How the report turns regressions of one incident into one finding, on findings built by hand:
+which suspect leads a finding, and which finding the others become symptoms of."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from driftline.analyzers._model import Attribution, Evidence, Regression, Suspect, Window
+from driftline.analyzers._report import Finding, corroborated, group_symptoms
+
+T0 = datetime(2026, 11, 16, 16, 0, tzinfo=UTC)
+INDEX, PROMPT, FINGERPRINT = ("index_version", "v119"), ("prompt_version", "v10"), ("system_fingerprint", "fp_b3")
+
+
+def _suspect(pair: tuple[str, str], *, root: bool = False) -> Suspect:
+    return Suspect((pair[0],), (pair[1],), 1.0, "worse", 0.8, 0.7, 500, 500, T0, None, Evidence("leaves"), root_cause=root)
+
+
+def _finding(signal: str, minutes: float, *suspects: Suspect) -> Finding:
+    start = T0 + timedelta(minutes=minutes)
+    regression = Regression(signal, start, 0.8, 0.7, "down", -0.12, 0.999, 400, Evidence("sliced_by_bucket"))
+    attribution = Attribution(signal, Window(start - timedelta(hours=1), start), Window(start, start + timedelta(hours=1)), 0.8, 0.7, suspects)
+    return Finding("quality_regression", regression, attribution, None, None)
+
+
+def _leads(findings: list[Finding]) -> list[tuple[str, str | None]]:
+    return [(f.regression.signal, f.top_suspect.label if f.top_suspect else None) for f in findings]
+
+
+def test_a_root_cause_another_finding_names_leads_over_a_candidate_inside_it() -> None:
+    """An index rebuild lowers three quality scores; on one route a prompt published two minutes
+    later holds nearly the same calls and ranks first there, while the stopping rule chose the
+    index. The other scores name the index: it leads, and the three are one finding."""
+    order = _finding("quality:order_accuracy", 4, _suspect(PROMPT), _suspect(INDEX, root=True))
+    helpful = _finding("quality:helpfulness", -2, _suspect(INDEX, root=True), _suspect(FINGERPRINT))
+    grounded = _finding("quality:groundedness", -8, _suspect(INDEX), _suspect(FINGERPRINT, root=True))
+    found = group_symptoms(corroborated([order, helpful, grounded]))
+    assert _leads(found) == [("quality:order_accuracy", "index_version=v119")]
+    assert {r.signal for r in found[0].symptoms} == {"quality:helpfulness", "quality:groundedness"}
+
+
+def test_a_candidate_outside_the_root_cause_set_keeps_its_lead_without_a_second_signal() -> None:
+    """The same finding alone, or with another naming the index but starting an hour apart, keeps
+    its ranking: nothing else speaks for the root cause over the candidate."""
+    order = _finding("quality:order_accuracy", 4, _suspect(PROMPT), _suspect(INDEX, root=True))
+    later = _finding("quality:helpfulness", 64, _suspect(INDEX, root=True))
+    assert _leads(corroborated([order])) == [("quality:order_accuracy", "prompt_version=v10")]
+    assert _leads(corroborated([order, later]))[0] == ("quality:order_accuracy", "prompt_version=v10")
+
+
+def test_a_finding_led_by_a_confidence_bucket_is_a_symptom_of_the_confidences_regression() -> None:
+    """Quality fell on low-confidence transcripts while ASR confidence itself fell with a deploy:
+    the confidence's finding leads, with the deploy, and the quality drop is its symptom. Without
+    the confidence's regression the bucket stays the quality finding's suspect."""
+    deploy, bucket = ("service_version", "2.5.0"), ("input_confidence", "low")
+    quality = _finding("quality:order_accuracy", 6, _suspect(bucket), _suspect(deploy))
+    confidence = _finding("input_confidence", 0, _suspect(deploy, root=True))
+    found = group_symptoms([quality, confidence])
+    assert _leads(found) == [("input_confidence", "service_version=2.5.0")]
+    assert [r.signal for r in found[0].symptoms] == ["quality:order_accuracy"]
+    latency = _finding("latency_p95", 0, _suspect(deploy, root=True))
+    assert _leads(group_symptoms([quality, latency])) == [("quality:order_accuracy", "input_confidence=low"), ("latency_p95", "service_version=2.5.0")]
+
+
+def test_a_cause_another_signals_stopping_rule_chose_leads_over_a_candidate_none_chose() -> None:
+    """ASR confidence fell with a deploy (its root cause); quality fell too, with a prompt edited
+    minutes before the deploy ranked over it and no root cause of its own. The deploy leads the
+    quality finding as well, and the two are one finding; a candidate with under half the top's
+    share is not raised."""
+    deploy = ("service_version", "2.5.0")
+    quality = _finding("quality:order_accuracy", 0, _suspect(PROMPT), _suspect(deploy))
+    confidence = _finding("input_confidence", 0, _suspect(deploy, root=True), _suspect(PROMPT))
+    found = group_symptoms(corroborated([quality, confidence]))
+    assert _leads(found) == [("quality:order_accuracy", "service_version=2.5.0")]
+    assert [r.signal for r in found[0].symptoms] == ["input_confidence"]
+    slight = replace(_suspect(deploy), explained_share=0.4)
+    assert _leads(corroborated([_finding("quality:order_accuracy", 0, _suspect(PROMPT), slight), confidence]))[0][1] == "prompt_version=v10"
