@@ -401,6 +401,7 @@ def corroborated(findings: Sequence[Finding]) -> list[Finding]:
 
 
 def _led_by_corroborated_root(finding: Finding, findings: Sequence[Finding]) -> Finding:
+    """The finding, its suspects re-ranked where `corroborated` says so."""
     suspects = finding.attribution.suspects if finding.attribution else ()
     if not suspects or suspects[0].root_cause or finding.attribution is None:
         return finding
