@@ -328,8 +328,9 @@ def _within_provider(store: Store, scope: Filters, r: Regression, attributed: At
 
 def _before_new_values(seen: dict[tuple[str, str], datetime], baseline: Window) -> Window:
     """The baseline, ended where a value first seen shortly before the change (within SAME_START)
-    appeared, keeping at least MIN_BASELINE of calls: its first calls then count as the
-    incident's, and the calls it replaced as the baseline, not as a mix of both."""
+    appeared, keeping at least MIN_BASELINE of calls: the calls it replaced count as the
+    baseline, not as a mix of both. Its calls before the detected start fall in neither window
+    (starting the incident there too ranked changes of the minutes before over the one at the start)."""
     lo = max(_earliest_cut(seen, baseline), baseline.end - SAME_START)
     new = [t for t in seen.values() if lo <= t < baseline.end]
     return Window(baseline.start, min(new)) if new else baseline
