@@ -403,18 +403,18 @@ def corroborated(findings: Sequence[Finding]) -> list[Finding]:
 
 def _led_by_corroborated_root(finding: Finding, findings: Sequence[Finding]) -> Finding:
     """The finding, its suspects re-ranked where `corroborated` says so."""
-    suspects = finding.attribution.suspects if finding.attribution else ()
-    if not suspects or suspects[0].root_cause or finding.attribution is None:
+    attribution = finding.attribution
+    if attribution is None or not attribution.suspects or attribution.suspects[0].root_cause:
         return finding
-    others = [g.top_suspect for g in findings if g is not finding and g.top_suspect is not None
-              and abs(g.regression.started_at - finding.regression.started_at) <= SAME_START]  # fmt: skip
+    suspects = attribution.suspects
+    others = [g.top_suspect for g in findings if g is not finding and g.top_suspect is not None and _together(g, finding)]
     named, decided = {s.label for s in others}, {s.label for s in others if s.root_cause}
     at = next((i for i, s in enumerate(suspects) if s.label in named and (s.root_cause or s.label in decided)
                and s.explained_share >= suspects[0].explained_share / 2), None)  # fmt: skip
     if at is None:
         return finding
     ranked = (suspects[at], *suspects[:at], *suspects[at + 1 :])
-    return replace(finding, attribution=replace(finding.attribution, suspects=ranked))
+    return replace(finding, attribution=replace(attribution, suspects=ranked))
 
 
 def group_symptoms(findings: Sequence[Finding]) -> list[Finding]:
@@ -425,7 +425,7 @@ def group_symptoms(findings: Sequence[Finding]) -> list[Finding]:
     out: list[Finding] = []
     for f in _mediators_first(findings):
         causes = _cause_labels(f)
-        lead = next((i for i, g in enumerate(out) if abs(g.regression.started_at - f.regression.started_at) <= SAME_START
+        lead = next((i for i, g in enumerate(out) if _together(g, f)
                      and (g.top_suspect is not None and g.top_suspect.label in causes or _mediates(g, f))), None)  # fmt: skip
         if lead is None:
             out.append(f)
@@ -454,8 +454,12 @@ def _mediates(carrier: Finding, finding: Finding) -> bool:
     if top is None or cause is None or len(top.dimensions) != 1 or any(d in BUCKETED_FROM for d in cause.dimensions):
         return False
     column = BUCKETED_FROM.get(top.dimensions[0])
-    return (column is not None and get_signal(carrier.regression.signal).column == column
-            and abs(carrier.regression.started_at - finding.regression.started_at) <= SAME_START)  # fmt: skip
+    return column is not None and get_signal(carrier.regression.signal).column == column and _together(carrier, finding)
+
+
+def _together(one: Finding, other: Finding) -> bool:
+    """Whether the two regressions start within SAME_START of each other (one incident's signals)."""
+    return abs(one.regression.started_at - other.regression.started_at) <= SAME_START
 
 
 def _cause_labels(finding: Finding) -> set[str]:
