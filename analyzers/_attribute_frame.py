@@ -35,6 +35,10 @@ a greedy pursuit over standardized leaf deviations that trades explanatory power
   candidates) + 6 (above the chance maximum of noise gains); remove its leaves from the search (as
   RiskLoc does: no sub-causes of an explained element); repeat until nothing pays for itself;
 - triples are only searched inside the best pairs that pay for themselves (no combinatorial blow-up);
+- the chosen set is then made succinct: an element inside another chosen one gives way to it (a
+  part that moved most was taken before its whole), and two or more inside one candidate that
+  hold most of its volume give way to that candidate (a cause that hit a segment unevenly is the
+  segment: real incidents, RobustSpot's among them, are rarely the one common shift fitted);
 - a candidate holding a missing value (NONE) is never chosen: it says who the calls are (failed
   calls have no fingerprint), not what changed; and for a 0/1 rate a dimension missing on (nearly)
   all bad calls and present on (nearly) all others is left out altogether (`_outcome_free`);
@@ -75,6 +79,9 @@ PROMISING_PAIRS = 40
 OUTCOME_SHARE = 0.9
 """A dimension missing on this share of a 0/1 rate's bad calls, and present on as many of the
 others, is defined by the outcome and left out (`_outcome_free`)."""
+GENERAL_SHARE = 0.5
+"""Elements inside one candidate give way to it (`_generalized`) only if it explains at least this
+fraction of what they explain together: the rest of it did not undo them."""
 MIX_MIN = 0.2
 """Rates: smallest mix share of a segment marked as the cause of a shift of traffic."""
 
@@ -117,12 +124,12 @@ def attribute_frame(frame: pd.DataFrame, *, dimensions: Sequence[str], baseline:
     pen = penalty if penalty is not None else 2.0 * math.log(max(n_cand, 2) * (len(dims) if max_order >= 3 else 1)) + 6.0
     if max_order >= 3 and len(dims) >= 3:
         cubes += _deep_cuboids(leaves, cubes, y, w, s, pen, dims, max_order, min_count)
-    chosen = _pursue(cubes, y, w, s, pen)
+    chosen = _outermost(_pursue(cubes, y, w, s, pen))
     parts = [_candidates(c, total, min_count) for c in cubes]
     out = pd.DataFrame({c: list(itertools.chain.from_iterable(p[c] for p in parts)) if c in _OBJECT_COLUMNS
                         else np.concatenate([p[c] for p in parts]) for c in parts[0]})  # fmt: skip
-    picked = set(chosen)
-    out["root_cause"] = [(d, v) in picked for d, v in zip(out["dimensions"], out["values"])]
+    picked = _generalized(out, chosen)
+    out["root_cause"] = [frozenset(zip(d, v)) in picked for d, v in zip(out["dimensions"], out["values"])]
     # only causes that push in the direction the causes push together (that of the change, unless
     # the change is mostly noise or drift elsewhere), and explain a visible part of it
     share = out["explained_share"]
@@ -135,6 +142,8 @@ def attribute_frame(frame: pd.DataFrame, *, dimensions: Sequence[str], baseline:
 
 
 _OBJECT_COLUMNS = ("dimensions", "values", "label", "effect")
+_Element = tuple[tuple[str, ...], tuple[Any, ...]]
+"""A candidate as the pursuit names it: its dimensions and their values."""
 
 
 def holds_missing(ranked: pd.DataFrame) -> pd.Series:
@@ -425,12 +434,12 @@ def _deep_cuboids(leaves: _Leaves, cubes: list[_Cuboid], y: np.ndarray, w: np.nd
 
 
 def _pursue(cubes: list[_Cuboid], y: np.ndarray, w: np.ndarray, s: float,
-            pen: float) -> list[tuple[tuple[str, ...], tuple[Any, ...]]]:  # fmt: skip
+            pen: float) -> list[_Element]:  # fmt: skip
     """Greedy: take the candidate whose fitted shift lowers the chi-square most beyond its cost, take
     its leaves out of the search (explained: no sub-causes inside it, no parent scoring on its
     leaves), repeat until no candidate pays for itself."""
     prec = w / s**2
-    chosen: list[tuple[tuple[str, ...], tuple[Any, ...]]] = []
+    chosen: list[_Element] = []
     for _ in range(MAX_CAUSES):
         best: tuple[float, _Cuboid | None, int] = (0.0, None, -1)
         for c in cubes:
@@ -446,6 +455,30 @@ def _pursue(cubes: list[_Cuboid], y: np.ndarray, w: np.ndarray, s: float,
         prec[c.members(g)] = 0.0
         chosen.append((c.dims, c.labels([g])[0]))
     return chosen
+
+
+def _outermost(chosen: list[_Element]) -> list[_Element]:
+    """The chosen elements no other chosen element contains: when a part was taken before the whole
+    (it moved most), the whole, taken after, explains the part too."""
+    pairs = [set(zip(d, v)) for d, v in chosen]
+    return [c for c, p in zip(chosen, pairs) if not any(q < p for q in pairs)]
+
+
+def _generalized(out: pd.DataFrame, chosen: list[_Element]) -> set[frozenset[tuple[str, Any]]]:
+    """The chosen elements, where two or more lie inside one candidate and hold most of its volume,
+    replaced by that candidate: one element says what they say. A cause that hit most of a segment
+    unevenly (one CDN's failures up 12x on one device, 3x on another) is the segment; the common
+    shift the pursuit fits per candidate would otherwise pick its worst parts one by one."""
+    picked = {frozenset(zip(d, v)) for d, v in chosen}
+    row = {frozenset(zip(d, v)): i for i, (d, v) in enumerate(zip(out["dimensions"], out["values"]))}
+    share, volume = out["explained_share"].to_numpy(dtype=float), out["current_count"].to_numpy(dtype=float)
+    parents = {frozenset(a) for c in picked for k in range(1, len(c)) for a in itertools.combinations(c, k)}
+    for parent in sorted((p for p in parents if p in row), key=len):
+        inside = [c for c in picked if parent < c and c in row]
+        if len(inside) >= 2 and share[row[parent]] >= GENERAL_SHARE * sum(share[row[c]] for c in inside) \
+                and sum(volume[row[c]] for c in inside) >= 0.5 * volume[row[parent]]:  # fmt: skip
+            picked = (picked - set(inside)) | {parent}
+    return picked
 
 
 def _mark_mix(out: pd.DataFrame, leaves: _Leaves) -> None:

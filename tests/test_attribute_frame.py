@@ -162,6 +162,36 @@ def test_rate_a_missing_value_is_never_the_cause() -> None:
     assert any("model=m1" in label for label in _marked(ranked))
 
 
+def _tenant_hit(seed: int, tenant: str, factors: dict[str, float], rate: float) -> pd.DataFrame:
+    """`_calls`, with the tenant's current error rate set to `rate` x its route's factor."""
+    frame = _calls(seed)
+    rng = np.random.default_rng(seed + 100)
+    hit = frame["tenant"] == tenant
+    rates = np.minimum(rate * frame.loc[hit, "route"].map(factors).to_numpy(dtype=float), 1.0)
+    frame.loc[hit, "c_err"] = rng.binomial(frame.loc[hit, "c_calls"].to_numpy(dtype=int), rates)
+    return frame
+
+
+def test_rate_a_segment_hit_unevenly_on_most_of_its_calls_is_the_one_cause() -> None:
+    """Tenant t2 fails 8x more on route r0, 5x on r1, 3x on r2, not at all more on r3. The pursuit's
+    common shift takes its worst routes one by one; they hold most of its calls, so the tenant is
+    the cause (as RobustSpot's real CDN incidents are labelled)."""
+    ranked = _rate(_tenant_hit(0, "t2", {"r0": 8.0, "r1": 5.0, "r2": 3.0, "r3": 1.0}, rate=0.03))
+    assert _marked(ranked) == {"tenant=t2"}
+
+
+def test_rate_a_part_that_got_worse_than_its_whole_is_no_second_cause() -> None:
+    """Tenant t3 fails twice as often everywhere, and 8x on route r1: the tenant explains its route."""
+    ranked = _rate(_tenant_hit(0, "t3", {"r0": 2.0, "r1": 8.0, "r2": 2.0, "r3": 2.0}, rate=0.04))
+    assert _marked(ranked) == {"tenant=t3"}
+
+
+def test_rate_two_parts_of_a_segment_holding_little_of_it_stay_two_causes() -> None:
+    """Tenant t4 fails 6x more on route r0 only; nothing else moved: one part, the pair is the cause."""
+    marked = _marked(_rate(_tenant_hit(0, "t4", {"r0": 6.0, "r1": 1.0, "r2": 1.0, "r3": 1.0}, rate=0.05)))
+    assert marked in ({"tenant=t4 & route=r0"}, {"route=r0 & tenant=t4"})
+
+
 def _score_mix(seed: int) -> pd.DataFrame:
     """Judge scores (0..1, per-call sd 0.2) per tenant and model: tenant `weak` always scores 0.18
     lower and its share of traffic grows from 5% to 30%; no leaf's mean moves."""
