@@ -34,7 +34,10 @@ a greedy pursuit over standardized leaf deviations that trades explanatory power
 - take the best gain net of its cost, penalty x (1 + 0.5 per extra dimension), penalty = 2 ln(#
   candidates) + 6 (above the chance maximum of noise gains); remove its leaves from the search (as
   RiskLoc does: no sub-causes of an explained element); repeat until nothing pays for itself;
-- triples are only searched inside the best pairs that pay for themselves (no combinatorial blow-up);
+- triples are only searched inside the best pairs that pay for themselves (no combinatorial blow-up),
+  and once the pursuit stops, inside each pick: with the other picks' leaves out, a candidate one
+  dimension deeper that pays more replaces it (a pair taken early for a triple, with leaves of a
+  whole value found later);
 - the chosen set is then made succinct: an element inside another chosen one gives way to it (a
   part that moved most was taken before its whole), and two or more inside one candidate that
   hold most of its volume give way to that candidate (a cause that hit a segment unevenly is the
@@ -51,7 +54,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -124,10 +127,12 @@ def attribute_frame(frame: pd.DataFrame, *, dimensions: Sequence[str], baseline:
     pen = penalty if penalty is not None else 2.0 * math.log(max(n_cand, 2) * (len(dims) if max_order >= 3 else 1)) + 6.0
     if max_order >= 3 and len(dims) >= 3:
         cubes += _deep_cuboids(leaves, cubes, y, w, s, pen, dims, max_order, min_count)
-    chosen = _outermost(_pursue(cubes, y, w, s, pen))
+    picks = _pursue(cubes, y, w, s, pen, deeper=lambda c, g: _inside(leaves, c, g, dims, max_order, min_count))
+    cubes += [c for c, _ in picks if not any(c is known for known in cubes)]  # found inside a pick
+    chosen = _outermost([(c.dims, c.labels([g])[0]) for c, g in picks])
     parts = [_candidates(c, total, min_count) for c in cubes]
     out = pd.DataFrame({c: list(itertools.chain.from_iterable(p[c] for p in parts)) if c in _OBJECT_COLUMNS
-                        else np.concatenate([p[c] for p in parts]) for c in parts[0]})  # fmt: skip
+                        else np.concatenate([p[c] for p in parts]) for c in parts[0]}).drop_duplicates("label")  # fmt: skip
     picked = _generalized(out, chosen)
     out["root_cause"] = [frozenset(zip(d, v)) in picked for d, v in zip(out["dimensions"], out["values"])]
     # only causes that push in the direction the causes push together (that of the change, unless
@@ -433,28 +438,62 @@ def _deep_cuboids(leaves: _Leaves, cubes: list[_Cuboid], y: np.ndarray, w: np.nd
     return out
 
 
-def _pursue(cubes: list[_Cuboid], y: np.ndarray, w: np.ndarray, s: float,
-            pen: float) -> list[_Element]:  # fmt: skip
+def _pursue(cubes: list[_Cuboid], y: np.ndarray, w: np.ndarray, s: float, pen: float,
+            deeper: Callable[[_Cuboid, int], list[_Cuboid]]) -> list[tuple[_Cuboid, int]]:  # fmt: skip
     """Greedy: take the candidate whose fitted shift lowers the chi-square most beyond its cost, take
     its leaves out of the search (explained: no sub-causes inside it, no parent scoring on its
-    leaves), repeat until no candidate pays for itself."""
-    prec = w / s**2
-    chosen: list[_Element] = []
+    leaves), repeat until no candidate pays for itself. Then, with the other picks' leaves out,
+    a candidate one dimension deeper inside a pick (`deeper`) that pays more replaces it: a pick
+    taken early may have held the leaves of a cause taken after it (a pair holding a triple and
+    part of a whole value found later), and the triples searched up front lie inside the pairs
+    that paid most before anything was explained."""
+    base = w / s**2
+    picks: list[tuple[_Cuboid, int]] = []
     for _ in range(MAX_CAUSES):
-        best: tuple[float, _Cuboid | None, int] = (0.0, None, -1)
-        for c in cubes:
-            _, gain = c.gains(y, prec)
-            net = gain - pen * (1 + 0.5 * (len(c.dims) - 1))
-            g = int(np.argmax(net))
-            if net[g] > best[0]:
-                best = (float(net[g]), c, g)
-        if best[1] is None:
+        best = _best(cubes, y, _without(base, picks), pen)
+        if best is None:
             break
-        c, g = best[1], best[2]
-        prec = prec.copy()
-        prec[c.members(g)] = 0.0
-        chosen.append((c.dims, c.labels([g])[0]))
-    return chosen
+        picks.append(best)
+    for i in range(len(picks)):
+        prec = _without(base, picks[:i] + picks[i + 1:])
+        while (inner := _best(deeper(*picks[i]), y, prec, pen)) is not None \
+                and _net(*inner, y, prec, pen) > _net(*picks[i], y, prec, pen):  # fmt: skip
+            picks[i] = inner  # and deeper again, up to max_order
+    return picks
+
+
+def _net(cube: _Cuboid, group: int, y: np.ndarray, prec: np.ndarray, pen: float) -> float:
+    """What one candidate's fitted shift pays beyond its cost."""
+    return float(cube.gains(y, prec)[1][group]) - pen * (1 + 0.5 * (len(cube.dims) - 1))
+
+
+def _inside(leaves: _Leaves, cube: _Cuboid, group: int, dims: list[str], max_order: int, min_count: float) -> list[_Cuboid]:
+    """The candidates one dimension deeper inside one group of a cuboid (none beyond max_order)."""
+    if len(cube.dims) >= max_order:
+        return []
+    rows = cube.members(group)
+    return [_Cuboid.of(leaves, tuple(d for d in dims if d in cube.dims or d == extra), rows, min_count)
+            for extra in dims if extra not in cube.dims]  # fmt: skip
+
+
+def _without(prec: np.ndarray, picks: list[tuple[_Cuboid, int]]) -> np.ndarray:
+    """The precisions with the picked candidates' leaves out of the search."""
+    out = prec.copy()
+    for c, g in picks:
+        out[c.members(g)] = 0.0
+    return out
+
+
+def _best(cubes: list[_Cuboid], y: np.ndarray, prec: np.ndarray, pen: float) -> tuple[_Cuboid, int] | None:
+    """The candidate whose fitted shift pays most beyond its cost, if any does."""
+    best: tuple[float, _Cuboid | None, int] = (0.0, None, -1)
+    for c in cubes:
+        _, gain = c.gains(y, prec)
+        net = gain - pen * (1 + 0.5 * (len(c.dims) - 1))
+        g = int(np.argmax(net))
+        if net[g] > best[0]:
+            best = (float(net[g]), c, g)
+    return None if best[1] is None else (best[1], best[2])
 
 
 def _outermost(chosen: list[_Element]) -> list[_Element]:

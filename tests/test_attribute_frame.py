@@ -67,6 +67,14 @@ def test_causes_of_different_layers_and_sizes_are_all_marked() -> None:
     assert _marked(ranked) == {"d=d3", "a=a4 & b=b1 & c=c0", "a=a5 & c=c2"}
 
 
+def test_a_three_dimensional_cause_among_whole_values_is_found_not_its_pair() -> None:
+    """Three whole values tripled, so the pairs that pay most up front all lie inside them, and one
+    triple doubled: the pair taken for it holds other leaves and gives way to the triple inside it."""
+    ranked = _run(_kpi(0, [({"d": "d1"}, 3.0), ({"c": "c2"}, 3.0), ({"b": "b3"}, 3.0), ({"a": "a1", "b": "b1", "c": "c1"}, 2.0)]))
+    assert _marked(ranked) == {"b=b3", "c=c2", "d=d1", "a=a1 & b=b1 & c=c1"}
+    assert ranked["label"].is_unique
+
+
 def test_an_element_working_against_the_change_is_not_a_cause() -> None:
     ranked = _run(_kpi(4, [({"d": "d3"}, 0.5), ({"a": "a5", "c": "c2"}, 1.3)]))
     assert _marked(ranked) == {"d=d3"}
