@@ -17,6 +17,9 @@ N causes per case), each with <timestamp>.csv leaves (real, predict, a, b, c, d)
 injection_info.csv (`set`: the true causes, e.g. `a=a1&b=b2;a=a3`, and `timestamp`). Cases are
 taken in timestamp order, --cases-per-setting of each (0 = all 100). Nothing is fetched at run
 time; without DATA_DIR (as `make bench` runs it) the script says where to get the data and exits 0.
+RiskLoc's synthetic sets are laid out the same way: a folder holding the output folder of its
+generate_dataset.py (https://github.com/shaido987/riskloc; S is `--num N --seed 121`, five
+dimensions of 10/12/10/8/5 values, causes of up to five dimensions) is a DATA_DIR too.
 
 Scoring as RiskLoc (utils/evaluation.py): per case, TP = true causes predicted exactly (the same
 set of dimension=value pairs), FP = predicted - TP, FN = true - TP, summed over the cases of a
