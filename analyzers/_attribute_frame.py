@@ -455,6 +455,8 @@ def _pursue(cubes: list[_Cuboid], y: np.ndarray, w: np.ndarray, s: float, pen: f
             break
         picks.append(best)
     for i in range(len(picks)):
+        if len(picks) == 1 and len(picks[0][0].dims) == 1:
+            break  # a value alone, with nothing else out, already beat every pair inside it
         prec = _without(base, picks[:i] + picks[i + 1:])
         while (inner := _best(deeper(*picks[i]), y, prec, pen)) is not None \
                 and _net(*inner, y, prec, pen) > _net(*picks[i], y, prec, pen):  # fmt: skip
