@@ -425,7 +425,7 @@ def _deep_cuboids(leaves: _Leaves, cubes: list[_Cuboid], y: np.ndarray, w: np.nd
         if len(c.dims) != 2:
             continue
         _, gain = c.gains(y, prec)
-        for g in np.flatnonzero(gain > pen * 1.5):
+        for g in np.flatnonzero(gain > _cost(c, pen)):
             scored.append((gain[g], c, g))
     scored.sort(key=lambda t: -t[0])
     promising = scored[:PROMISING_PAIRS]
@@ -466,7 +466,12 @@ def _pursue(cubes: list[_Cuboid], y: np.ndarray, w: np.ndarray, s: float, pen: f
 
 def _net(cube: _Cuboid, group: int, y: np.ndarray, prec: np.ndarray, pen: float) -> float:
     """What one candidate's fitted shift pays beyond its cost."""
-    return float(cube.gains(y, prec)[1][group]) - pen * (1 + 0.5 * (len(cube.dims) - 1))
+    return float(cube.gains(y, prec)[1][group]) - _cost(cube, pen)
+
+
+def _cost(cube: _Cuboid, pen: float) -> float:
+    """What a candidate of this cuboid must pay for: the penalty, half again per extra dimension."""
+    return pen * (1 + 0.5 * (len(cube.dims) - 1))
 
 
 def _inside(leaves: _Leaves, cube: _Cuboid, group: int, dims: list[str], max_order: int, min_count: float) -> list[_Cuboid]:
@@ -491,7 +496,7 @@ def _best(cubes: list[_Cuboid], y: np.ndarray, prec: np.ndarray, pen: float) -> 
     best: tuple[float, _Cuboid | None, int] = (0.0, None, -1)
     for c in cubes:
         _, gain = c.gains(y, prec)
-        net = gain - pen * (1 + 0.5 * (len(c.dims) - 1))
+        net = gain - _cost(c, pen)
         g = int(np.argmax(net))
         if net[g] > best[0]:
             best = (float(net[g]), c, g)
