@@ -194,7 +194,7 @@ def test_rate_a_part_that_got_worse_than_its_whole_is_no_second_cause() -> None:
     assert _marked(ranked) == {"tenant=t3"}
 
 
-def test_rate_two_parts_of_a_segment_holding_little_of_it_stay_two_causes() -> None:
+def test_rate_one_part_of_a_segment_stays_the_cause_not_the_segment() -> None:
     """Tenant t4 fails 6x more on route r0 only; nothing else moved: one part, the pair is the cause."""
     marked = _marked(_rate(_tenant_hit(0, "t4", {"r0": 6.0, "r1": 1.0, "r2": 1.0, "r3": 1.0}, rate=0.05)))
     assert marked in ({"tenant=t4 & route=r0"}, {"route=r0 & tenant=t4"})
