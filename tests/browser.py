@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import websocket
+from serve_process import wait_for
 
 CHROMIUM_FLAGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -40,7 +43,7 @@ class Chromium:
         self._profile = tempfile.TemporaryDirectory(prefix="driftline-chromium-")
         self.process = subprocess.Popen(
             [executable, *CHROMIUM_FLAGS, f"--user-data-dir={self._profile.name}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
         )  # fmt: skip
         self.port = self._wait_listening()
         self._ws: websocket.WebSocket | None = None
@@ -115,13 +118,45 @@ class Chromium:
             self.errors.append(f"log: {params['entry'].get('text')} ({params['entry'].get('url', '')})")
 
     def close(self) -> None:
-        """Stop the browser and remove its profile."""
+        """Stop the browser and every helper process it started, then remove its profile. The
+        helpers (crashpad, utility processes) outlive the main process for a moment and write into
+        the profile: removing it before they are gone failed once ("Directory not empty")."""
         if self._ws is not None:
             self._ws.close()
-        self.process.terminate()
+        group = self.process.pid  # its own session: the browser and its helpers, nothing else
+        _signal_group(group, signal.SIGTERM)
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            self.process.kill()
+            _signal_group(group, signal.SIGKILL)
             self.process.wait()
+        try:
+            wait_for(lambda: not _running_in_group(group), timeout=10, what="chromium's helper processes to exit")
+        except TimeoutError:
+            _signal_group(group, signal.SIGKILL)
+            wait_for(lambda: not _running_in_group(group), timeout=10, what="chromium's helper processes to be killed")
         self._profile.cleanup()
+
+
+def _signal_group(group: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(group, sig)
+    except ProcessLookupError:
+        pass  # every process of the group has exited
+
+
+def _running_in_group(group: int) -> list[int]:
+    """The processes of a process group that are still running (not zombies: an exited helper
+    whose new parent has not reaped it writes nothing), read from /proc."""
+    running = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # exited meanwhile
+        state, _, pgrp = stat.rsplit(")", 1)[1].split()[:3]
+        if int(pgrp) == group and state != "Z":
+            running.append(int(entry.name))
+    return running
