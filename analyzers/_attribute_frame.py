@@ -447,13 +447,14 @@ def _pursue(cubes: list[_Cuboid], y: np.ndarray, w: np.ndarray, s: float, pen: f
     taken early may have held the leaves of a cause taken after it (a pair holding a triple and
     part of a whole value found later), and the triples searched up front lie inside the pairs
     that paid most before anything was explained."""
-    base = w / s**2
+    base = prec = w / s**2
     picks: list[tuple[_Cuboid, int]] = []
     for _ in range(MAX_CAUSES):
-        best = _best(cubes, y, _without(base, picks), pen)
+        best = _best(cubes, y, prec, pen)
         if best is None:
             break
         picks.append(best)
+        prec = _without(prec, [best])
     for i in range(len(picks)):
         if len(picks) == 1 and len(picks[0][0].dims) == 1:
             break  # a value alone, with nothing else out, already beat every pair inside it
