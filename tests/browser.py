@@ -128,13 +128,10 @@ class Chromium:
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            _signal_group(group, signal.SIGKILL)
-            self.process.wait()
-        try:
-            wait_for(lambda: not _running_in_group(group), timeout=10, what="chromium's helper processes to exit")
-        except TimeoutError:
-            _signal_group(group, signal.SIGKILL)
-            wait_for(lambda: not _running_in_group(group), timeout=10, what="chromium's helper processes to be killed")
+            pass
+        _signal_group(group, signal.SIGKILL)  # whatever of it still runs is about to lose its profile
+        self.process.wait()
+        wait_for(lambda: not _running_in_group(group), timeout=10, what="chromium's processes to exit")
         self._profile.cleanup()
 
 
