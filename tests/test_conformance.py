@@ -156,12 +156,19 @@ def _run(name: str, serve: ServeProcess, base_url: str) -> dict[str, dict[str, A
     )
     by_trace = {row[0]: row[1:] for row in rows}
     assert len(by_trace) == len(rows), "one llm_calls row per scenario"
-    return {scenario: _as_call(by_trace.get(trace_id)) for scenario, trace_id in traces.items()}
+    return {scenario: _as_call(by_trace.get(trace_id), TTFT_FLOOR.get(name, FIRST_CHUNK_S)) for scenario, trace_id in traces.items()}
 
 
-def _as_call(row: tuple[Any, ...] | None) -> dict[str, Any] | None:
-    """The row as COLUMNS; a TTFT counts only if it lies between the fake server's first-chunk
-    delay and the call's end (a plain call's full latency passed off as TTFT does not)."""
+TTFT_FLOOR = {"openlit": FIRST_CHUNK_S / 2}
+"""The least TTFT a stream may show where it is not the fake server's first-chunk wait. OpenLIT starts
+its clock when the response headers have arrived, not at the request, so under load it reads a little
+under that wait (0.1993 s seen for 0.2 s); half the wait still tells a first chunk from a plain call's
+latency of a few milliseconds."""
+
+
+def _as_call(row: tuple[Any, ...] | None, ttft_floor: float) -> dict[str, Any] | None:
+    """The row as COLUMNS; a TTFT counts only if it lies between `ttft_floor` and the call's end
+    (a plain call's full latency passed off as TTFT does not)."""
     if row is None:
         return None
     *values, failed, ttft, duration = row
@@ -169,7 +176,7 @@ def _as_call(row: tuple[Any, ...] | None) -> dict[str, Any] | None:
     call["failed"] = failed
     call["has_ttft"] = ttft is not None
     if ttft is not None:
-        assert FIRST_CHUNK_S <= ttft <= duration, f"TTFT {ttft} outside [{FIRST_CHUNK_S}, {duration}]"
+        assert ttft_floor <= ttft <= duration, f"TTFT {ttft} outside [{ttft_floor}, {duration}]"
     return {c: call[c] for c in COLUMNS}
 
 
@@ -192,4 +199,3 @@ def _priced(expected: dict[str, Any]) -> dict[str, Any]:
     fresh = tokens[0] - tokens[1] - tokens[2]
     usd = sum(n * rate for n, rate in zip([fresh, *tokens[1:]], RATES[expected["response_model"]])) / 1e6
     return {**expected, "cost_usd": pytest.approx(usd), "cost_computed": True}
-
