@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -133,8 +133,8 @@ def attribute_frame(frame: pd.DataFrame, *, dimensions: Sequence[str], baseline:
     parts = [_candidates(c, total, min_count) for c in cubes]
     out = pd.DataFrame({c: list(itertools.chain.from_iterable(p[c] for p in parts)) if c in _OBJECT_COLUMNS
                         else np.concatenate([p[c] for p in parts]) for c in parts[0]}).drop_duplicates("label")  # fmt: skip
-    picked = _generalized(out, chosen)
-    out["root_cause"] = [frozenset(zip(d, v)) in picked for d, v in zip(out["dimensions"], out["values"])]
+    picked = _generalized(out, chosen, dims)
+    out["root_cause"] = out["label"].isin([_label(p, dims) for p in picked])
     # only causes that push in the direction the causes push together (that of the change, unless
     # the change is mostly noise or drift elsewhere), and explain a visible part of it
     share = out["explained_share"]
@@ -221,20 +221,15 @@ def _present(array: np.ndarray | None) -> np.ndarray:
 def _leaf_parts(frame: pd.DataFrame, dims: list[str], baseline: str, current: str,
                 baseline_count: str | None, current_count: str | None, spread: float | None) -> _Leaves:  # fmt: skip
     """Per leaf: volumes, sums, and its within and mix parts of the total change."""
-    import pandas as pd
-
-    keys = frame[dims].astype("object").where(frame[dims].notna(), NONE).astype(str)
-    data = keys.assign(b_num=frame[baseline].astype(float), c_num=frame[current].astype(float))
-    counts = (data["b_num"].abs(), data["c_num"].abs()) if baseline_count is None else (frame[baseline_count], frame[current_count])
-    data = data.assign(b_den=counts[0].astype(float), c_den=counts[1].astype(float))
-    data = data.groupby(dims, sort=False, as_index=False)[["b_num", "c_num", "b_den", "c_den"]].sum()
-    codes, labels = {}, {}
-    for d in dims:
-        codes[d], labels[d] = pd.factorize(data[d], sort=False)
-    sums = {c: data[c].to_numpy(dtype=float) for c in ("b_num", "c_num", "b_den", "c_den")}
+    b_num, c_num = (frame[c].to_numpy(dtype=float, na_value=0.0) for c in (baseline, current))  # a missing sum adds nothing
+    if baseline_count is None:
+        b_den, c_den = np.abs(b_num), np.abs(c_num)
+    else:
+        b_den, c_den = (frame[c].to_numpy(dtype=float, na_value=0.0) for c in (baseline_count, current_count))
+    codes, labels, sums = _grouped(frame, dims, {"b_num": b_num, "c_num": c_num, "b_den": b_den, "c_den": c_den})
     b_total, c_total = sums["b_den"].sum(), sums["c_den"].sum()
-    sums["b_share"] = sums["b_den"] / b_total if b_total > 0 else np.zeros(len(data))
-    sums["c_share"] = sums["c_den"] / c_total if c_total > 0 else np.zeros(len(data))
+    sums["b_share"] = sums["b_den"] / b_total if b_total > 0 else np.zeros(len(sums["b_den"]))
+    sums["c_share"] = sums["c_den"] / c_total if c_total > 0 else np.zeros(len(sums["b_den"]))
     expected = novel = None
     if baseline_count is None:
         sums["within"] = sums["c_num"] - sums["b_num"]
@@ -250,8 +245,30 @@ def _leaf_parts(frame: pd.DataFrame, dims: list[str], baseline: str, current: st
     p = (sums["c_num"].sum() + sums["b_num"].sum()) / max(b_total + c_total, 1e-12)
     if spread is None:  # 0/1 values: the binomial spread; else, crudely, that of the leaves' current rates
         spread = math.sqrt(p * (1 - p)) if 0 < p < 1 else float(np.std(sums["c_num"] / np.maximum(sums["c_den"], 1e-12)))
-    return _Leaves(codes, {d: np.asarray(labels[d], dtype=object) for d in dims}, sums, baseline_count is not None,
-                   rate_b, max(spread, 1e-12), expected, novel)  # fmt: skip
+    return _Leaves(codes, labels, sums, baseline_count is not None, rate_b, max(spread, 1e-12), expected, novel)
+
+
+def _grouped(frame: pd.DataFrame, dims: list[str], columns: dict[str, np.ndarray]
+             ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:  # fmt: skip
+    """The rows summed per combination of dimension values, read as strings (a missing one as NONE),
+    in order of first appearance: per dimension the leaves' codes and the values they stand for, and
+    the summed columns. Integer codes, not pandas' groupby over strings, which cost most of an
+    attribution's own time on thousands of leaves."""
+    import pandas as pd
+
+    raw, names = {}, {}
+    for d in dims:
+        found, values = pd.factorize(frame[d], sort=False)  # -1 where missing: the last name, NONE
+        raw[d], names[d] = pd.factorize(np.array([*map(str, values), NONE], dtype=object)[found], sort=False)
+    _, first, inverse = np.unique(_key(raw, dims), return_index=True, return_inverse=True)
+    rank = np.empty(len(first), dtype=np.int64)
+    rank[np.argsort(first)] = np.arange(len(first))
+    inverse, first = rank[inverse], np.sort(first)
+    codes, labels = {}, {}
+    for d in dims:
+        codes[d], seen = pd.factorize(raw[d][first], sort=False)
+        labels[d] = np.asarray(names[d], dtype=object)[seen]
+    return codes, labels, {c: np.bincount(inverse, weights=v, minlength=len(first)) for c, v in columns.items()}
 
 
 def _counterfactual(codes: dict[str, np.ndarray], sums: dict[str, np.ndarray], rate_b: float) -> np.ndarray:
@@ -326,7 +343,7 @@ def _candidates(cube: _Cuboid, total: float, min_count: float) -> dict[str, Any]
     values = cube.labels(kept)
     return {
         "dimensions": [dims] * len(kept), "values": values,
-        "label": [" & ".join(f"{d}={v}" for d, v in zip(dims, vs)) for vs in values],
+        "label": [_label(zip(dims, vs)) for vs in values],
         "explained_share": share[kept], "within_share": within[kept], "mix_share": mix[kept],
         "effect": np.where(share <= 0, "better", np.where(within >= mix, "worse", "mix"))[kept],
         "baseline_value": b_value[kept], "current_value": c_value[kept], "baseline_count": g["b_den"][kept],
@@ -511,21 +528,29 @@ def _outermost(chosen: list[_Element]) -> list[_Element]:
     return [c for c, p in zip(chosen, pairs) if not any(q < p for q in pairs)]
 
 
-def _generalized(out: pd.DataFrame, chosen: list[_Element]) -> set[frozenset[tuple[str, Any]]]:
+def _generalized(out: pd.DataFrame, chosen: list[_Element], dims: list[str]) -> set[frozenset[tuple[str, Any]]]:
     """The chosen elements, where two or more lie inside one candidate and hold most of its volume,
     replaced by that candidate: one element says what they say. A cause that hit most of a segment
     unevenly (one CDN's failures up 12x on one device, 3x on another) is the segment; the common
     shift the pursuit fits per candidate would otherwise pick its worst parts one by one."""
     picked = {frozenset(zip(d, v)) for d, v in chosen}
-    row = {frozenset(zip(d, v)): i for i, (d, v) in enumerate(zip(out["dimensions"], out["values"]))}
-    share, volume = out["explained_share"].to_numpy(dtype=float), out["current_count"].to_numpy(dtype=float)
     parents = {frozenset(a) for c in picked for k in range(1, len(c)) for a in itertools.combinations(c, k)}
+    wanted = {_label(e, dims): e for e in picked | parents}
+    found = out[out["label"].isin(list(wanted))]  # by label: the rows' own values cost more to compare, and they are many
+    row = {wanted[label]: (share, volume) for label, share, volume in zip(found["label"], found["explained_share"], found["current_count"])}
     for parent in sorted((p for p in parents if p in row), key=len):
         inside = [c for c in picked if parent < c and c in row]
-        if len(inside) >= 2 and share[row[parent]] >= GENERAL_SHARE * sum(share[row[c]] for c in inside) \
-                and sum(volume[row[c]] for c in inside) >= 0.5 * volume[row[parent]]:  # fmt: skip
+        if len(inside) >= 2 and row[parent][0] >= GENERAL_SHARE * sum(row[c][0] for c in inside) \
+                and sum(row[c][1] for c in inside) >= 0.5 * row[parent][1]:  # fmt: skip
             picked = (picked - set(inside)) | {parent}
     return picked
+
+
+def _label(element: Iterable[tuple[str, Any]], dims: Sequence[str] | None = None) -> str:
+    """A candidate's label, "d1=v1 & d2=v2"; its dimensions in the order of `dims` when given (the
+    order every cuboid keeps), else as they come."""
+    pairs = sorted(element, key=lambda dv: dims.index(dv[0])) if dims is not None else element
+    return " & ".join(f"{d}={v}" for d, v in pairs)
 
 
 def _mark_mix(out: pd.DataFrame, leaves: _Leaves) -> None:
