@@ -37,7 +37,8 @@ a greedy pursuit over standardized leaf deviations that trades explanatory power
 - triples are only searched inside the best pairs that pay for themselves (no combinatorial blow-up),
   and once the pursuit stops, inside each pick: with the other picks' leaves out, a candidate one
   dimension deeper that pays more replaces it (a pair taken early for a triple, with leaves of a
-  whole value found later);
+  whole value found later), and deeper again, past three dimensions only where the pick's other
+  leaves did not move (one leaf of four or five dimensions, as RiskLoc's S and L sets place them);
 - the chosen set is then made succinct: an element inside another chosen one gives way to it (a
   part that moved most was taken before its whole), and two or more inside one candidate that
   hold most of its volume give way to that candidate (a cause that hit a segment unevenly is the
@@ -77,6 +78,9 @@ MAX_CAUSES = 20
 """Upper bound on the size of the root-cause set (the pursuit usually stops far earlier)."""
 MIN_LEAVES_FOR_NOISE = 20
 """Rates: with fewer leaves with calls, noise is the per-call bound sqrt(p(1-p)), not measured."""
+UP_FRONT_ORDER = 3
+"""Dimensions searched over all candidates by default (triples inside the best pairs); deeper ones
+only inside the chosen causes, so the search never grows combinatorially."""
 PROMISING_PAIRS = 40
 """3-dimensional candidates are searched only inside this many best-paying pairs."""
 OUTCOME_SHARE = 0.9
@@ -90,7 +94,7 @@ MIX_MIN = 0.2
 
 
 def attribute_frame(frame: pd.DataFrame, *, dimensions: Sequence[str], baseline: str, current: str,
-                    baseline_count: str | None = None, current_count: str | None = None, max_order: int = 3,
+                    baseline_count: str | None = None, current_count: str | None = None, max_order: int | None = None,
                     min_count: float = 0, penalty: float | None = None, min_share: float = 0.0,
                     spread: float | None = None) -> pd.DataFrame:  # fmt: skip
     """Rank the dimension values and combinations that explain the change between two sets of leaves,
@@ -99,8 +103,9 @@ def attribute_frame(frame: pd.DataFrame, *, dimensions: Sequence[str], baseline:
     As driftline's attribute_frame (additive KPI without counts, rate with counts; columns
     dimensions, values, label, explained_share, within_share, mix_share, effect, baseline_value,
     current_value, baseline_count, current_count, coverage, score), plus a boolean `root_cause`;
-    root-cause rows come first. Candidates: every value and pair of values; with `max_order` 3
-    (default) also triples, inside pairs that pay for themselves in the pursuit.
+    root-cause rows come first. Candidates: every value, pair and triple (triples inside pairs that
+    pay for themselves in the pursuit), and by default (`max_order` None) deeper ones inside the
+    chosen causes where the data needs them; `max_order` k caps every candidate at k dimensions.
     `penalty` (cost of one more root cause, in chi-square units; default 2 ln(#candidates) + 6) and
     `min_share` (smallest |explained_share| a root cause may have) tune the stopping rule, see the
     module doc. `spread` is a rate's per-call standard deviation when its values are not 0 or 1 (a
@@ -121,13 +126,15 @@ def attribute_frame(frame: pd.DataFrame, *, dimensions: Sequence[str], baseline:
     leaves = _leaf_parts(frame, dims, baseline, current, baseline_count, current_count, spread)
     total = leaves.change
     y, w, s = _deviations(leaves)
-    low = [g for order in range(1, min(max_order, 2) + 1) for g in itertools.combinations(dims, order)]
+    searched = UP_FRONT_ORDER if max_order is None else max_order
+    low = [g for order in range(1, min(searched, 2) + 1) for g in itertools.combinations(dims, order)]
     cubes = [_Cuboid.of(leaves, g, None, min_count) for g in low]
     n_cand = sum(c.n for c in cubes)
-    pen = penalty if penalty is not None else 2.0 * math.log(max(n_cand, 2) * (len(dims) if max_order >= 3 else 1)) + 6.0
-    if max_order >= 3 and len(dims) >= 3:
-        cubes += _deep_cuboids(leaves, cubes, y, w, s, pen, dims, max_order, min_count)
-    picks = _pursue(cubes, y, w, s, pen, deeper=lambda c, g: _inside(leaves, c, g, dims, max_order, min_count))
+    pen = penalty if penalty is not None else 2.0 * math.log(max(n_cand, 2) * (len(dims) if searched >= 3 else 1)) + 6.0
+    if searched >= 3 and len(dims) >= 3:
+        cubes += _deep_cuboids(leaves, cubes, y, w, s, pen, dims, searched, min_count)
+    deepest = len(dims) if max_order is None else max_order
+    picks = _pursue(cubes, y, w, s, pen, deeper=lambda c, g: _inside(leaves, c, g, dims, deepest, min_count), searched=searched)
     cubes += [c for c, _ in picks if not any(c is known for known in cubes)]  # found inside a pick
     chosen = _outermost([(c.dims, c.labels([g])[0]) for c, g in picks])
     parts = [_candidates(c, total, min_count) for c in cubes]
@@ -456,14 +463,16 @@ def _deep_cuboids(leaves: _Leaves, cubes: list[_Cuboid], y: np.ndarray, w: np.nd
 
 
 def _pursue(cubes: list[_Cuboid], y: np.ndarray, w: np.ndarray, s: float, pen: float,
-            deeper: Callable[[_Cuboid, int], list[_Cuboid]]) -> list[tuple[_Cuboid, int]]:  # fmt: skip
+            deeper: Callable[[_Cuboid, int], list[_Cuboid]], searched: int) -> list[tuple[_Cuboid, int]]:  # fmt: skip
     """Greedy: take the candidate whose fitted shift lowers the chi-square most beyond its cost, take
     its leaves out of the search (explained: no sub-causes inside it, no parent scoring on its
     leaves), repeat until no candidate pays for itself. Then, with the other picks' leaves out,
     a candidate one dimension deeper inside a pick (`deeper`) that pays more replaces it: a pick
     taken early may have held the leaves of a cause taken after it (a pair holding a triple and
     part of a whole value found later), and the triples searched up front lie inside the pairs
-    that paid most before anything was explained."""
+    that paid most before anything was explained. Deeper than the `searched` order, which nothing
+    up front competed with, it replaces the pick only if the pick's other leaves did not move too
+    (`_rest_moved`): a cause of one leaf in RiskLoc's sets, not one tiny leaf of a moved triple."""
     base = prec = w / s**2
     picks: list[tuple[_Cuboid, int]] = []
     for _ in range(MAX_CAUSES):
@@ -477,14 +486,23 @@ def _pursue(cubes: list[_Cuboid], y: np.ndarray, w: np.ndarray, s: float, pen: f
             break  # a value alone, with nothing else out, already beat every pair inside it
         prec = _without(base, picks[:i] + picks[i + 1:])
         while (inner := _best(deeper(*picks[i]), y, prec, pen)) is not None \
-                and _net(*inner, y, prec, pen) > _net(*picks[i], y, prec, pen):  # fmt: skip
-            picks[i] = inner  # and deeper again, up to max_order
+                and _net(*inner, y, prec, pen) > _net(*picks[i], y, prec, pen) \
+                and (len(inner[0].dims) <= searched or not _rest_moved(picks[i], inner, y, prec, pen)):  # fmt: skip
+            picks[i] = inner  # and deeper again, as far as `deeper` goes
     return picks
 
 
 def _net(cube: _Cuboid, group: int, y: np.ndarray, prec: np.ndarray, pen: float) -> float:
     """What one candidate's fitted shift pays beyond its cost."""
     return float(cube.gains(y, prec)[1][group]) - _cost(cube, pen)
+
+
+def _rest_moved(outer: tuple[_Cuboid, int], inner: tuple[_Cuboid, int], y: np.ndarray, prec: np.ndarray, pen: float) -> bool:
+    """Whether the leaves of `outer` outside `inner` shifted too: their own fitted shift would pay
+    for a cause. Then `outer` is the cause, however much more `inner` moved."""
+    rest = np.setdiff1d(outer[0].members(outer[1]), inner[0].members(inner[1]))
+    p = prec[rest].sum()
+    return bool(p > 0 and (prec[rest] @ y[rest]) ** 2 / p > pen)
 
 
 def _cost(cube: _Cuboid, pen: float) -> float:

@@ -75,6 +75,25 @@ def test_a_three_dimensional_cause_among_whole_values_is_found_not_its_pair() ->
     assert ranked["label"].is_unique
 
 
+def test_a_single_leaf_cause_is_found_below_the_three_dimensions_searched_up_front() -> None:
+    """One leaf of four dimensions (RiskLoc's L and S sets place causes there): the triple holding it
+    is taken first, and gives way to the leaf, since the triple's other leaves did not move."""
+    for seed, leaf in [(6, {"a": "a2", "b": "b4", "c": "c1", "d": "d2"}), (7, {"a": "a5", "b": "b0", "c": "c3", "d": "d1"})]:
+        ranked = _run(_kpi(seed, [(leaf, 0.2)], noise=0.05))
+        assert _marked(ranked) == {" & ".join(f"{d}={v}" for d, v in leaf.items())}
+
+
+def test_a_three_dimensional_cause_is_not_split_by_one_small_leaf_inside_that_moved_most() -> None:
+    """The triple's leaves with volume dropped by half; of its two tiny ones (1 call expected), one
+    held and one dropped to nothing, the largest relative move (Squeeze B0 has such cases). The rest
+    of the triple moved too, so the triple stays the cause, not that leaf."""
+    frame = _kpi(2, [({"a": "a1", "b": "b5", "d": "d0"}, 0.5)])
+    triple = (frame["a"] == "a1") & (frame["b"] == "b5") & (frame["d"] == "d0")
+    frame.loc[triple & (frame["c"] == "c3"), ["predict", "real"]] = [1.0, 1.0]
+    frame.loc[triple & (frame["c"] == "c4"), ["predict", "real"]] = [1.0, 0.0]
+    assert _marked(_run(frame)) == {"a=a1 & b=b5 & d=d0"}
+
+
 def test_an_element_working_against_the_change_is_not_a_cause() -> None:
     ranked = _run(_kpi(4, [({"d": "d3"}, 0.5), ({"a": "a5", "c": "c2"}, 1.3)]))
     assert _marked(ranked) == {"d=d3"}
