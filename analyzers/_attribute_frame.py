@@ -78,6 +78,11 @@ MAX_CAUSES = 20
 """Upper bound on the size of the root-cause set (the pursuit usually stops far earlier)."""
 MIN_LEAVES_FOR_NOISE = 20
 """Rates: with fewer leaves with calls, noise is the per-call bound sqrt(p(1-p)), not measured."""
+MIN_SHIFT = 0.2
+"""Additive KPIs: the least common shift a cause's leaves must show, in units of one leaf's noise s.
+Over thousands of leaves a tiny shift they all share (a forecast off by a few percent for every leaf
+of a value) pays for itself as surely as a real cause; Squeeze and RiskLoc likewise set small
+deviations aside. Rates weigh each leaf by its calls instead, and have no such floor."""
 UP_FRONT_ORDER = 3
 """Dimensions searched over all candidates by default (triples inside the best pairs); deeper ones
 only inside the chosen causes, so the search never grows combinatorially."""
@@ -425,7 +430,8 @@ class _Cuboid:
         return list(zip(*(self.leaves.labels[d][self.leaves.codes[d][first]] for d in self.dims)))
 
     def gains(self, r: np.ndarray, prec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per group: fitted shift and chi-square gain of fitting it."""
+        """Per group: fitted shift and chi-square gain of fitting it (none for an additive KPI's
+        shift under MIN_SHIFT)."""
         if self.rows is not None:
             r, prec = r[self.rows], prec[self.rows]
         p = np.bincount(self.inverse, weights=prec, minlength=self.n)
@@ -433,6 +439,9 @@ class _Cuboid:
         with np.errstate(divide="ignore", invalid="ignore"):
             shift = np.where(p > 0, q / p, 0.0)
             gain = np.where((p > 0) & self.eligible, q * shift, 0.0)
+            if not self.leaves.rate:  # each leaf's precision is 1 / s^2: p / (leaves in the search) is too
+                searched = np.bincount(self.inverse, weights=prec > 0, minlength=self.n)
+                gain = np.where(np.abs(shift) * np.sqrt(p / np.maximum(searched, 1)) >= MIN_SHIFT, gain, 0.0)
         return shift, gain
 
     def members(self, group: int) -> np.ndarray:
