@@ -44,6 +44,7 @@ class Chromium:
         self.process = subprocess.Popen(
             [executable, *CHROMIUM_FLAGS, f"--user-data-dir={self._profile.name}", "about:blank"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+            env={**os.environ, "TMPDIR": self._profile.name},  # its singleton socket too goes with the profile
         )  # fmt: skip
         self.port = self._wait_listening()
         self._ws: websocket.WebSocket | None = None
