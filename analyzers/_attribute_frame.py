@@ -439,7 +439,7 @@ class _Cuboid:
         with np.errstate(divide="ignore", invalid="ignore"):
             shift = np.where(p > 0, q / p, 0.0)
             gain = np.where((p > 0) & self.eligible, q * shift, 0.0)
-            if not self.leaves.rate:  # each leaf's precision is 1 / s^2: p / (leaves in the search) is too
+            if not self.leaves.rate:  # every leaf in the search weighs 1 / s^2, so shift * sqrt(p / leaves) is shift / s
                 searched = np.bincount(self.inverse, weights=prec > 0, minlength=self.n)
                 gain = np.where(np.abs(shift) * np.sqrt(p / np.maximum(searched, 1)) >= MIN_SHIFT, gain, 0.0)
         return shift, gain
