@@ -42,7 +42,8 @@ a greedy pursuit over standardized leaf deviations that trades explanatory power
 - the chosen set is then made succinct: an element inside another chosen one gives way to it (a
   part that moved most was taken before its whole), and two or more inside one candidate that
   hold most of its volume give way to that candidate (a cause that hit a segment unevenly is the
-  segment: real incidents, RobustSpot's among them, are rarely the one common shift fitted);
+  segment: real incidents, RobustSpot's among them, are rarely the one common shift fitted; a
+  part refined past three dimensions counts as it stood at three);
 - a candidate holding a missing value (NONE) is never chosen: it says who the calls are (failed
   calls have no fingerprint), not what changed; and for a 0/1 rate a dimension missing on (nearly)
   all bad calls and present on (nearly) all others is left out altogether (`_outcome_free`);
@@ -139,13 +140,16 @@ def attribute_frame(frame: pd.DataFrame, *, dimensions: Sequence[str], baseline:
     if searched >= 3 and len(dims) >= 3:
         cubes += _deep_cuboids(leaves, cubes, y, w, s, pen, dims, searched, min_count)
     deepest = len(dims) if max_order is None else max_order
-    picks = _pursue(cubes, y, w, s, pen, deeper=lambda c, g: _inside(leaves, c, g, dims, deepest, min_count), searched=searched)
-    cubes += [c for c, _ in picks if not any(c is known for known in cubes)]  # found inside a pick
-    chosen = _outermost([(c.dims, c.labels([g])[0]) for c, g in picks])
+    picks, shallow = _pursue(cubes, y, w, s, pen, deeper=lambda c, g: _inside(leaves, c, g, dims, deepest, min_count), searched=searched)
+    cubes += [c for c, _ in picks + shallow if not any(c is known for known in cubes)]  # found inside a pick
     parts = [_candidates(c, total, min_count) for c in cubes]
     out = pd.DataFrame({c: list(itertools.chain.from_iterable(p[c] for p in parts)) if c in _OBJECT_COLUMNS
                         else np.concatenate([p[c] for p in parts]) for c in parts[0]}).drop_duplicates("label")  # fmt: skip
-    picked = _generalized(out, chosen, dims)
+    # made succinct as they stood at `searched` dimensions (their deeper parts hold less of a segment
+    # they may give way to), then each that stays is the deeper cause found inside it
+    chosen = _outermost([(c.dims, c.labels([g])[0]) for c, g in shallow])
+    deeper_cause = {_element(*a): _element(*b) for a, b in zip(shallow, picks)}
+    picked = {deeper_cause.get(e, e) for e in _generalized(out, chosen, dims)}
     out["root_cause"] = out["label"].isin([_label(p, dims) for p in picked])
     # only causes that push in the direction the causes push together (that of the change, unless
     # the change is mostly noise or drift elsewhere), and explain a visible part of it
@@ -471,8 +475,8 @@ def _deep_cuboids(leaves: _Leaves, cubes: list[_Cuboid], y: np.ndarray, w: np.nd
     return out
 
 
-def _pursue(cubes: list[_Cuboid], y: np.ndarray, w: np.ndarray, s: float, pen: float,
-            deeper: Callable[[_Cuboid, int], list[_Cuboid]], searched: int) -> list[tuple[_Cuboid, int]]:  # fmt: skip
+def _pursue(cubes: list[_Cuboid], y: np.ndarray, w: np.ndarray, s: float, pen: float, deeper: Callable[[_Cuboid, int], list[_Cuboid]],
+            searched: int) -> tuple[list[tuple[_Cuboid, int]], list[tuple[_Cuboid, int]]]:  # fmt: skip
     """Greedy: take the candidate whose fitted shift lowers the chi-square most beyond its cost, take
     its leaves out of the search (explained: no sub-causes inside it, no parent scoring on its
     leaves), repeat until no candidate pays for itself. Then, with the other picks' leaves out,
@@ -481,7 +485,8 @@ def _pursue(cubes: list[_Cuboid], y: np.ndarray, w: np.ndarray, s: float, pen: f
     part of a whole value found later), and the triples searched up front lie inside the pairs
     that paid most before anything was explained. Deeper than the `searched` order, which nothing
     up front competed with, it replaces the pick only if the pick's other leaves did not move too
-    (`_rest_moved`): a cause of one leaf in RiskLoc's sets, not one tiny leaf of a moved triple."""
+    (`_rest_moved`): a cause of one leaf in RiskLoc's sets, not one tiny leaf of a moved triple.
+    Returns the picks, and each as it stood at `searched` dimensions or fewer."""
     base = prec = w / s**2
     picks: list[tuple[_Cuboid, int]] = []
     for _ in range(MAX_CAUSES):
@@ -490,6 +495,7 @@ def _pursue(cubes: list[_Cuboid], y: np.ndarray, w: np.ndarray, s: float, pen: f
             break
         picks.append(best)
         prec = _without(prec, [best])
+    shallow = list(picks)
     for i in range(len(picks)):
         if len(picks) == 1 and len(picks[0][0].dims) == 1:
             break  # a value alone, with nothing else out, already beat every pair inside it
@@ -498,7 +504,8 @@ def _pursue(cubes: list[_Cuboid], y: np.ndarray, w: np.ndarray, s: float, pen: f
                 and _net(*inner, y, prec, pen) > _net(*picks[i], y, prec, pen) \
                 and (len(inner[0].dims) <= searched or not _rest_moved(picks[i], inner, y, prec, pen)):  # fmt: skip
             picks[i] = inner  # and deeper again, as far as `deeper` goes
-    return picks
+            shallow[i] = inner if len(inner[0].dims) <= searched else shallow[i]
+    return picks, shallow
 
 
 def _net(cube: _Cuboid, group: int, y: np.ndarray, prec: np.ndarray, pen: float) -> float:
@@ -546,6 +553,11 @@ def _best(cubes: list[_Cuboid], y: np.ndarray, prec: np.ndarray, pen: float) -> 
         if net[g] > best[0]:
             best = (float(net[g]), c, g)
     return None if best[1] is None else (best[1], best[2])
+
+
+def _element(cube: _Cuboid, group: int) -> frozenset[tuple[str, Any]]:
+    """A candidate as a set of dimension=value pairs."""
+    return frozenset(zip(cube.dims, cube.labels([group])[0]))
 
 
 def _outermost(chosen: list[_Element]) -> list[_Element]:

@@ -225,6 +225,30 @@ def test_rate_a_part_that_got_worse_than_its_whole_is_no_second_cause() -> None:
     assert _marked(ranked) == {"tenant=t3"}
 
 
+def _region_hit(seed: int) -> pd.DataFrame:
+    """Errors/calls per tenant x model x route x region; tenant t2 on model m1 fails 10x more on route
+    r0 in the east only and 6x more on route r1 everywhere."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for t, m, r, g in itertools.product([f"t{i}" for i in range(6)], ["m0", "m1", "m2"], ["r0", "r1", "r2", "r3"], ["east", "west"]):
+        rate, volume = 0.01 + 0.005 * int(t[1]), rng.uniform(100, 400)
+        factor = {"r0": 10.0 if g == "east" else 1.0, "r1": 6.0}.get(r, 1.0) if (t, m) == ("t2", "m1") else 1.0
+        b_calls, c_calls = rng.poisson(volume), rng.poisson(volume)
+        rows.append({"tenant": t, "model": m, "route": r, "region": g, "b_calls": b_calls, "b_err": rng.binomial(b_calls, rate),
+                     "c_calls": c_calls, "c_err": rng.binomial(c_calls, min(rate * factor, 1.0))})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_rate_a_part_refined_past_three_dimensions_still_gives_way_to_its_segment() -> None:
+    """The pursuit takes t2 & m1's two worst routes; inside route r0 only the east moved, so that pick
+    goes one dimension deeper. The segment is still judged against its parts as they stood at three
+    dimensions, which hold half its calls: the segment is the cause, not a four-dimensional part."""
+    for seed in (3, 4):
+        ranked = attribute_frame(_region_hit(seed), dimensions=["tenant", "model", "route", "region"], baseline="b_err",
+                                 current="c_err", baseline_count="b_calls", current_count="c_calls")  # fmt: skip
+        assert _marked(ranked) == {"tenant=t2 & model=m1"}
+
+
 def test_rate_one_part_of_a_segment_stays_the_cause_not_the_segment() -> None:
     """Tenant t4 fails 6x more on route r0 only; nothing else moved: one part, the pair is the cause."""
     marked = _marked(_rate(_tenant_hit(0, "t4", {"r0": 6.0, "r1": 1.0, "r2": 1.0, "r3": 1.0}, rate=0.05)))
