@@ -147,9 +147,9 @@ def attribute_frame(frame: pd.DataFrame, *, dimensions: Sequence[str], baseline:
                         else np.concatenate([p[c] for p in parts]) for c in parts[0]}).drop_duplicates("label")  # fmt: skip
     # made succinct as they stood at `searched` dimensions (their deeper parts hold less of a segment
     # they may give way to), then each that stays is the deeper cause found inside it
-    chosen = _outermost([(c.dims, c.labels([g])[0]) for c, g in shallow])
-    deeper_cause = {_element(*a): _element(*b) for a, b in zip(shallow, picks)}
-    picked = {deeper_cause.get(e, e) for e in _generalized(out, chosen, dims)}
+    chosen, found = ([(c.dims, c.labels([g])[0]) for c, g in ps] for ps in (shallow, picks))
+    deeper_cause = {frozenset(zip(*a)): frozenset(zip(*b)) for a, b in zip(chosen, found)}
+    picked = {deeper_cause.get(e, e) for e in _generalized(out, _outermost(chosen), dims)}
     out["root_cause"] = out["label"].isin([_label(p, dims) for p in picked])
     # only causes that push in the direction the causes push together (that of the change, unless
     # the change is mostly noise or drift elsewhere), and explain a visible part of it
@@ -553,11 +553,6 @@ def _best(cubes: list[_Cuboid], y: np.ndarray, prec: np.ndarray, pen: float) -> 
         if net[g] > best[0]:
             best = (float(net[g]), c, g)
     return None if best[1] is None else (best[1], best[2])
-
-
-def _element(cube: _Cuboid, group: int) -> frozenset[tuple[str, Any]]:
-    """A candidate as a set of dimension=value pairs."""
-    return frozenset(zip(cube.dims, cube.labels([group])[0]))
 
 
 def _outermost(chosen: list[_Element]) -> list[_Element]:
