@@ -425,8 +425,8 @@ def group_symptoms(findings: Sequence[Finding]) -> list[Finding]:
     out: list[Finding] = []
     for f in _mediators_first(findings):
         causes = _cause_labels(f)
-        lead = next((i for i, g in enumerate(out) if _together(g, f)
-                     and (g.top_suspect is not None and g.top_suspect.label in causes or _mediates(g, f))), None)  # fmt: skip
+        lead = next((i for i, g in enumerate(out) if _together(g, f) and g.top_suspect is not None and g.top_suspect.label in causes
+                     or _mediates(g, f)), None)  # fmt: skip
         if lead is None:
             out.append(f)
         else:
@@ -447,14 +447,19 @@ def _mediators_first(findings: Sequence[Finding]) -> list[Finding]:
 
 def _mediates(carrier: Finding, finding: Finding) -> bool:
     """Whether `finding` is led by a bucket of a measured column (`input_confidence=low`: answers on
-    poor transcripts got worse) while `carrier`, starting within SAME_START, is that column's own
-    regression with a suspect of its own: the confidence drop carries the quality drop, and what
-    moved the confidence (a deploy) is the cause to act on."""
+    poor transcripts got worse) while `carrier` is that column's own regression with a suspect of
+    its own: the confidence drop carries the quality drop, and what moved the confidence (a deploy)
+    is the cause to act on. The two start within SAME_START, or the carrier started first and the
+    finding names its suspect among its own (a sparse score's drop is often dated later than the
+    deploy that caused it)."""
     top, cause = finding.top_suspect, carrier.top_suspect
     if top is None or cause is None or len(top.dimensions) != 1 or any(d in BUCKETED_FROM for d in cause.dimensions):
         return False
     column = BUCKETED_FROM.get(top.dimensions[0])
-    return column is not None and get_signal(carrier.regression.signal).column == column and _together(carrier, finding)
+    if column is None or get_signal(carrier.regression.signal).column != column:
+        return False
+    named = finding.attribution is not None and any(s.label == cause.label for s in finding.attribution.suspects)
+    return _together(carrier, finding) or carrier.regression.started_at <= finding.regression.started_at and named
 
 
 def _together(one: Finding, other: Finding) -> bool:

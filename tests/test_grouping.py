@@ -63,6 +63,22 @@ def test_a_finding_led_by_a_confidence_bucket_is_a_symptom_of_the_confidences_re
     assert _leads(group_symptoms([quality, latency])) == [("quality:order_accuracy", "input_confidence=low"), ("latency_p95", "service_version=2.5.0")]
 
 
+def test_a_quality_drop_dated_later_than_the_confidence_drop_is_its_symptom_when_it_names_the_same_deploy() -> None:
+    """A sparse score's drop is dated 22 minutes after the confidence's (past the 15 that make
+    signals one incident by time alone); it is still the confidence's symptom when it lists the
+    deploy among its suspects, and not when it does not, or when the confidence fell later."""
+    deploy, bucket = ("service_version", "2.5.0"), ("input_confidence", "medium")
+    confidence = _finding("input_confidence", 0, _suspect(deploy, root=True))
+    quality = _finding("quality:order_accuracy", 22, _suspect(bucket, root=True), _suspect(deploy))
+    found = group_symptoms([quality, confidence])
+    assert _leads(found) == [("input_confidence", "service_version=2.5.0")]
+    assert [r.signal for r in found[0].symptoms] == ["quality:order_accuracy"]
+    unnamed = _finding("quality:order_accuracy", 22, _suspect(bucket, root=True), _suspect(PROMPT))
+    assert len(group_symptoms([unnamed, confidence])) == 2
+    earlier = _finding("quality:order_accuracy", -22, _suspect(bucket, root=True), _suspect(deploy))
+    assert _leads(group_symptoms([earlier, confidence]))[0] == ("quality:order_accuracy", "input_confidence=medium")
+
+
 def test_a_cause_another_signals_stopping_rule_chose_leads_over_a_candidate_none_chose() -> None:
     """ASR confidence fell with a deploy (its root cause); quality fell too, with a prompt edited
     minutes before the deploy ranked over it and no root cause of its own. The deploy leads the
