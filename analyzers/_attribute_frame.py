@@ -46,7 +46,7 @@ a greedy pursuit over standardized leaf deviations that trades explanatory power
   part refined past three dimensions counts as it stood at three);
 - a candidate holding a missing value (NONE) is never chosen: it says who the calls are (failed
   calls have no fingerprint), not what changed; and for a 0/1 rate a dimension missing on (nearly)
-  all bad calls and present on (nearly) all others is left out altogether (`_outcome_free`);
+  the extra bad calls is left out altogether (`_outcome_free`);
 - marked are the chosen elements pushing in the direction the chosen set pushes as a whole; for a
   rate, if they explain under half of a significant change, the segment whose shift of traffic
   (mix, Simpson) explains it is marked. Root-cause rows are sorted first.
@@ -90,8 +90,7 @@ only inside the chosen causes, so the search never grows combinatorially."""
 PROMISING_PAIRS = 40
 """3-dimensional candidates are searched only inside this many best-paying pairs."""
 OUTCOME_SHARE = 0.9
-"""A dimension missing on this share of a 0/1 rate's bad calls, and present on as many of the
-others, is defined by the outcome and left out (`_outcome_free`)."""
+"""A dimension missing on this share of a 0/1 rate's extra bad calls is left out (`_outcome_free`)."""
 GENERAL_SHARE = 0.5
 """Elements inside one candidate give way to it (`_generalized`) only if it explains at least this
 fraction of what they explain together: the rest of it did not undo them."""
@@ -128,7 +127,7 @@ def attribute_frame(frame: pd.DataFrame, *, dimensions: Sequence[str], baseline:
     if (baseline_count is None) != (current_count is None):
         raise ValueError("give both baseline_count and current_count (a rate), or neither (an additive KPI)")
     if baseline_count is not None and current_count is not None and spread is None:
-        dims = _outcome_free(frame, dims, frame[baseline] + frame[current], frame[baseline_count] + frame[current_count])
+        dims = _outcome_free(frame, dims, (baseline, baseline_count, current, current_count))
     leaves = _leaf_parts(frame, dims, baseline, current, baseline_count, current_count, spread)
     total = leaves.change
     y, w, s = _deviations(leaves)
@@ -183,20 +182,22 @@ def _aliases(ranked: pd.DataFrame) -> pd.Series:
     return keys.duplicated() & (ranked["dimensions"].map(len) > 1) & ~ranked["root_cause"].astype(bool)
 
 
-def _outcome_free(frame: pd.DataFrame, dims: list[str], bad: pd.Series, calls: pd.Series) -> list[str]:
-    """The dimensions but those a 0/1 rate's own outcome defines: missing (NONE) on OUTCOME_SHARE of
-    its bad calls and present on as many of the others, as the fingerprint of a failed call. Leaves
-    split by such a dimension are split by the outcome itself; every real cause would look like a
-    mix of its failed and its served calls."""
-    good = calls - bad
-    if bad.sum() <= 0 or good.sum() <= 0:
+def _outcome_free(frame: pd.DataFrame, dims: list[str], columns: tuple[str, str, str, str]) -> list[str]:
+    """The dimensions but those missing (NONE) on OUTCOME_SHARE of a 0/1 rate's extra bad calls
+    (those over the baseline rate), as the fingerprint of a failed call. No value of such a
+    dimension can hold the cause, and where its missing value marks the outcome, leaves split by
+    it are split by the outcome itself: every real cause would look like a mix of its failed and
+    its served calls. That holds even where another provider's served calls carry no fingerprint
+    either (there, a version new since the baseline, with no calls to split, looked the narrower
+    cause of a provider's 429s than the provider). Counting only the extra bad calls keeps a
+    dimension most calls lack when the new ones carry it (a snapshot's fingerprint among slow
+    calls of providers that send none)."""
+    b_bad, b_calls, c_bad, c_calls = (np.nan_to_num(frame[c].to_numpy(dtype=float)) for c in columns)
+    excess = c_bad - c_calls * (b_bad.sum() / b_calls.sum() if b_calls.sum() > 0 else 0.0)
+    if excess.sum() <= 0:
         return dims
-    bad_calls, good_calls = np.nan_to_num(bad.to_numpy(dtype=float)), np.nan_to_num(good.to_numpy(dtype=float))
-    kept = []
-    for d in dims:
-        missing = frame[d].isna().to_numpy() | frame[d].eq(NONE).fillna(False).to_numpy(dtype=bool)
-        if bad_calls[missing].sum() < OUTCOME_SHARE * bad_calls.sum() or good_calls[missing].sum() > (1 - OUTCOME_SHARE) * good_calls.sum():
-            kept.append(d)
+    kept = [d for d in dims if excess[frame[d].isna().to_numpy() | frame[d].eq(NONE).fillna(False).to_numpy(dtype=bool)].sum()
+            < OUTCOME_SHARE * excess.sum()]  # fmt: skip
     return kept or dims  # calls that carry nothing but their outcome: nothing better to split them by
 
 

@@ -51,7 +51,7 @@ class Call:
     tenant: str
     provider: str = "openai"
     response_model: str = OLD_MODEL
-    fingerprint: str = "fp_a1"
+    fingerprint: str | None = "fp_a1"
     prompt_version: str = "v7"
     index_version: str = "2026-11-01"
     quality: float = 0.85
@@ -190,6 +190,30 @@ def storm_over_a_rebuild(now: datetime | None = None, *, calls: int = 2400) -> S
     scenario.changes += [(index_at, "index", "kb-docs", "2026-11-20", "nightly rebuild"),
                          (prompt_at, "prompt", "answer", "v8", "friendlier greeting on /chat/answer")]  # fmt: skip
     return scenario
+
+
+def storm_after_a_prompt(now: datetime | None = None, *, calls: int = 2400) -> Scenario:
+    """openai serves /chat/answer but for tenant umbrella, and acme's /search; anthropic the rest,
+    with no fingerprint (as Anthropic's API). 2% of all calls are rate-limited all along. /chat/answer got a new prompt 2 minutes before T0
+    (50 minutes ago), so three quarters of openai's calls since carry it; from T0 openai
+    rate-limits a third of all its calls, with the new prompt or not. The prompt did no harm.
+
+    Marks: t0, prompt_at.
+    """
+    now = now or _this_minute()
+    start, t0 = now - timedelta(hours=2), now - timedelta(minutes=50)
+    prompt_at = t0 - timedelta(minutes=2)
+
+    def shape(call: Call, when: datetime, rng: random.Random) -> None:
+        on_openai = call.tenant != "umbrella" if call.route == "/chat/answer" else call.tenant == "acme"
+        call.provider = "openai" if on_openai else "anthropic"
+        call.fingerprint = "fp_a1" if on_openai else None
+        if call.route == "/chat/answer" and when >= prompt_at:
+            call.prompt_version = "v8"
+        if rng.random() < (0.35 if call.provider == "openai" and when >= t0 else 0.02):
+            call.error, call.http_status = f"{call.provider}.RateLimitError", 429
+
+    return Scenario(start, now, calls, shape, marks={"t0": t0, "prompt_at": prompt_at})
 
 
 def one_provider_hidden(now: datetime | None = None, *, calls: int = 3000) -> Scenario:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from incident_scenarios import NEW_MODEL, costly_prompt, one_provider_hidden, one_provider_slower_as_traffic_shifts, steady, storm_over_a_rebuild
+from incident_scenarios import NEW_MODEL, costly_prompt, one_provider_hidden, one_provider_slower_as_traffic_shifts, steady, storm_after_a_prompt, storm_over_a_rebuild
 
 from driftline.analyzers._model import Filters, Window
 from driftline.analyzers._render import render_report
@@ -286,6 +286,21 @@ def test_a_provider_429_storm_is_named_over_the_harmless_changes_just_before_it(
     assert not any("response_model" in s.dimensions or "(none)" in s.values for s in suspects)
     index = next(i for i, s in enumerate(suspects) if s.values == ("2026-11-20",))
     assert index > 0 and suspects[index].first_seen is not None
+
+
+def test_a_storm_on_every_call_of_a_provider_is_not_narrowed_to_a_prompt_published_before_it(store: Store) -> None:
+    """openai rate-limits all its calls from T0; three quarters of them carry a prompt published
+    two minutes before. Failed calls have no fingerprint, and neither have anthropic's served
+    ones: kept in the search, the fingerprint sorted openai's calls by outcome, so its older calls'
+    failures looked like a shift of mix and the prompt's new calls the narrower cause. The
+    provider leads, alone."""
+    scenario = storm_after_a_prompt()
+    scenario.write(store)
+    report = incident_report(store, _window(scenario))
+    [lead] = report.findings
+    assert lead.top_suspect is not None and lead.top_suspect.label == "provider=openai" and lead.top_suspect.root_cause
+    suspects = lead.attribution.suspects if lead.attribution else ()
+    assert [s.label for s in suspects if s.root_cause] == ["provider=openai"]
 
 
 def test_one_providers_drop_the_whole_scope_hides_is_attributed_within_the_provider(store: Store) -> None:
