@@ -407,7 +407,7 @@ def _led_by_corroborated_root(finding: Finding, findings: Sequence[Finding]) -> 
     if attribution is None or not attribution.suspects or attribution.suspects[0].root_cause:
         return finding
     suspects = attribution.suspects
-    others = [g.top_suspect for g in findings if g is not finding and g.top_suspect is not None and _together(g, finding)]
+    others = [g.top_suspect for g in findings if g is not finding and g.top_suspect is not None and _together(g, finding) and not _anchored_later(g, finding)]
     named, decided = {s.label for s in others}, {s.label for s in others if s.root_cause}
     at = next((i for i, s in enumerate(suspects) if s.label in named and (s.root_cause or s.label in decided)
                and s.explained_share >= suspects[0].explained_share / 2), None)  # fmt: skip
@@ -415,6 +415,13 @@ def _led_by_corroborated_root(finding: Finding, findings: Sequence[Finding]) -> 
         return finding
     ranked = (suspects[at], *suspects[:at], *suspects[at + 1 :])
     return replace(finding, attribution=replace(attribution, suspects=ranked))
+
+
+def _anchored_later(other: Finding, finding: Finding) -> bool:
+    """Whether `other` was found at a change's moment later than `finding` starts: its baseline
+    runs up to that moment and so holds the start of the shift, which makes the change there look
+    the cause; it does not speak for a suspect against a finding dated from the shift itself."""
+    return other.regression.anchor is not None and other.regression.started_at > finding.regression.started_at
 
 
 def group_symptoms(findings: Sequence[Finding]) -> list[Finding]:

@@ -49,6 +49,19 @@ def test_a_candidate_outside_the_root_cause_set_keeps_its_lead_without_a_second_
     assert _leads(corroborated([order, later]))[0] == ("quality:order_accuracy", "prompt_version=v10")
 
 
+def test_a_finding_found_at_a_later_changes_moment_does_not_raise_that_change_over_an_earlier_start() -> None:
+    """TTFT p50 rose on a route from a deploy's moment; p95 was found only by the test at a
+    fingerprint's first call, 8 minutes later, so its baseline held the deploy's first slow calls
+    and the fingerprint took its root-cause set. That does not raise the fingerprint over the
+    deploy in p50's finding; the same p95 dated from its own shift still would."""
+    deploy = ("service_version", "2.6.0")
+    p50 = _finding("ttft_p50", 0, _suspect(deploy), _suspect(FINGERPRINT))
+    p95 = _finding("ttft_p95", 8, _suspect(FINGERPRINT, root=True))
+    anchored = replace(p95, regression=replace(p95.regression, anchor="system_fingerprint=fp_b3"))
+    assert _leads(corroborated([p50, anchored]))[0] == ("ttft_p50", "service_version=2.6.0")
+    assert _leads(corroborated([p50, p95]))[0] == ("ttft_p50", "system_fingerprint=fp_b3")
+
+
 def test_a_finding_led_by_a_confidence_bucket_is_a_symptom_of_the_confidences_regression() -> None:
     """Quality fell on low-confidence transcripts while ASR confidence itself fell with a deploy:
     the confidence's finding leads, with the deploy, and the quality drop is its symptom. Without
