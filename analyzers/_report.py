@@ -427,8 +427,8 @@ def _anchored_later(other: Finding, finding: Finding) -> bool:
 def group_symptoms(findings: Sequence[Finding]) -> list[Finding]:
     """One finding per incident: a later finding that starts within SAME_START of an earlier one and
     has the same top suspect (error_rate with rate_limit_rate, TTFT p50/p95/p99), or counts the
-    earlier one's top suspect in its own root-cause set, or is carried by it (`_mediates`), becomes
-    its symptom."""
+    earlier one's top suspect in its own root-cause set, becomes its symptom; so does one carried
+    by another (`_mediates`, which has its own test of time)."""
     out: list[Finding] = []
     for f in _mediators_first(findings):
         causes = _cause_labels(f)
