@@ -194,9 +194,10 @@ def storm_over_a_rebuild(now: datetime | None = None, *, calls: int = 2400) -> S
 
 def storm_after_a_prompt(now: datetime | None = None, *, calls: int = 2400) -> Scenario:
     """openai serves /chat/answer but for tenant umbrella, and acme's /search; anthropic the rest,
-    with no fingerprint (as Anthropic's API). 2% of all calls are rate-limited all along. /chat/answer got a new prompt 2 minutes before T0
-    (50 minutes ago), so three quarters of openai's calls since carry it; from T0 openai
-    rate-limits a third of all its calls, with the new prompt or not. The prompt did no harm.
+    with no fingerprint (as Anthropic's API). 2% of all calls are rate-limited all along.
+    /chat/answer got a new prompt 2 minutes before T0 (50 minutes ago), so three quarters of
+    openai's calls since carry it; from T0 openai rate-limits a third of all its calls, with the
+    new prompt or not. The prompt did no harm.
 
     Marks: t0, prompt_at.
     """
