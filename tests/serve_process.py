@@ -69,8 +69,8 @@ class ServeProcess:
         if self.token and "--token-file" not in self.extra:
             args += ["--token", self.token]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DRIFTLINE_", "OTEL_"))}
-        # temporary files the store leaves behind (empty tmp<pid>*.proto after a request for
-        # Protobuf output) go with the test's folder, not into /tmp
+        # temporary files the store writes go with the test's folder, not into /tmp; it is also where
+        # test_serve_security looks for files a request must not leave behind
         env["TMPDIR"] = str(self.workdir)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(args, cwd=self.workdir, stdout=log, stderr=log, env=env)

@@ -219,13 +219,28 @@ def test_url_settings_apply_to_one_request_only(serve: Any, tmp_path: Path) -> N
     for _ in range(4):  # more requests than pooled handles: every handle has served one with settings
         assert ask(server, when, params={"date_time_output_format": "unix_timestamp"}) == (200, b"1704067200\n")
         assert ask(server, "SELECT count() FROM numbers(10)", params={"limit": "1", "readonly": "0"}) == (200, b"10\n")
-        assert ask(server, "SELECT 1", params={"output_format_schema": str(schema), "default_format": "Protobuf"})[0] == 400
+        assert ask(server, "SELECT 1", params={"output_format_schema": str(schema), "default_format": "Protobuf"})[0] == 403
     for _ in range(4):
         assert ask(server, when) == (200, b"2024-01-01 00:00:00\n")
         assert ask(server, "SELECT getSetting('limit'), getSetting('readonly')") == (200, b"0\t2\n")
     assert not schema.exists()  # output_format_schema is not one of the settings a request may set
     assert ask(server, "SELECT 1", params={"max_threads": "many"})[0] == 400
     assert ask(server, "SELECT 1") == (200, b"1\n")
+
+
+def test_no_request_leaves_schema_files_on_the_serving_host(serve: Any) -> None:
+    """Protobuf output makes the engine write its generated schema to temporary files, two per
+    failing request, never removed: a client could fill the disk. Serve's temporary folder is its
+    workdir here (tests/serve_process.py)."""
+    server = serve()
+    attempts = [("SELECT 1", {"default_format": "Protobuf"}), ("SELECT 1 FORMAT ProtobufSingle", {}),
+                ("SELECT number AS n FROM numbers(2) FORMAT ProtobufList", {}), ("SELECT 1", {"default_format": "protobuf"}),
+                ("SELECT formatRow('Protobuf', 1)", {}), ("SELECT FormatRowNoNewline('JSONEachRow', 1 AS n)", {})]  # fmt: skip
+    for sql, params in attempts * 3:
+        status, reply = ask(server, sql, params=params)
+        assert status == 403 and b"files on this host" in reply, (sql, params, reply)
+    assert not sorted(server.workdir.glob("*.proto"))
+    assert ask(server, "SELECT number AS n FROM numbers(2)", params={"default_format": "CSVWithNames"}) == (200, b'"n"\n0\n1\n')
 
 
 def test_a_query_cannot_raise_its_time_or_memory_limit(serve: Any) -> None:

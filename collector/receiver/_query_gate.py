@@ -14,7 +14,8 @@ A statement goes through three engine steps before it runs:
    - table functions only from `TABLE_FUNCTIONS` (numbers, values, ...); any other table function the
      engine knows (file, url, remote, mysql, s3, cosn, oss, executable, input, ...) is refused in every
      position, table or scalar (`1 IN url(...)`, `SELECT file(...)`), whatever its case or quoting;
-   - `system.*` tables only from `SYSTEM_TABLES` (no system.disks, system.processes, ...).
+   - `system.*` tables only from `SYSTEM_TABLES` (no system.disks, system.processes, ...);
+   - no output format that writes files on the serving host (`vet_format`), nor `formatRow`.
 The engine's `readonly = 2` (set on every handle) stays underneath as the second wall.
 """
 
@@ -25,7 +26,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["SYSTEM_TABLES", "TABLE_FUNCTIONS", "Refused", "Statement", "denied_table_functions", "tsv_escape", "vet", "vet_ast"]
+__all__ = ["SYSTEM_TABLES", "TABLE_FUNCTIONS", "Refused", "Statement", "denied_table_functions", "tsv_escape", "vet", "vet_ast",
+           "vet_format"]
 
 READ_ROOTS: Final = frozenset({
     "SelectWithUnionQuery", "DescribeQuery", "ShowTables", "ShowColumns", "ExistsTableQuery", "ShowCreateTableQuery",
@@ -39,6 +41,13 @@ TABLE_FUNCTIONS: Final = frozenset({
 
 SCALAR_DENIED: Final = frozenset({"file", "catboostevaluate", "filesystemavailable", "filesystemcapacity", "filesystemunreserved"})
 """Scalar functions that read or describe the serving host's files (lower case)."""
+
+SCHEMA_FORMATS: Final = ("protobuf", "capnproto")
+"""Output formats (by lower-case prefix) for which the engine writes a generated schema to temporary
+files, two per request that fails and never removed: a client could fill the host's disk with them."""
+
+FILE_WRITING_FUNCTIONS: Final = frozenset({"formatrow", "formatrownonewline"})
+"""Functions that format a row in any output format, Protobuf's included (lower case)."""
 
 SYSTEM_TABLES: Final = frozenset({
     "one", "numbers", "numbers_mt", "zeros", "zeros_mt", "tables", "columns", "databases", "settings", "functions",
@@ -80,6 +89,12 @@ def vet(run: Run, sql: str, params: dict[str, str], *, denied_functions: frozens
     return Statement(canonical, fmt_match.group(1) if fmt_match else None)
 
 
+def vet_format(name: str) -> None:
+    """Refuse an output format that writes schema files on the serving host (`SCHEMA_FORMATS`)."""
+    if name.lower().startswith(SCHEMA_FORMATS):
+        raise Refused(73, f"output format {name} is not served: the engine writes its generated schema to files on this host")
+
+
 def vet_ast(lines: Iterable[str], denied_functions: frozenset[str]) -> None:
     """Refuse anything but a read of the store's tables and harmless table functions (module docstring)."""
     parents: list[str] = []
@@ -107,6 +122,8 @@ def _vet_function(name: str, parent: str, denied: frozenset[str]) -> None:
         raise Refused(497, f"table function {name}() is not allowed (only {', '.join(sorted(TABLE_FUNCTIONS))})")
     if name in denied or name in SCALAR_DENIED:
         raise Refused(497, f"function {name}() reads files, processes or the network and is not allowed")
+    if name in FILE_WRITING_FUNCTIONS:
+        raise Refused(497, f"function {name}() is not allowed: in some formats it writes schema files on this host")
 
 
 def _vet_table(name: str) -> None:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl, urlsplit
 
 from ._http import BadLength, BoundedServer, HttpHandler, TooLarge, bearer_ok, read_body
-from ._query_gate import Refused, Statement, denied_table_functions, vet
+from ._query_gate import Refused, Statement, denied_table_functions, vet, vet_format
 
 if TYPE_CHECKING:  # chdb is the `embedded` extra, imported when a proxy starts
     from chdb.state.sqlitelike import Connection
@@ -135,6 +135,7 @@ class QueryEndpoint(BoundedServer):
             try:
                 self._use(conn, database or "default")
                 statement = vet(lambda q, p: _text(conn, q, p), sql, params, denied_functions=self._denied)
+                vet_format(statement.fmt or fmt)
             except Refused as exc:  # nothing ran, nothing changed: the handle stays in the pool as it is
                 refusal = QueryError(exc.code, 403, f"{_READ_ONLY}: {exc}")
             except Exception as exc:  # noqa: BLE001 - chDB raises plain errors carrying ClickHouse's text
