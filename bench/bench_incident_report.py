@@ -10,7 +10,10 @@ a fresh embedded store, then times, interleaved in one warm process, median of t
 It prints the absolute figures, wall clock and process CPU (other load on a shared machine
 inflates the wall clock, not the CPU), and the report's ratio to detection alone.
 
-    .venv/bin/python bench/bench_incident_report.py [--calls 30000] [--rounds 3]
+    .venv/bin/python bench/bench_incident_report.py [--calls 30000] [--rounds 3] [--end 2026-11-16T17:30]
+
+The demo ends at a fixed moment (`--end`, UTC) so that runs on different days, and the code before
+a change against the code after it, time the same calls: the demo's traffic follows the time of day.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ from driftline.analyzers import Window, detect, incident_report, render_report
 from driftline.analyzers.demo._run import run_demo
 from driftline.collector import connect, migrate
 
+END = datetime(2026, 11, 16, 17, 30, tzinfo=UTC)
+"""The default end of the demo's calls: fixed, so that every run writes the same world."""
+
 
 def timed(func: Callable[[], Any]) -> tuple[float, float]:
     """(wall seconds, process CPU seconds) of one call."""
@@ -39,10 +45,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=30_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--end", type=datetime.fromisoformat, default=END, help="when the demo's calls end (UTC)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, connect(f"chdb://{tmp}/store") as store:
         migrate(store)
-        end = datetime.now(UTC).replace(second=0, microsecond=0)
+        end = args.end.replace(tzinfo=UTC) if args.end.tzinfo is None else args.end.astimezone(UTC)
         print(f"writing the demo: {args.calls:,} calls ...", flush=True)
         run_demo(store, calls=args.calls, seed=7, end=end)
         window = Window(end - timedelta(hours=2), end + timedelta(minutes=1))
