@@ -92,7 +92,7 @@ def detect(store: Store, window: Window, *, filters: Filters = Filters(), signal
     `signals` limits the signals looked at (names as in `signal_names`); default all.
     NoDataError if the window holds no calls at all; TooLittleDataError (also a NoDataError
     and an AnalysisError) if no signal has enough data (at least 2 x min_segment buckets of
-    min_bucket_calls calls).
+    min_bucket_calls calls) and none regressed on what there is.
     """
     bucket = bucket or default_bucket(window)
     scan = Window(window.start - min(LOOKBACK, window.end - window.start), window.end)
@@ -117,7 +117,7 @@ def detect(store: Store, window: Window, *, filters: Filters = Filters(), signal
         else:
             quiet.append((spec, parts))
     found += [_with_evidence(r, scan, bucket, filters) for r in _anchored(store, window, filters, quiet, settings)]
-    if judged == 0:
+    if judged == 0 and not found:  # a regression found on thin buckets passed its own test: it is reported
         raise TooLittleDataError(f"too little data to detect anything: every signal has fewer than {2 * settings.min_segment} "
                             f"buckets with {settings.min_bucket_calls}+ calls; widen the window (--since)")  # fmt: skip
     return sorted(found, key=lambda r: (r.anchor is not None, r.ended_at is not None, -r.confidence, -abs(r.relative_change)))
