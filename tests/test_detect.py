@@ -256,11 +256,12 @@ def test_a_harmless_new_prompt_raises_nothing(store: Store, seed: int) -> None:
     assert detect(store, Window(T0, T0 + timedelta(hours=6))) == []
 
 
-def _voice_calls(store: Store, rng: np.random.Generator, *, shift: float, hours: int = 6, calls: int = 6 * 60) -> datetime:
+def _voice_calls(store: Store, rng: np.random.Generator, *, shift: float, hours: int = 6, calls: int = 6 * 60,
+                 deploy_after: float = 5.0) -> datetime:  # fmt: skip
     """`hours` of transcribed calls, one a minute by default (a small voice route): mean word
-    confidence ~0.83 (sd 0.1); a deploy an hour before the end (half-way with `hours` < 4)
-    moves it by `shift`. Returns the deploy time."""
-    n, change = calls, T0 + timedelta(hours=hours - 1 if hours >= 4 else hours / 2)
+    confidence ~0.83 (sd 0.1); a deploy `deploy_after` hours in moves it by `shift`. Returns the
+    deploy time."""
+    n, change = calls, T0 + timedelta(hours=deploy_after)
     times = [T0 + timedelta(seconds=float(s)) for s in np.sort(rng.uniform(0, hours * 3600, n))]
     after = np.array(times) >= change
     confidence = np.clip(rng.normal(0.83 + np.where(after, shift, 0.0), 0.1), 0, 1)
@@ -285,7 +286,7 @@ def test_a_deploy_that_lowers_asr_confidence_is_found_by_its_mean(store: Store, 
 def test_a_drop_on_a_service_too_thin_for_buckets_is_still_reported(store: Store, seed: int) -> None:
     """90 calls in 3 hours: no signal has six buckets of ten calls, which made detect say "too little
     data" and drop the confidence regression its test had found (one that kept steady still says it)."""
-    change = _voice_calls(store, np.random.default_rng(seed), shift=-0.2, hours=3, calls=90)
+    change = _voice_calls(store, np.random.default_rng(seed), shift=-0.2, hours=3, calls=90, deploy_after=1.5)
     found = detect(store, Window(T0, T0 + timedelta(hours=3)), settings=DetectionSettings(anchored_alpha=0))
     confidence = next(r for r in found if r.signal == "input_confidence")
     assert abs(confidence.started_at - change) <= timedelta(minutes=20) and confidence.current < confidence.baseline - 0.1
@@ -293,7 +294,7 @@ def test_a_drop_on_a_service_too_thin_for_buckets_is_still_reported(store: Store
 
 @pytest.mark.parametrize("seed", range(3))
 def test_a_service_too_thin_for_buckets_that_kept_steady_has_too_little_data(store: Store, seed: int) -> None:
-    _voice_calls(store, np.random.default_rng(seed), shift=0.0, hours=3, calls=90)
+    _voice_calls(store, np.random.default_rng(seed), shift=0.0, hours=3, calls=90, deploy_after=1.5)
     with pytest.raises(AnalysisError, match="too little data"):
         detect(store, Window(T0, T0 + timedelta(hours=3)))
 
