@@ -15,7 +15,7 @@ A statement goes through three engine steps before it runs:
      engine knows (file, url, remote, mysql, s3, cosn, oss, executable, input, ...) is refused in every
      position, table or scalar (`1 IN url(...)`, `SELECT file(...)`), whatever its case or quoting;
    - `system.*` tables only from `SYSTEM_TABLES` (no system.disks, system.processes, ...);
-   - no output format that writes files on the serving host (`vet_format`), nor `formatRow`.
+   - no output format that writes files on the serving host (`_vet_format`), nor `formatRow`.
 The engine's `readonly = 2` (set on every handle) stays underneath as the second wall.
 """
 
@@ -26,8 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["SYSTEM_TABLES", "TABLE_FUNCTIONS", "Refused", "Statement", "denied_table_functions", "tsv_escape", "vet", "vet_ast",
-           "vet_format"]
+__all__ = ["SYSTEM_TABLES", "TABLE_FUNCTIONS", "Refused", "Statement", "denied_table_functions", "tsv_escape", "vet", "vet_ast"]
 
 READ_ROOTS: Final = frozenset({
     "SelectWithUnionQuery", "DescribeQuery", "ShowTables", "ShowColumns", "ExistsTableQuery", "ShowCreateTableQuery",
@@ -69,27 +68,30 @@ class Refused(Exception):
 
 @dataclass(frozen=True)
 class Statement:
-    """A vetted statement: the canonical text to run and the FORMAT it named, if any."""
+    """A vetted statement: the canonical text to run and its output format (its FORMAT clause's,
+    else the request's default)."""
 
     sql: str
-    fmt: str | None
+    fmt: str
 
 
 Run = Callable[[str, dict[str, str]], str]
 """Runs one statement on a read-only handle with bound values; returns TSVRaw text."""
 
 
-def vet(run: Run, sql: str, params: dict[str, str], *, denied_functions: frozenset[str]) -> Statement:
-    """Canonicalise `sql` with the engine and check its AST; raises Refused."""
+def vet(run: Run, sql: str, params: dict[str, str], *, denied_functions: frozenset[str], default_format: str) -> Statement:
+    """Canonicalise `sql` with the engine, check its output format and its AST; raises Refused."""
     canonical = run("SELECT formatQuerySingleLine({q:String})", {"q": tsv_escape(sql)}).rstrip("\n")
     fmt_match = _TRAILING_FORMAT.search(canonical)
     if fmt_match:
         canonical = canonical[: fmt_match.start()]
+    fmt = fmt_match.group(1) if fmt_match else default_format
+    _vet_format(fmt)
     vet_ast(run(f"EXPLAIN AST {canonical}", params).splitlines(), denied_functions)
-    return Statement(canonical, fmt_match.group(1) if fmt_match else None)
+    return Statement(canonical, fmt)
 
 
-def vet_format(name: str) -> None:
+def _vet_format(name: str) -> None:
     """Refuse an output format that writes schema files on the serving host (`SCHEMA_FORMATS`)."""
     if name.lower().startswith(SCHEMA_FORMATS):
         raise Refused(73, f"output format {name} is not served: the engine writes its generated schema to files on this host")

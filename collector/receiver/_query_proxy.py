@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl, urlsplit
 
 from ._http import BadLength, BoundedServer, HttpHandler, TooLarge, bearer_ok, read_body
-from ._query_gate import Refused, Statement, denied_table_functions, vet, vet_format
+from ._query_gate import Refused, Statement, denied_table_functions, vet
 
 if TYPE_CHECKING:  # chdb is the `embedded` extra, imported when a proxy starts
     from chdb.state.sqlitelike import Connection
@@ -134,23 +134,21 @@ class QueryEndpoint(BoundedServer):
         with self.handle() as conn:
             try:
                 self._use(conn, database or "default")
-                statement = vet(lambda q, p: _text(conn, q, p), sql, params, denied_functions=self._denied)
-                vet_format(statement.fmt or fmt)
+                statement = vet(lambda q, p: _text(conn, q, p), sql, params, denied_functions=self._denied, default_format=fmt)
             except Refused as exc:  # nothing ran, nothing changed: the handle stays in the pool as it is
                 refusal = QueryError(exc.code, 403, f"{_READ_ONLY}: {exc}")
             except Exception as exc:  # noqa: BLE001 - chDB raises plain errors carrying ClickHouse's text
                 raise _as_query_error(str(exc)) from None
             else:
-                return self._run_vetted(conn, statement, params, settings, statement.fmt or fmt)
+                return self._run_vetted(conn, statement, params, settings)
         raise refusal
 
-    def _run_vetted(self, conn: Connection, statement: Statement, params: dict[str, str], settings: dict[str, str],
-                    fmt: str) -> tuple[bytes, str]:  # fmt: skip
+    def _run_vetted(self, conn: Connection, statement: Statement, params: dict[str, str], settings: dict[str, str]) -> tuple[bytes, str]:
         """Run a vetted statement with the request's settings, set for it alone."""
         applied: list[str] = []
         try:
             applied = self._apply(conn, settings)
-            return bytes(conn.query(statement.sql, fmt, params=params).bytes() or b""), fmt
+            return bytes(conn.query(statement.sql, statement.fmt, params=params).bytes() or b""), statement.fmt
         except Exception as exc:  # noqa: BLE001 - chDB raises plain errors carrying ClickHouse's text
             raise _as_query_error(str(exc)) from None
         finally:
