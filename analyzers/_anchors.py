@@ -8,6 +8,7 @@ unlike the search for the worst split, which noise alone drives to z ~4 (see `_d
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -19,8 +20,10 @@ from ._sql import quote_identifier, render
 if TYPE_CHECKING:
     from driftline.collector.store._store import Store
 
-__all__ = ["Anchor", "anchors"]
+__all__ = ["Anchor", "anchors", "segment_alias", "segment_columns"]
 
+PARTIAL = 0.8
+"""A new value on under this share of its route's calls in its first hour reached part of it."""
 REACH = timedelta(hours=1)
 """The routes a new value reached are read from its first hour (a route it came to later has a moment of its own)."""
 
@@ -36,8 +39,24 @@ class Anchor:
     route: str
     calls: int
     """Calls on the route that carried the value in its first hour (`REACH`)."""
-    change: str
-    """`dimension=value`."""
+    dimension: str
+    value: str
+    service: str
+    models: tuple[str, ...] = ()
+    """The request models of those calls: the route's calls that can stand for the value's own
+    before it appeared (a new snapshot of one alias is compared with that alias's calls)."""
+    route_calls: int = 0
+    """All the route's calls in that hour."""
+
+    @property
+    def partial(self) -> bool:
+        """The value reached only part of the route (an A/B test, a canary, one model's snapshot)."""
+        return self.calls < PARTIAL * self.route_calls
+
+    @property
+    def change(self) -> str:
+        """`dimension=value`."""
+        return f"{self.dimension}={self.value}"
 
 
 def anchors(store: Store, window: Window, filters: Filters, *, settle: timedelta, min_calls: int) -> list[Anchor]:
@@ -50,13 +69,41 @@ def anchors(store: Store, window: Window, filters: Filters, *, settle: timedelta
             if d in CHANGE_DIMENSIONS]  # fmt: skip
     if not news:
         return []
-    matches: list[str] = []
+    hours: list[str] = []
+    carries: list[str] = []
     bound: dict[str, object] = {}
     for i, (dimension, value, service, at) in enumerate(news, start=1):
-        matches.append(f"if(time < {{a{i}t:DateTime64(9)}} AND service = {{a{i}s:String}} AND ifNull({quote_identifier(dimension)} = {{a{i}v:String}}, 0), {i}, 0)")
-        bound |= {f"a{i}s": service, f"a{i}v": value, f"a{i}t": at + REACH}
+        hours.append(f"if(time >= {{a{i}f:DateTime64(9)}} AND time < {{a{i}t:DateTime64(9)}} AND service = {{a{i}s:String}}, {i}, 0)")
+        carries.append(f"ifNull({quote_identifier(dimension)} = {{a{i}v:String}}, 0)")
+        bound |= {f"a{i}s": service, f"a{i}v": value, f"a{i}f": at, f"a{i}t": at + REACH}
     where, filter_params = filter_sql(filters)
     span = {"since": min(t for *_, t in news), "end": min(window.end, max(t for *_, t in news) + REACH)}
-    rows = store.rows(render("anchor_routes", matches=", ".join(matches), filters=where), bound | filter_params | span)
-    return [Anchor(news[a - 1][3], str(route), int(calls), f"{news[a - 1][0]}={news[a - 1][1]}")
-            for a, route, calls in rows if calls >= min_calls]  # fmt: skip
+    sql = render("anchor_routes", hours=", ".join(hours), carries=f"[{', '.join(carries)}][anchor]", filters=where)
+    out = []
+    for a, route, calls, route_calls, models in store.rows(sql, bound | filter_params | span):
+        dimension, value, service, at = news[a - 1]
+        if calls >= min_calls:
+            out.append(Anchor(at, str(route), int(calls), dimension, value, service, tuple(sorted(map(str, models))), int(route_calls)))
+    return out
+
+
+def segment_columns(moments: Sequence[Anchor]) -> tuple[dict[str, str], dict[str, object]]:
+    """One column per moment that reached part of its route (`segment_alias`) for the sliced scan,
+    naming each row's side of its segment test: 2 for the calls carrying the new value on its
+    route from its first appearance, 1 for the route's calls before it of the same request models
+    (all of them for a new request model), else 0. {alias: SQL expression} and the values it binds.
+    A moment that reached the whole route has none: the route's own test reads the same calls."""
+    columns: dict[str, str] = {}
+    bound: dict[str, object] = {}
+    for i, m in ((i, m) for i, m in enumerate(moments) if m.partial):
+        same_models = "1" if m.dimension == "request_model" or not m.models else f"has({{s{i}m:Array(String)}}, ifNull(request_model, ''))"
+        columns[segment_alias(i)] = (f"multiIf(route = {{s{i}r:String}} AND time >= {{s{i}t:DateTime64(9)}} AND service = {{s{i}s:String}} "
+                                     f"AND ifNull({quote_identifier(m.dimension)} = {{s{i}v:String}}, 0), 2, "
+                                     f"route = {{s{i}r:String}} AND time < {{s{i}t:DateTime64(9)}} AND {same_models}, 1, 0)")  # fmt: skip
+        bound |= {f"s{i}r": m.route, f"s{i}t": m.at, f"s{i}s": m.service, f"s{i}v": m.value, f"s{i}m": list(m.models)}
+    return columns, bound
+
+
+def segment_alias(i: int) -> str:
+    """The sliced scan's column of moments[i]'s segment test."""
+    return f"seg{i}"

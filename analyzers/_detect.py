@@ -25,13 +25,14 @@ import numpy as np
 
 from driftline.collector._errors import NoDataError, TooLittleDataError
 
-from ._anchors import Anchor, anchors
+from ._anchors import Anchor, anchors, segment_alias, segment_columns
 from ._changepoints import change_points
 from ._model import Evidence, Filters, Regression, SliceRef, Window
 from ._regimes import Regime, rank_z, rank_z_splits, shift_z, sums_z
 from ._signals import (
     ALL_SCORES,
     CALL_SIGNALS,
+    SLICE_DIMENSIONS,
     WHOLE,
     Signal,
     Slice,
@@ -110,13 +111,14 @@ def detect(store: Store, window: Window, *, filters: Filters = Filters(), signal
             unsliced.append(spec.name)
         else:
             quiet.append((spec, parts))
-    for spec, parts in _quality_slices(store, scan, bucket, filters, unsliced):
-        regression = _slice_regression(spec, {k: f for k, f in parts.items() if k != WHOLE}, window.start, settings)
+    moments = _moments(store, window, filters, settings) if unsliced or quiet else []
+    for spec, parts in _quality_slices(store, scan, bucket, filters, unsliced, moments):
+        regression = _slice_regression(spec, {k: f for k, f in parts.items() if k != WHOLE and k[0] in SLICE_DIMENSIONS}, window.start, settings)
         if regression is not None:
             found.append(_with_evidence(regression, scan, bucket, filters))
         else:
             quiet.append((spec, parts))
-    found += [_with_evidence(r, scan, bucket, filters) for r in _anchored(store, window, filters, quiet, settings)]
+    found += [_with_evidence(r, scan, bucket, filters) for r in _anchored(moments, filters, quiet, settings)]
     if judged == 0 and not found:  # a regression found on thin buckets passed its own test: it is reported
         raise TooLittleDataError(f"too little data to detect anything: every signal has fewer than {2 * settings.min_segment} "
                             f"buckets with {settings.min_bucket_calls}+ calls; widen the window (--since)")  # fmt: skip
@@ -145,7 +147,14 @@ def _slice_regression(spec: Signal, slices: dict[Slice, pandas.DataFrame], since
     return max(scored, key=lambda c: (c[1].ended_at is None, c[0]))[1] if scored else None
 
 
-def _anchored(store: Store, window: Window, filters: Filters, quiet: Sequence[tuple[Signal, dict[Slice, pandas.DataFrame]]],
+def _moments(store: Store, window: Window, filters: Filters, settings: DetectionSettings) -> list[Anchor]:
+    """The changes' first appearances anchored tests are made at (none when they are turned off)."""
+    if settings.anchored_alpha <= 0:
+        return []
+    return anchors(store, window, filters, settle=default_bucket(window, target=120), min_calls=settings.min_bucket_calls)
+
+
+def _anchored(moments: Sequence[Anchor], filters: Filters, quiet: Sequence[tuple[Signal, dict[Slice, pandas.DataFrame]]],
               settings: DetectionSettings) -> list[Regression]:  # fmt: skip
     """Regressions of the signals nothing else found, at a change's known moment (`anchors`) on a
     route it reached: a fixed split there has a plain normal null, so over m such tests (signal,
@@ -153,33 +162,51 @@ def _anchored(store: Store, window: Window, filters: Filters, quiet: Sequence[tu
     the search needs 4.6. A small steady drop that a prompt edit or an index rebuild brought to
     one route is found, and a percentile that every bucket since a deploy shows higher (the rank
     test at a fixed split, whose few buckets cannot reach the search's bar); the strongest per
-    signal is kept."""
-    if not quiet or settings.anchored_alpha <= 0:
+    signal is kept. Where the new value reached only part of its route (an A/B test, a canary)
+    and the scan read its own calls (`_segment`), they are tested too, undiluted by the rest."""
+    if not quiet or not moments:
         return []
-    moments = anchors(store, window, filters, settle=default_bucket(window, target=120), min_calls=settings.min_bucket_calls)
-    tests: dict[tuple[str, str, int], tuple[_Series, SliceRef | None, Anchor]] = {}
+    tests: dict[tuple[str, str, int, str], tuple[_Series, SliceRef | None, Anchor]] = {}
     for spec, parts in quiet:
         built: dict[Slice, _Series | None] = {}  # moments on one route share its series
-        for moment in moments:
+        for i, moment in enumerate(moments):
             on_route = filters.route == moment.route  # a route filter leaves no route slices: the whole is the route
             part = WHOLE if on_route else ("route", moment.route)
             if part not in built:
                 built[part] = None if part not in parts else _Series.of(spec, _prepared(spec, parts[part], settings)[0], settings)
-            series = built[part]
-            if series is None:
-                continue
-            k = series.position(moment.at)
-            if settings.min_segment <= k <= len(series.raw) - settings.min_segment:
-                tests.setdefault((spec.name, moment.route, k), (series, None if on_route else SliceRef("route", moment.route), moment))
+            where = None if on_route else SliceRef("route", moment.route)
+            segment = _segment(parts, segment_alias(i))
+            made = [(built[part], "")] + ([] if segment is None else [(_Series.of(spec, segment, settings), moment.change)])
+            for series, own in made:  # the route's calls; the value's own, where it reached part of them
+                k = -1 if series is None else series.position(moment.at)
+                if series is not None and settings.min_segment <= k <= len(series.raw) - settings.min_segment:
+                    tests.setdefault((spec.name, moment.route, k, own), (series, where, moment))
     if not tests:
         return []
     strict = replace(settings, min_z=NormalDist().inv_cdf(1 - settings.anchored_alpha / len(tests)))
     best: dict[str, tuple[float, Regression]] = {}
-    for (name, _, k), (series, where, moment) in tests.items():
+    for (name, _, k, own), (series, where, moment) in tests.items():
         judged = replace(series, settings=strict).judge(k, [len(series.raw)])
         if judged is not None and judged[0] > best.get(name, (-math.inf,))[0]:  # it starts at the change, not at its bucket
-            best[name] = (judged[0], replace(judged[1], slice=where, anchor=moment.change, started_at=moment.at))
+            best[name] = (judged[0], replace(judged[1], slice=where, anchor=moment.change, started_at=moment.at, anchor_calls_only=bool(own)))
     return [r for _, r in best.values()]
+
+
+def _segment(parts: dict[Slice, pandas.DataFrame], column: str) -> pandas.DataFrame | None:
+    """The calls carrying a new value on its route from its first appearance, after the route's
+    calls of the same request models before it, as one series (`_anchors.segment_columns`); None
+    where the scan did not read them."""
+    before, after = parts.get((column, "1")), parts.get((column, "2"))
+    return None if before is None or after is None else _pooled(before, after)
+
+
+def _pooled(a: pandas.DataFrame, b: pandas.DataFrame) -> pandas.DataFrame:
+    """Two mean series of one grid as the series of their calls together."""
+    calls = a["calls"].to_numpy() + b["calls"].to_numpy()
+    sums = np.nan_to_num(a["value"].to_numpy(dtype=float)) * a["calls"].to_numpy() + np.nan_to_num(b["value"].to_numpy(dtype=float)) * b["calls"].to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value = np.where(calls > 0, sums / calls, np.nan)
+    return a.assign(value=value, calls=calls, squares=a["squares"].to_numpy(dtype=float) + b["squares"].to_numpy(dtype=float))
 
 
 def _prepared(spec: Signal, frame: pandas.DataFrame, settings: DetectionSettings) -> tuple[pandas.DataFrame, bool]:
@@ -209,13 +236,14 @@ def _series(store: Store, window: Window, bucket: timedelta, filters: Filters,
     return out
 
 
-def _quality_slices(store: Store, window: Window, bucket: timedelta, filters: Filters,
-                    names: list[str]) -> list[tuple[Signal, dict[Slice, pandas.DataFrame]]]:  # fmt: skip
+def _quality_slices(store: Store, window: Window, bucket: timedelta, filters: Filters, names: list[str],
+                    moments: Sequence[Anchor]) -> list[tuple[Signal, dict[Slice, pandas.DataFrame]]]:  # fmt: skip
     """The named evaluations per slice, in one scan, only when some need it: slicing a score given
-    after its call joins it to the call, the costliest part of detection."""
+    after its call joins it to the call, the costliest part of detection. The same scan reads each
+    change's own calls and its route's before it (`segment_columns`), for `_anchored`."""
     if not names:
         return []
-    parts = sliced_series(store, [ALL_SCORES], window, bucket, filters, by_evaluation=True)
+    parts = sliced_series(store, [ALL_SCORES], window, bucket, filters, by_evaluation=True, segments=segment_columns(moments))
     return [(get_signal(n), parts[n]) for n in names if n in parts]
 
 

@@ -72,6 +72,10 @@ class Regression:
     """The change (`prompt_version=v9`) at whose first appearance the regression was tested when
     only that test found it (change-anchored detection; `started_at` is then that first call);
     None when the search over every split did."""
+    anchor_calls_only: bool = False
+    """The anchored test read only the calls carrying the change (it reached part of its route: an
+    A/B test, a canary) against the route's calls of the same request models before it; baseline,
+    current and calls are then theirs."""
 
     @property
     def where(self) -> str:

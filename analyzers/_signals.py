@@ -301,30 +301,36 @@ Slice = tuple[str, str]
 """(dimension, value) of a slice; WHOLE for all calls in scope."""
 WHOLE: Slice = ("", "")
 """The slice key of the whole scope."""
+Segments = tuple[Mapping[str, str], Mapping[str, Any]]
+"""Extra slice columns of the sliced scan, {alias: SQL expression}, and the values they bind."""
 MAX_SLICES = 20
 """Values per slice dimension judged (the busiest): more would only add chances of a false alarm."""
 
 
 def sliced_series(store: Store, specs: list[Signal], window: Window, bucket: timedelta, filters: Filters, *,
-                  by_evaluation: bool = False, sliced: bool = True) -> dict[str, dict[Slice, pandas.DataFrame]]:  # fmt: skip
+                  by_evaluation: bool = False, sliced: bool = True, segments: Segments | None = None) -> dict[str, dict[Slice, pandas.DataFrame]]:  # fmt: skip
     """Several signals of one source per bucket, over the whole scope and per slice, in ONE scan:
     {signal name: {slice: frame}}. With `by_evaluation`, `specs` is one scores signal and the result
     has one quality:<evaluation> entry per evaluation. Slice dimensions fixed by a filter are left out
     (all of them when not `sliced`: the whole scope only); scores are sliced by their calls'
-    dimensions (joined for a score given after its call)."""
+    dimensions (joined for a score given after its call). `segments` ({alias: SQL expression}, the
+    values they bind) adds a slice per value of each expression, keyed (alias, value)."""
     dims = [d for d in SLICE_DIMENSIONS if getattr(filters, d, None) is None] if sliced else []
-    source = source_sql(specs[0], with_dimensions=bool(dims), filters=filters)
+    columns, segment_params = segments or ({}, {})
+    source = source_sql(specs[0], with_dimensions=bool(dims) or bool(columns), filters=filters)
     where, fparams = filter_sql(filters, only=_filterable(source))
     keys = ", evaluation" if by_evaluation else ""
-    slice_dim, slice_value = _slice_of(dims)
+    slice_dim, slice_value = _slice_of([*dims, *columns])
     named: dict[str, str] = {}  # partial aggregate expression -> its alias, each computed once
     roles = [{role: named.setdefault(expression, f"p{len(named)}") for role, expression in s.partials().items()} for s in specs]
+    grouped = [quote_identifier(d) for d in [*dims, *columns]]
     sql = render("sliced_by_bucket", source=source, filters=where, keys=keys, slice_dim=slice_dim, slice_value=slice_value,
-                 slice_columns="".join(f", {quote_identifier(d)}" for d in dims),
-                 sets=", ".join([f"(bucket{keys})", *(f"(bucket{keys}, {quote_identifier(d)})" for d in dims)]),
+                 slice_columns="".join([f", {quote_identifier(d)}" for d in dims] + [f", {e} AS {quote_identifier(a)}" for a, e in columns.items()]),
+                 slice_keys="".join(f", {g}" for g in grouped),
+                 sets=", ".join([f"(bucket{keys})", *(f"(bucket{keys}, {g})" for g in grouped)]),
                  partial="".join(f",\n           {expression} AS {alias}" for expression, alias in named.items()),
                  merged="".join(f",\n       {s.merged_sql(i, roles[i])}" for i, s in enumerate(specs)))  # fmt: skip
-    rows = store.rows(sql, params_of(window, bucket, fparams, specs[0]))
+    rows = store.rows(sql, params_of(window, bucket, fparams, specs[0]) | dict(segment_params))
     return _frames(rows, specs, full_grid(window, bucket), by_evaluation=by_evaluation)
 
 

@@ -256,6 +256,46 @@ def test_a_harmless_new_prompt_raises_nothing(store: Store, seed: int) -> None:
     assert detect(store, Window(T0, T0 + timedelta(hours=6))) == []
 
 
+def _two_models(store: Store, rng: np.random.Generator, *, drop: float, arm: str) -> datetime:
+    """Six hours of judged calls on /chat, 10 a minute, half on request model m-weak (scores 0.78),
+    half on m-strong (0.92), answered by the model asked for. From hour four one arm carries a
+    change and scores `drop` lower: `arm="ab"` a random half of the calls gets prompt v2 (v1
+    before and elsewhere); `arm="snapshot"` m-weak's calls are answered by m-weak-2. Returns the
+    first changed call's time."""
+    n = 6 * 60 * 10
+    times = np.array([T0 + timedelta(seconds=float(s)) for s in np.sort(rng.uniform(0, 6 * 3600, n))])
+    models = rng.choice(["m-weak", "m-strong"], size=n)
+    changed = (times >= T0 + timedelta(hours=4)) & ((rng.random(n) < 0.5) if arm == "ab" else (models == "m-weak"))
+    answered = np.where(changed & (arm == "snapshot"), "m-weak-2", models)
+    _insert_calls(store, list(times), request_model=list(models), response_model=list(answered), prompt_name=["answer"] * n,
+                  prompt_version=list(np.where(changed & (arm == "ab"), "v2", "v1")))  # fmt: skip
+    scores = np.clip(rng.normal(np.where(models == "m-weak", 0.78, 0.92) - np.where(changed, drop, 0.0), 0.1), 0, 1)
+    judged = {"time": [t + timedelta(minutes=2) for t in times], "trace_id": [f"t{i}" for i in range(n)], "span_id": [f"s{i}" for i in range(n)],
+              "service": ["bot"] * n, "evaluation": ["faithfulness"] * n, "score": list(scores)}  # fmt: skip
+    store.insert("llm_scores", list(judged.values()), list(judged))
+    return min(times[changed])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_drop_an_ab_test_brought_to_half_a_route_is_found_in_the_calls_that_carry_it(store: Store, seed: int) -> None:
+    """Prompt v2 on a random half of /chat scores 0.04 lower: on the whole route that is a 0.02
+    drop, under the 3% a finding must reach; the calls carrying v2, against the route's before,
+    show all of it."""
+    first = _two_models(store, np.random.default_rng(seed), drop=0.04, arm="ab")
+    [found] = detect(store, Window(T0, T0 + timedelta(hours=6)), signals=["quality:faithfulness"])
+    assert found.anchor == "prompt_version=v2" and found.anchor_calls_only and found.started_at == first
+    assert found.baseline - found.current == pytest.approx(0.04, abs=0.015)
+
+
+@pytest.mark.parametrize(("seed", "arm"), [(0, "ab"), (1, "ab"), (0, "snapshot"), (1, "snapshot")])
+def test_a_harmless_change_on_part_of_a_route_raises_nothing(store: Store, seed: int, arm: str) -> None:
+    """No effect: neither an A/B arm nor a new snapshot of the weaker model is a regression. The
+    snapshot's calls (m-weak's, 0.78) are compared with m-weak's before it, not with the route's
+    (0.85), which would read the weaker model's own level as a drop."""
+    _two_models(store, np.random.default_rng(seed), drop=0.0, arm=arm)
+    assert detect(store, Window(T0, T0 + timedelta(hours=6))) == []
+
+
 def _voice_calls(store: Store, rng: np.random.Generator, *, shift: float, hours: int = 6, calls: int = 6 * 60,
                  deploy_after: float = 5.0) -> datetime:  # fmt: skip
     """`hours` of transcribed calls, one a minute by default (a small voice route): mean word

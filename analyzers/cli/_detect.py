@@ -100,4 +100,5 @@ def detect_command(since: str, until: str, signals: tuple[str, ...], bucket: obj
     click.echo(f"{len(found)} regressed signal(s) between {span}\n")
     click.echo(table([_row(r) for r in found], ["signal", "started", "baseline", "current", "change", "confidence", "calls", "ended"]))
     for r in (r for r in found if r.anchor is not None):
-        click.echo(f"{r.signal}{f' on {r.where}' if r.slice else ''}: found at the first appearance of {r.anchor}, tested there alone")
+        own = ", on the calls carrying it against those of its route before it" if r.anchor_calls_only else ""
+        click.echo(f"{r.signal}{f' on {r.where}' if r.slice else ''}: found at the first appearance of {r.anchor}, tested there alone{own}")
