@@ -303,7 +303,8 @@ def _scored_regression(spec: Signal, frame: pandas.DataFrame, settings: Detectio
     a regression still going on, found even where few buckets hide it from the search). A candidate k is a regression when the regime after it differs from everything
     before it by `min_z` standard errors of the two regime means (see `Regime`), by
     `min_relative` of the baseline, lasts `min_duration` and holds `min_affected` calls; it lasts
-    until a later regime is back within half the shift. The strongest one still going on wins
+    until a later regime is back within half the shift, and everything after it is too (a dip
+    is no recovery). The strongest one still going on wins
     (else the strongest). Confidence is the two-sided normal probability of the shift's z.
     """
     series = _Series.of(spec, frame, settings)
@@ -362,10 +363,16 @@ class _Series:
         return int((times.iloc[self.index] < held.iloc[-1]).sum()) if len(held) else 0
 
     def end_of(self, k: int, ends: list[int], before: Regime, shift: float) -> tuple[int, datetime | None]:
-        """Where the regime from k ends: the first later regime less than half the shift worse than before (or never)."""
+        """Where the regime from k ends: the first later regime less than half the shift worse than
+        before (or never), when everything after it is too (a dip of a few buckets in a failure rate
+        that then comes back is no recovery)."""
         last = ends[0]
+
+        def back(start: int, end: int) -> bool:
+            return (self.regime(start, end).mean - before.mean) * math.copysign(1.0, shift) < abs(shift) / 2
+
         for start, end in itertools.pairwise(ends):
-            if (self.regime(start, end).mean - before.mean) * math.copysign(1.0, shift) < abs(shift) / 2:
+            if back(start, end) and back(start, len(self.raw)):
                 return last, self.time(start)
             last = end
         return last, None

@@ -89,6 +89,17 @@ def test_a_clean_start_by_chance_is_no_regression_but_a_real_break_is() -> None:
     assert found is not None and found.started_at == T0 + timedelta(minutes=80) and found.current > 0.1 > found.baseline
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_a_dip_inside_a_failure_that_comes_back_is_no_recovery(seed: int) -> None:
+    """Validation fails for 1% of 60 outputs a bucket, then 17% from bucket 60 on, but for four
+    buckets at 3% halfway through: the failure started at bucket 60 and is still going on, not a
+    failure that ended at the dip followed by another one."""
+    rng = np.random.default_rng(seed)
+    rate = np.r_[np.full(60, 0.01), np.full(15, 0.17), np.full(4, 0.03), np.full(30, 0.17)]
+    found = find_regression(get_signal("validation_failure_rate"), _failures(rng.binomial(60, rate), calls=60))
+    assert found is not None and found.started_at == T0 + timedelta(minutes=600) and found.ended_at is None
+
+
 def _scored(rng: np.random.Generator, means: np.ndarray, calls: np.ndarray, sd: float) -> pd.DataFrame:
     """Buckets of per-call scores: the mean, the count and the sum of squares, as the store gives them."""
     scores = [np.clip(rng.normal(m, sd, int(n)), 0, 1) for m, n in zip(means, calls)]
