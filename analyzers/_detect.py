@@ -104,7 +104,7 @@ def detect(store: Store, window: Window, *, filters: Filters = Filters(), signal
     for spec, parts in series:
         whole, enough = _prepared(spec, parts[WHOLE], settings)
         judged += enough
-        regression = _sliced_regression(spec, whole, {k: f for k, f in parts.items() if k != WHOLE}, window.start, settings)
+        regression = _sliced_regression(spec, whole, _slices(parts), window.start, settings)
         if regression is not None:
             found.append(_with_evidence(regression, scan, bucket, filters))
         elif spec.source == "scores":
@@ -113,7 +113,7 @@ def detect(store: Store, window: Window, *, filters: Filters = Filters(), signal
             quiet.append((spec, parts))
     moments = _moments(store, window, filters, settings) if unsliced or quiet else []
     for spec, parts in _quality_slices(store, scan, bucket, filters, unsliced, moments):
-        regression = _slice_regression(spec, {k: f for k, f in parts.items() if k != WHOLE and k[0] in SLICE_DIMENSIONS}, window.start, settings)
+        regression = _slice_regression(spec, _slices(parts), window.start, settings)
         if regression is not None:
             found.append(_with_evidence(regression, scan, bucket, filters))
         else:
@@ -123,6 +123,11 @@ def detect(store: Store, window: Window, *, filters: Filters = Filters(), signal
         raise TooLittleDataError(f"too little data to detect anything: every signal has fewer than {2 * settings.min_segment} "
                             f"buckets with {settings.min_bucket_calls}+ calls; widen the window (--since)")  # fmt: skip
     return sorted(found, key=lambda r: (r.anchor is not None, r.ended_at is not None, -r.confidence, -abs(r.relative_change)))
+
+
+def _slices(parts: dict[Slice, pandas.DataFrame]) -> dict[Slice, pandas.DataFrame]:
+    """The route, provider and service slices of a scan's frames (not the whole, nor a change's segment)."""
+    return {k: f for k, f in parts.items() if k[0] in SLICE_DIMENSIONS}
 
 
 def _sliced_regression(spec: Signal, whole: pandas.DataFrame, slices: dict[Slice, pandas.DataFrame], since: datetime,
