@@ -42,10 +42,10 @@ class Anchor:
     dimension: str
     value: str
     service: str
-    models: tuple[str, ...] = ()
+    models: tuple[str, ...]
     """The request models of those calls: the route's calls that can stand for the value's own
     before it appeared (a new snapshot of one alias is compared with that alias's calls)."""
-    route_calls: int = 0
+    route_calls: int
     """All the route's calls in that hour."""
 
     @property

@@ -182,9 +182,9 @@ def _anchored(moments: Sequence[Anchor], filters: Filters, quiet: Sequence[tuple
             where = None if on_route else SliceRef("route", moment.route)
             segment = _segment(parts, segment_alias(i))
             made = [(built[part], "")] + ([] if segment is None else [(_Series.of(spec, segment, settings), moment.change)])
-            for series, own in made:  # the route's calls; the value's own, where it reached part of them
-                k = -1 if series is None else series.position(moment.at)
-                if series is not None and settings.min_segment <= k <= len(series.raw) - settings.min_segment:
+            for series, own in ((s, o) for s, o in made if s is not None):  # the route's calls; the value's own, where it reached part of them
+                k = series.position(moment.at)
+                if settings.min_segment <= k <= len(series.raw) - settings.min_segment:
                     tests.setdefault((spec.name, moment.route, k, own), (series, where, moment))
     if not tests:
         return []
