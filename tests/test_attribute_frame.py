@@ -255,6 +255,35 @@ def test_rate_one_part_of_a_segment_stays_the_cause_not_the_segment() -> None:
     assert marked in ({"tenant=t4 & route=r0"}, {"route=r0 & tenant=t4"})
 
 
+def _provider_storm(seed: int, models: dict[str, tuple[str, float, float]]) -> pd.DataFrame:
+    """429s/calls per tenant x route x model, each model with its provider, volume per leaf and
+    current 429 rate (0.3% before, for every model)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for tenant, route, (model, (provider, volume, rate)) in itertools.product([f"t{i}" for i in range(8)], ["r0", "r1", "r2"], models.items()):
+        b_calls, c_calls = rng.poisson(volume), rng.poisson(volume)
+        rows.append({"tenant": tenant, "route": route, "provider": provider, "model": model, "b_calls": b_calls,
+                     "b_err": rng.binomial(b_calls, 0.003), "c_calls": c_calls, "c_err": rng.binomial(c_calls, rate)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_rate_a_providers_storm_heavier_on_one_of_its_models_is_the_providers() -> None:
+    """A provider rate-limits its big model's calls 20% of the time and its small model's 6%. The
+    pursuit takes the big model first, then the rest of the provider's calls (by the provider's
+    name or the small model's, whichever dimension comes first): together every call of the
+    provider, so the provider is the cause. Where the provider also serves a bigger model the
+    storm spared, its two models stay the causes."""
+    models = {"sonnet": ("anthropic", 60, 0.20), "haiku": ("anthropic", 20, 0.06), "gpt": ("openai", 80, 0.003), "mini": ("openai", 40, 0.003)}
+    spared = models | {"opus": ("anthropic", 180, 0.003)}
+    for seed, dims in itertools.product((0, 1, 2), (["tenant", "route", "provider", "model"], ["tenant", "route", "model", "provider"])):
+        ranked = attribute_frame(_provider_storm(seed, models), dimensions=dims, baseline="b_err", current="c_err",
+                                 baseline_count="b_calls", current_count="c_calls")  # fmt: skip
+        assert _marked(ranked) == {"provider=anthropic"}
+        ranked = attribute_frame(_provider_storm(seed, spared), dimensions=dims, baseline="b_err", current="c_err",
+                                 baseline_count="b_calls", current_count="c_calls")  # fmt: skip
+        assert _marked(ranked) == {"model=sonnet", "model=haiku"}
+
+
 def _score_mix(seed: int) -> pd.DataFrame:
     """Judge scores (0..1, per-call sd 0.2) per tenant and model: tenant `weak` always scores 0.18
     lower and its share of traffic grows from 5% to 30%; no leaf's mean moves."""
