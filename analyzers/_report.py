@@ -272,11 +272,11 @@ def attribute_regressions(store: Store, window: Window, filters: Filters, regres
 
     The baseline lies before the change point and is not clipped by the report window. When a
     value first appeared shortly before the detected start (`_before_new_values`), or a leading
-    suspect first appeared anywhere inside the baseline (then the group is attributed again), the
-    baseline ends where it appeared, so its calls are compared with what the same context did
-    before it came. A slice's regression is attributed within its
-    slice (`narrowed`). Regressions over the same windows and scope share one `attribute_many`
-    pass (one leaf scan for them all).
+    suspect whose calls there already looked like the incident's first appeared anywhere inside
+    the baseline (then the group is attributed again), the baseline ends where it appeared, so
+    its calls are compared with what the same context did before it came. A slice's regression
+    is attributed within its slice (`narrowed`). Regressions over the same windows and scope
+    share one `attribute_many` pass (one leaf scan for them all).
     """
     results: list[Attribution | str] = [NO_BASELINE] * len(regressions)
     groups: dict[tuple[datetime, datetime, Filters], list[int]] = {}
@@ -337,9 +337,20 @@ def _before_new_values(seen: dict[tuple[str, str], datetime], baseline: Window) 
 
 
 def _appeared_in(seen: dict[tuple[str, str], datetime], baseline: Window, attributions: Sequence[Attribution]) -> datetime | None:
-    """The earliest first appearance of a leading suspect (top 3) inside the baseline, leaving MIN_BASELINE of calls before it."""
-    firsts = [s.first_seen for a in attributions for s in a.suspects[:3] if s.first_seen is not None]
+    """The earliest first appearance inside the baseline, leaving MIN_BASELINE of calls before it,
+    of a leading suspect (top 3) whose calls there were already changed (`_changed_early`)."""
+    firsts = [s.first_seen for a in attributions for s in a.suspects[:3] if s.first_seen is not None and _changed_early(s, a)]
     return min((t for t in firsts if _earliest_cut(seen, baseline) <= t < baseline.end), default=None)
+
+
+def _changed_early(suspect: Suspect, attribution: Attribution) -> bool:
+    """Whether the suspect's calls in the baseline (those since it appeared) sat nearer the
+    incident's level than the baseline's, or there were none to tell: then the change came with
+    it and was only detected later. A value whose calls stayed at the baseline's level until the
+    start (a prompt published half an hour before a deploy) did not bring the change."""
+    if suspect.baseline_value is None:
+        return True
+    return abs(suspect.baseline_value - attribution.incident_value) < abs(suspect.baseline_value - attribution.baseline_value)
 
 
 def _earliest_cut(seen: dict[tuple[str, str], datetime], baseline: Window) -> datetime:

@@ -279,6 +279,26 @@ def prompt_after_a_rotation(now: datetime | None = None, *, calls: int = 2400) -
     return Scenario(now - timedelta(hours=2), now, calls, shape, marks={"rotated": rotated, "t0": t0})
 
 
+def swap_after_a_prompt(now: datetime | None = None, *, calls: int = 2400) -> Scenario:
+    """Every call got prompt v8 half an hour before T0 (50 minutes ago), which changed nothing;
+    from T0 the provider answers with a new response model and faithfulness drops from 0.85 to
+    0.75.
+
+    Marks: prompt_at, t0.
+    """
+    now = now or _this_minute()
+    t0 = now - timedelta(minutes=50, seconds=30)
+    prompt_at = t0 - timedelta(minutes=30)
+
+    def shape(call: Call, when: datetime, rng: random.Random) -> None:
+        if when >= prompt_at:
+            call.prompt_version = "v8"
+        if when >= t0:
+            call.response_model, call.fingerprint, call.quality = NEW_MODEL, "fp_b2", 0.75
+
+    return Scenario(now - timedelta(hours=2), now, calls, shape, marks={"prompt_at": prompt_at, "t0": t0})
+
+
 def steady(now: datetime | None = None, *, calls: int = 1800) -> Scenario:
     """Two hours of an app where nothing changes: no regression to find."""
     now = now or _this_minute()

@@ -11,7 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from incident_scenarios import NEW_MODEL, costly_prompt, one_provider_hidden, one_provider_slower_as_traffic_shifts, steady, storm_after_a_prompt, storm_over_a_rebuild
+from incident_scenarios import (
+    NEW_MODEL,
+    costly_prompt,
+    one_provider_hidden,
+    one_provider_slower_as_traffic_shifts,
+    steady,
+    storm_after_a_prompt,
+    storm_over_a_rebuild,
+    swap_after_a_prompt,
+)
 
 from driftline.analyzers._model import Filters, Window
 from driftline.analyzers._render import render_report
@@ -357,3 +366,18 @@ def test_a_prompt_leads_over_a_fingerprint_rotated_minutes_before_it(store: Stor
     lead = report.findings[0]
     assert lead.regression.signal in scenario.signals and lead.top_suspect is not None and lead.top_suspect.root_cause
     assert frozenset(zip(lead.top_suspect.dimensions, lead.top_suspect.values)) in scenario.causes
+
+
+def test_a_value_whose_calls_stayed_as_before_does_not_cut_the_baseline_back(store: Store) -> None:
+    """Every call got a new prompt half an hour before a silent model swap that lowered quality;
+    the prompt's calls stayed as good as the ones before it. The finding's baseline runs up to the
+    swap, holding the prompt's good calls: the prompt is reported as having been at the baseline's
+    level, not as a value that only ever had the incident's calls."""
+    scenario = swap_after_a_prompt(datetime(2026, 11, 16, 17, 30, tzinfo=UTC))
+    scenario.write(store)
+    lead = incident_report(store, _window(scenario)).findings[0]
+    assert lead.top_suspect is not None and lead.top_suspect.names("response_model", NEW_MODEL)
+    assert lead.attribution is not None and lead.attribution.baseline.end >= scenario.marks["t0"] - timedelta(minutes=2)
+    prompt = next(s for s in lead.attribution.suspects if s.names("prompt_version", "v8"))
+    assert prompt.baseline_calls > 0 and prompt.baseline_value is not None
+    assert abs(prompt.baseline_value - lead.attribution.baseline_value) < abs(prompt.baseline_value - lead.attribution.incident_value)
