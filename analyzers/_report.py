@@ -405,14 +405,16 @@ SAME_START = timedelta(minutes=15)
 def corroborated(findings: Sequence[Finding]) -> list[Finding]:
     """Each finding whose top suspect is outside its root-cause set, led instead by a suspect of
     it that another finding starting within SAME_START names as its top suspect, where the
-    stopping rule put that suspect in the root-cause set of one of the two: one incident has one
-    cause, and a second signal speaks for it (an index rebuild three quality scores fell with,
-    over a prompt published on one of their routes two minutes later; an ASR deploy that moved
-    confidence, over a prompt edited minutes before it)."""
-    return [_led_by_corroborated_root(f, findings) for f in findings]
+    stopping rule put that suspect in the root-cause set of one of the two, or where it explains at
+    least as much of this finding's change as the top suspect (which then ranks first only for
+    lining up closer with this finding's start): one incident has one cause, and a second signal
+    speaks for it (an index rebuild three quality scores fell with, over a prompt published on one
+    of their routes two minutes later; an ASR deploy that moved confidence, over a prompt edited
+    minutes before it or an index rebuilt minutes after it)."""
+    return [_led_by_corroborated(f, findings) for f in findings]
 
 
-def _led_by_corroborated_root(finding: Finding, findings: Sequence[Finding]) -> Finding:
+def _led_by_corroborated(finding: Finding, findings: Sequence[Finding]) -> Finding:
     """The finding, its suspects re-ranked where `corroborated` says so."""
     attribution = finding.attribution
     if attribution is None or not attribution.suspects or attribution.suspects[0].root_cause:
@@ -420,12 +422,17 @@ def _led_by_corroborated_root(finding: Finding, findings: Sequence[Finding]) -> 
     suspects = attribution.suspects
     others = [g.top_suspect for g in findings if g is not finding and g.top_suspect is not None and _together(g, finding) and not _anchored_later(g, finding)]
     named, decided = {s.label for s in others}, {s.label for s in others if s.root_cause}
-    at = next((i for i, s in enumerate(suspects) if s.label in named and (s.root_cause or s.label in decided)
-               and s.explained_share >= suspects[0].explained_share / 2), None)  # fmt: skip
+    at = next((i for i, s in enumerate(suspects) if s.label in named and ((s.root_cause or s.label in decided)
+               and s.explained_share >= suspects[0].explained_share / 2 or _share(s) >= _share(suspects[0]))), None)  # fmt: skip
     if at is None:
         return finding
     ranked = (suspects[at], *suspects[:at], *suspects[at + 1 :])
     return replace(finding, attribution=replace(attribution, suspects=ranked))
+
+
+def _share(suspect: Suspect) -> float:
+    """The suspect's explained share before capping: of two that both explain all, the larger."""
+    return suspect.explained_share if suspect.uncapped_share is None else suspect.uncapped_share
 
 
 def _anchored_later(other: Finding, finding: Finding) -> bool:

@@ -105,3 +105,19 @@ def test_a_cause_another_signals_stopping_rule_chose_leads_over_a_candidate_none
     assert [r.signal for r in found[0].symptoms] == ["input_confidence"]
     slight = replace(_suspect(deploy), explained_share=0.4)
     assert _leads(corroborated([_finding("quality:order_accuracy", 0, _suspect(PROMPT), slight), confidence]))[0][1] == "prompt_version=v10"
+
+
+def test_a_cause_another_signal_names_first_leads_where_it_explains_as_much_as_the_top() -> None:
+    """ASR confidence fell with a deploy; the quality drop, dated four minutes later, is explained
+    as much by the deploy as by an index rebuilt two minutes after it, which ranks first there only
+    for lining up with the quality's start. No stopping rule chose either. The confidence names the
+    deploy: it leads the quality finding too, and the two are one finding. Where the deploy
+    explains less of the quality drop than the index, the index keeps its lead."""
+    deploy = ("service_version", "2.5.0")
+    confidence = _finding("input_confidence", 0, replace(_suspect(deploy), uncapped_share=1.04), replace(_suspect(INDEX), uncapped_share=1.02))
+    quality = _finding("quality:order_accuracy", 4, replace(_suspect(INDEX), uncapped_share=0.785), replace(_suspect(deploy), uncapped_share=0.788))
+    found = group_symptoms(corroborated([quality, confidence]))
+    assert _leads(found) == [("quality:order_accuracy", "service_version=2.5.0")]
+    assert [r.signal for r in found[0].symptoms] == ["input_confidence"]
+    less = _finding("quality:order_accuracy", 4, replace(_suspect(INDEX), uncapped_share=0.785), replace(_suspect(deploy), uncapped_share=0.6))
+    assert _leads(corroborated([less, confidence]))[0] == ("quality:order_accuracy", "index_version=v119")
