@@ -590,13 +590,16 @@ def _generalized(out: pd.DataFrame, chosen: list[_Element], dims: list[str], lea
 
 def _implied(leaves: _Leaves, element: frozenset[tuple[str, Any]]) -> frozenset[tuple[str, Any]]:
     """The values every leaf of the element with calls shares, beyond its own (a model's provider):
-    the candidates it lies inside by its calls. A missing value implies nothing."""
-    rows = functools.reduce(np.logical_and, (leaves.labels[d][leaves.codes[d]] == v for d, v in element),
-                            (leaves.sums["b_den"] + leaves.sums["c_den"]) > 0)  # fmt: skip
-    if not rows.any():
-        return frozenset()
-    shared = ((d, np.unique(leaves.codes[d][rows])) for d in leaves.codes if d not in dict(element))
-    return frozenset((d, leaves.labels[d][codes[0]]) for d, codes in shared if len(codes) == 1 and leaves.labels[d][codes[0]] != NONE)
+    the candidates it lies inside by its calls. A missing value implies nothing, and nor does one
+    every leaf has (the one service version of a scope without a deploy): that is the scope."""
+    called = (leaves.sums["b_den"] + leaves.sums["c_den"]) > 0
+    rows = functools.reduce(np.logical_and, (leaves.labels[d][leaves.codes[d]] == v for d, v in element), called)
+    implied = set()
+    for d in leaves.codes.keys() - dict(element).keys():
+        codes = np.unique(leaves.codes[d][rows])
+        if len(codes) == 1 and leaves.labels[d][codes[0]] != NONE and (leaves.codes[d][called] != codes[0]).any():
+            implied.add((d, leaves.labels[d][codes[0]]))
+    return frozenset(implied)
 
 
 def _label(element: Iterable[tuple[str, Any]], dims: Sequence[str] | None = None) -> str:

@@ -284,6 +284,15 @@ def test_rate_a_providers_storm_heavier_on_one_of_its_models_is_the_providers() 
         assert _marked(ranked) == {"model=sonnet", "model=haiku"}
 
 
+def test_rate_causes_inside_a_value_every_call_has_do_not_give_way_to_it() -> None:
+    """Routes r0 and r1 fail 6x and 3x more; every call runs on the one service version there is.
+    The two routes hold half the calls, yet the version is the scope, not a cause they lie inside."""
+    frame = _calls(5, worse={("route", "r0"): 6.0, ("route", "r1"): 3.0}).assign(version="1.4.0")
+    ranked = attribute_frame(frame, dimensions=["tenant", "model", "route", "version"], baseline="b_err", current="c_err",
+                             baseline_count="b_calls", current_count="c_calls")  # fmt: skip
+    assert _marked(ranked) == {"route=r0", "route=r1"}
+
+
 def _score_mix(seed: int) -> pd.DataFrame:
     """Judge scores (0..1, per-call sd 0.2) per tenant and model: tenant `weak` always scores 0.18
     lower and its share of traffic grows from 5% to 30%; no leaf's mean moves."""
