@@ -41,10 +41,10 @@ a greedy pursuit over standardized leaf deviations that trades explanatory power
   leaves did not move (one leaf of four or five dimensions, as RiskLoc's S and L sets place them);
 - the chosen set is then made succinct: an element inside another chosen one gives way to it (a
   part that moved most was taken before its whole), and two or more inside one candidate that
-  hold most of its volume give way to that candidate; inside by calls (a model is inside its
-  provider), not only by name (a cause that hit a segment unevenly is the
+  hold most of its volume give way to that candidate (a cause that hit a segment unevenly is the
   segment: real incidents, RobustSpot's among them, are rarely the one common shift fitted; a
-  part refined past three dimensions counts as it stood at three);
+  part refined past three dimensions counts as it stood at three); inside by calls, not only by
+  name (a model is inside its provider);
 - a candidate holding a missing value (NONE) is never chosen: it says who the calls are (failed
   calls have no fingerprint), not what changed; and for a 0/1 rate a dimension missing on (nearly)
   the extra bad calls is left out altogether (`_outcome_free`);
@@ -58,7 +58,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -150,7 +150,8 @@ def attribute_frame(frame: pd.DataFrame, *, dimensions: Sequence[str], baseline:
     # they may give way to), then each that stays is the deeper cause found inside it
     chosen, found = ([(c.dims, c.labels([g])[0]) for c, g in ps] for ps in (shallow, picks))
     deeper_cause = {frozenset(zip(*a)): frozenset(zip(*b)) for a, b in zip(chosen, found)}
-    picked = {deeper_cause.get(e, e) for e in _generalized(out, _outermost(chosen, leaves), dims, leaves)}
+    within = {e: e | _implied(leaves, e) for e in (frozenset(zip(*c)) for c in chosen)}
+    picked = {deeper_cause.get(e, e) for e in _generalized(out, _outermost(chosen, within), dims, within)}
     out["root_cause"] = out["label"].isin([_label(p, dims) for p in picked])
     # only causes that push in the direction the causes push together (that of the change, unless
     # the change is mostly noise or drift elsewhere), and explain a visible part of it
@@ -558,24 +559,23 @@ def _best(cubes: list[_Cuboid], y: np.ndarray, prec: np.ndarray, pen: float) -> 
     return None if best[1] is None else (best[1], best[2])
 
 
-def _outermost(chosen: list[_Element], leaves: _Leaves) -> list[_Element]:
-    """The chosen elements no other chosen element contains (by calls, `_implied`): when a part was
-    taken before the whole (it moved most: a provider's big model before the provider), the whole,
-    taken after, explains the part too."""
+def _outermost(chosen: list[_Element], within: Mapping[frozenset[tuple[str, Any]], frozenset[tuple[str, Any]]]) -> list[_Element]:
+    """The chosen elements no other chosen element contains by calls (`within`: each element's
+    values and those `_implied` by its leaves): when a part was taken before the whole (it moved
+    most: a provider's big model before the provider), the whole, taken after, explains it too."""
     pairs = [frozenset(zip(d, v)) for d, v in chosen]
-    within = [p | _implied(leaves, p) for p in pairs]
-    return [c for c, p, mine in zip(chosen, pairs, within) if not any(q <= mine and not p <= theirs for q, theirs in zip(pairs, within))]
+    return [c for c, p in zip(chosen, pairs) if not any(q <= within[p] and not p <= within[q] for q in pairs)]
 
 
-def _generalized(out: pd.DataFrame, chosen: list[_Element], dims: list[str], leaves: _Leaves) -> set[frozenset[tuple[str, Any]]]:
+def _generalized(out: pd.DataFrame, chosen: list[_Element], dims: list[str],
+                 within: Mapping[frozenset[tuple[str, Any]], frozenset[tuple[str, Any]]]) -> set[frozenset[tuple[str, Any]]]:  # fmt: skip
     """The chosen elements, where two or more lie inside one candidate and hold most of its volume,
     replaced by that candidate: one element says what they say. A cause that hit most of a segment
     unevenly (one CDN's failures up 12x on one device, 3x on another) is the segment; the common
     shift the pursuit fits per candidate would otherwise pick its worst parts one by one. Inside
-    means by calls, not only by name: every call of a model is its provider's (`_implied`), so a
+    means by calls, not only by name (`within`): every call of a model is its provider's, so a
     provider's 429s, heavier on one of its models, are the provider's, not its two models'."""
     picked = {frozenset(zip(d, v)) for d, v in chosen}
-    within = {c: c | _implied(leaves, c) for c in picked}
     parents = {frozenset(a) for c in picked for k in range(1, len(within[c])) for a in itertools.combinations(within[c], k)} - picked
     wanted = {_label(e, dims): e for e in picked | parents}
     found = out[out["label"].isin(list(wanted))]  # by label: the rows' own values cost more to compare, and they are many
