@@ -280,9 +280,10 @@ def prompt_after_a_rotation(now: datetime | None = None, *, calls: int = 2400) -
 
 
 def swap_after_a_prompt(now: datetime | None = None, *, calls: int = 2400) -> Scenario:
-    """Every call got prompt v8 half an hour before T0 (50 minutes ago), which changed nothing;
-    from T0 the provider answers with a new response model and faithfulness drops from 0.85 to
-    0.75.
+    """Every call got prompt v8 half an hour before T0, which changed nothing; from T0 the provider
+    answers with a new response model and faithfulness drops from 0.85 to 0.75. T0 is 50.5 minutes
+    ago, half a minute into a bucket, so the detected start falls a little before the swap, as it
+    often does.
 
     Marks: prompt_at, t0.
     """
