@@ -55,7 +55,6 @@ a greedy pursuit over standardized leaf deviations that trades explanatory power
 
 from __future__ import annotations
 
-import functools
 import itertools
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -150,7 +149,7 @@ def attribute_frame(frame: pd.DataFrame, *, dimensions: Sequence[str], baseline:
     # they may give way to), then each that stays is the deeper cause found inside it
     chosen, found = ([(c.dims, c.labels([g])[0]) for c, g in ps] for ps in (shallow, picks))
     deeper_cause = {frozenset(zip(*a)): frozenset(zip(*b)) for a, b in zip(chosen, found)}
-    within = {e: e | _implied(leaves, e) for e in (frozenset(zip(*c)) for c in chosen)}
+    within = {frozenset(zip(*e)): frozenset(zip(*e)) | _implied(leaves, c.members(g)) for e, (c, g) in zip(chosen, shallow)}
     picked = {deeper_cause.get(e, e) for e in _generalized(out, _outermost(chosen, within), dims, within)}
     out["root_cause"] = out["label"].isin([_label(p, dims) for p in picked])
     # only causes that push in the direction the causes push together (that of the change, unless
@@ -167,6 +166,8 @@ def attribute_frame(frame: pd.DataFrame, *, dimensions: Sequence[str], baseline:
 _OBJECT_COLUMNS = ("dimensions", "values", "label", "effect")
 _Element = tuple[tuple[str, ...], tuple[Any, ...]]
 """A candidate as the pursuit names it: its dimensions and their values."""
+_Pairs = frozenset[tuple[str, Any]]
+"""A candidate as a set of (dimension, value) pairs, which containment compares."""
 
 
 def holds_missing(ranked: pd.DataFrame) -> pd.Series:
@@ -559,7 +560,7 @@ def _best(cubes: list[_Cuboid], y: np.ndarray, prec: np.ndarray, pen: float) -> 
     return None if best[1] is None else (best[1], best[2])
 
 
-def _outermost(chosen: list[_Element], within: Mapping[frozenset[tuple[str, Any]], frozenset[tuple[str, Any]]]) -> list[_Element]:
+def _outermost(chosen: list[_Element], within: Mapping[_Pairs, _Pairs]) -> list[_Element]:
     """The chosen elements no other chosen element contains by calls (`within`: each element's
     values and those `_implied` by its leaves): when a part was taken before the whole (it moved
     most: a provider's big model before the provider), the whole, taken after, explains it too."""
@@ -567,8 +568,7 @@ def _outermost(chosen: list[_Element], within: Mapping[frozenset[tuple[str, Any]
     return [c for c, p in zip(chosen, pairs) if not any(q <= within[p] and not p <= within[q] for q in pairs)]
 
 
-def _generalized(out: pd.DataFrame, chosen: list[_Element], dims: list[str],
-                 within: Mapping[frozenset[tuple[str, Any]], frozenset[tuple[str, Any]]]) -> set[frozenset[tuple[str, Any]]]:  # fmt: skip
+def _generalized(out: pd.DataFrame, chosen: list[_Element], dims: list[str], within: Mapping[_Pairs, _Pairs]) -> set[_Pairs]:
     """The chosen elements, where two or more lie inside one candidate and hold most of its volume,
     replaced by that candidate: one element says what they say. A cause that hit most of a segment
     unevenly (one CDN's failures up 12x on one device, 3x on another) is the segment; the common
@@ -588,17 +588,20 @@ def _generalized(out: pd.DataFrame, chosen: list[_Element], dims: list[str],
     return picked
 
 
-def _implied(leaves: _Leaves, element: frozenset[tuple[str, Any]]) -> frozenset[tuple[str, Any]]:
-    """The values every leaf of the element with calls shares, beyond its own (a model's provider):
-    the candidates it lies inside by its calls. A missing value implies nothing, and nor does one
-    every leaf has (the one service version of a scope without a deploy): that is the scope."""
+def _implied(leaves: _Leaves, rows: np.ndarray) -> _Pairs:
+    """The values every leaf of a pick (`rows`, its cuboid's members) with calls shares beyond its
+    own (a model's provider): the candidates it lies inside by its calls. A missing value implies
+    nothing, and nor does one every leaf has (the one service version of a scope without a
+    deploy): that is the scope."""
     called = (leaves.sums["b_den"] + leaves.sums["c_den"]) > 0
-    rows = functools.reduce(np.logical_and, (leaves.labels[d][leaves.codes[d]] == v for d, v in element), called)
+    mine = np.zeros(len(called), dtype=bool)
+    mine[rows] = True
+    mine &= called
     implied = set()
-    for d in leaves.codes.keys() - dict(element).keys():
-        codes = np.unique(leaves.codes[d][rows])
-        if len(codes) == 1 and leaves.labels[d][codes[0]] != NONE and (leaves.codes[d][called] != codes[0]).any():
-            implied.add((d, leaves.labels[d][codes[0]]))
+    for d, codes in leaves.codes.items():
+        shared = np.unique(codes[mine])
+        if len(shared) == 1 and leaves.labels[d][shared[0]] != NONE and (codes[called] != shared[0]).any():
+            implied.add((d, leaves.labels[d][shared[0]]))
     return frozenset(implied)
 
 
