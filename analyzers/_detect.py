@@ -67,7 +67,11 @@ class DetectionSettings:
     per-call variance inflated by the bucket-to-bucket overdispersion (daily swings), so a
     steady small drop over many calls counts and a blip over a handful does not."""
     min_relative: float = 0.03
-    """Smallest relative shift reported (3%; 10% for a percentile): tiny but steady drifts are not incidents."""
+    """Smallest relative shift reported of a rate, a score or a confidence: tiny but steady drifts are not incidents."""
+    min_relative_heavy: float = 0.2
+    """Smallest relative shift reported of a heavy-tailed signal (a latency or TTFT percentile, a
+    mean cost or token count; at least `min_relative`): these creep by a tenth within a day with
+    load, prompt growth and the mix of routes, with no change behind it."""
     min_duration: timedelta = timedelta(minutes=10)
     """Shortest regression reported (a blip of a few buckets that already ended is none)."""
     min_affected: int = 30
@@ -382,6 +386,10 @@ class _Series:
             last = end
         return last, None
 
+    def floor(self) -> float:
+        """The smallest relative shift reported of this signal (`min_relative`, `min_relative_heavy`)."""
+        return max(self.settings.min_relative, self.settings.min_relative_heavy if self.spec.heavy_tailed else 0.0)
+
     def bar(self, ended: datetime | None) -> float:
         """The z a regression must reach: `min_z` while it goes on; more once it has ended, since a
         start and an end chosen among n buckets give noise ~n times more chances (z^2 + 2 ln n)."""
@@ -397,8 +405,7 @@ class _Series:
         current = self.regime(k, last)
         shift = current.mean - before.mean
         z = self.z(k, last, before, current)
-        relative = self.settings.min_relative if self.spec.quantile is None else max(self.settings.min_relative, 0.1)
-        if ("up" if shift > 0 else "down") != self.spec.bad or z < self.bar(ended) or abs(shift) < relative * abs(before.mean):
+        if ("up" if shift > 0 else "down") != self.spec.bad or z < self.bar(ended) or abs(shift) < self.floor() * abs(before.mean):
             return None
         started = self.time(k)
         lasted = (ended or self.time(len(self.raw) - 1) + self._bucket()) - started

@@ -48,6 +48,10 @@ class Signal:
     evaluation: str | None = None
     binary: bool = False
     """A rate: `num` is 0 or 1 per call, so its squares are its sums (one aggregate, not two)."""
+    heavy_tailed: bool = False
+    """Per-call values spread over orders of magnitude (a latency, a token count, a cost): the
+    percentile or mean moves a tenth with load, prompt growth or the mix of routes in an ordinary
+    day, so detection asks a larger relative shift of it (`DetectionSettings.min_relative_heavy`)."""
 
     @property
     def value_sql(self) -> str:
@@ -107,7 +111,7 @@ _PERCENTILES = (0.5, 0.95, 0.99)
 def _percentiles(name: str, column: str, what: str) -> list[Signal]:
     return [
         Signal(f"{name}_p{round(q * 100)}", f"{round(q * 100)}th percentile of {what} (seconds)", "up", column,
-               f"{column} IS NOT NULL", quantile=q, column=column)
+               f"{column} IS NOT NULL", quantile=q, column=column, heavy_tailed=True)
         for q in _PERCENTILES
     ]  # fmt: skip
 
@@ -123,12 +127,12 @@ _CALL_SIGNALS: tuple[Signal, ...] = (
     Signal("rate_limit_rate", "share of calls rate-limited (HTTP 429)", "up", "rate_limited", "1", binary=True),
     *_percentiles("latency", "duration_s", "call duration"),
     *_percentiles("ttft", "ttft_s", "time to first token"),
-    Signal("cost_per_call", "mean cost per call (USD)", "up", "cost_usd", "cost_usd IS NOT NULL"),
+    Signal("cost_per_call", "mean cost per call (USD)", "up", "cost_usd", "cost_usd IS NOT NULL", heavy_tailed=True),
     Signal("cancellation_tax", "tokens generated after the caller cancelled, per streamed call", "up",
-           "ifNull(tokens_after_cancel, 0)", _STREAMED),  # fmt: skip
+           "ifNull(tokens_after_cancel, 0)", _STREAMED, heavy_tailed=True),  # fmt: skip
     Signal("cancellation_cost", "cost (USD) of the tokens generated after cancel, per streamed call: the call's cost "
            "times the share of its output tokens that came after the cancel (an upper bound: input is in the cost too)",
-           "up", "ifNull(cost_usd * tokens_after_cancel / nullIf(output_tokens, 0), 0)", _STREAMED),  # fmt: skip
+           "up", "ifNull(cost_usd * tokens_after_cancel / nullIf(output_tokens, 0), 0)", _STREAMED, heavy_tailed=True),  # fmt: skip
     Signal("validation_failure_rate", "share of structured outputs that failed validation", "up",
            "validation != 'ok'", "validation IS NOT NULL", binary=True),  # fmt: skip
     Signal("low_confidence_share", f"share of ASR/OCR inputs with mean word confidence under {LOW_CONFIDENCE}", "up",

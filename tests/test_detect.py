@@ -212,6 +212,43 @@ def test_percentiles_move_on_every_bucket_not_on_a_slow_spike(seed: int) -> None
     assert found is not None and found.ended_at is None and abs(found.started_at - (T0 + timedelta(minutes=800))) <= timedelta(minutes=20)
 
 
+def _creeping_calls(store: Store, rng: np.random.Generator, *, step: float = 1.0) -> datetime:
+    """Six hours of calls, 20 a minute: latency (lognormal, median 2 s) creeps up 25% from the first
+    call to the last with load, cost per call 15% with prompt growth; from 5 h in, latency is
+    `step` times that. Returns the step's time."""
+    n, change = 6 * 60 * 20, T0 + timedelta(hours=5)
+    offsets = np.sort(rng.uniform(0, 6 * 3600, n))
+    times = [T0 + timedelta(seconds=float(s)) for s in offsets]
+    creep = offsets / (6 * 3600)
+    latency = np.exp(rng.normal(np.log(2.0), 0.4, n)) * (1 + 0.25 * creep) * np.where(offsets >= 5 * 3600, step, 1.0)
+    cost = np.exp(rng.normal(np.log(0.004), 0.5, n)) * (1 + 0.15 * creep)
+    _insert_calls(store, times, duration_s=list(latency), cost_usd=list(cost))
+    return change
+
+
+HEAVY = ["latency_p50", "latency_p95", "cost_per_call"]
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_a_creep_of_latency_and_spend_with_load_is_no_regression(store: Store, seed: int) -> None:
+    """Latency up a quarter and spend up a seventh over six hours, gradually: significant over
+    thousands of calls, and a step detector splits it into a before and an after a tenth apart, but
+    nothing changed; a heavy-tailed signal must move a fifth (`min_relative_heavy`). At the floor
+    rates and scores use, the same creep is reported."""
+    _creeping_calls(store, np.random.default_rng(seed))
+    window = Window(T0, T0 + timedelta(hours=6))
+    assert detect(store, window, signals=HEAVY) == []
+    assert detect(store, window, signals=HEAVY, settings=DetectionSettings(min_relative_heavy=0.03)) != []
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_a_latency_step_on_top_of_a_creep_is_found(store: Store, seed: int) -> None:
+    change = _creeping_calls(store, np.random.default_rng(seed), step=1.5)
+    found = {r.signal: r for r in detect(store, Window(T0, T0 + timedelta(hours=6)), signals=HEAVY)}
+    assert set(found) == {"latency_p50", "latency_p95"}
+    assert abs(found["latency_p50"].started_at - change) <= timedelta(minutes=15) and found["latency_p50"].relative_change > 0.3
+
+
 def _judged_routes(store: Store, rng: np.random.Generator, *, small_drop: float, new_prompt: bool = False, storm: bool = False) -> datetime:
     """Six hours of judged calls, 10 a minute over three routes, 8% of them on /small; from hour
     four /small scores `small_drop` lower and, with `new_prompt`, carries prompt v2 (v1 before and
