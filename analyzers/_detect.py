@@ -374,17 +374,29 @@ class _Series:
     def end_of(self, k: int, ends: list[int], before: Regime, shift: float) -> tuple[int, datetime | None]:
         """Where the regime from k ends: the first later regime less than half the shift worse than
         before (or never), when everything after it is too (a dip of a few buckets in a failure rate
-        that then comes back is no recovery)."""
+        that then comes back is no recovery), and is no regression of its own against before (a
+        failure that came down by two thirds and stays there has not ended)."""
         last = ends[0]
 
         def back(start: int, end: int) -> bool:
             return (self.regime(start, end).mean - before.mean) * math.copysign(1.0, shift) < abs(shift) / 2
 
         for start, end in itertools.pairwise(ends):
-            if back(start, end) and back(start, len(self.raw)):
+            if back(start, end) and back(start, len(self.raw)) and not self.still_worse(k, start, before):
                 return last, self.time(start)
             last = end
         return last, None
+
+    def still_worse(self, k: int, start: int, before: Regime) -> bool:
+        """Whether the buckets from `start` on are worse than those before k by `min_z` standard
+        errors and the relative floor: a regression of their own."""
+        after = self.regime(start, len(self.raw))
+        shift = (after.mean - before.mean) * (1.0 if self.spec.bad == "up" else -1.0)
+        if shift <= 0 or shift < self.floor() * abs(before.mean):
+            return False
+        if self.squares is not None:
+            return abs(shift_z(before, after, rate=self.rate)) >= self.settings.min_z
+        return rank_z(self.raw[:k], self.raw[start:]) * (1.0 if self.spec.bad == "up" else -1.0) >= self.settings.min_z
 
     def floor(self) -> float:
         """The smallest relative shift reported of this signal (`min_relative`, `min_relative_heavy`)."""
@@ -397,13 +409,17 @@ class _Series:
 
     def judge(self, k: int, ends: list[int]) -> tuple[float, Regression] | None:
         """Score the regression starting at k (its first regime, and the later ones until it is
-        back) against everything before k; None if it is no regression."""
+        back) against everything before k; None if it is no regression, or if its first regime is
+        less than half the shift away from before (not moved yet, as `end_of` reads "back"): the
+        regression starts at a later cut, and a start a few quiet buckets early would never end."""
         before, first = self.regime(0, k), self.regime(k, ends[0])
         if ("up" if first.mean > before.mean else "down") != self.spec.bad:
             return None
         last, ended = self.end_of(k, ends, before, first.mean - before.mean)
         current = self.regime(k, last)
         shift = current.mean - before.mean
+        if abs(first.mean - before.mean) < abs(shift) / 2:
+            return None
         z = self.z(k, last, before, current)
         if ("up" if shift > 0 else "down") != self.spec.bad or z < self.bar(ended) or abs(shift) < self.floor() * abs(before.mean):
             return None

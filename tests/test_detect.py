@@ -59,6 +59,17 @@ def test_an_improvement_is_no_regression_and_a_recovery_sets_ended_at() -> None:
     assert found is not None and found.ended_at == T0 + 80 * timedelta(minutes=10)
 
 
+@pytest.mark.parametrize("seed", range(8))
+def test_a_regression_that_partly_recovers_goes_on_from_where_it_began(seed: int) -> None:
+    """TTFT x5 for 20 buckets, then x2 from there on: it came down by more than half, yet is still
+    twice what it was, so it has not ended; it started where it first moved, neither at the partial
+    recovery (read against a baseline holding the worst of it) nor a quiet bucket early."""
+    rng = np.random.default_rng(seed)
+    values = rng.lognormal(0, 0.1, 120) * np.r_[np.ones(80), np.full(20, 5.0), np.full(20, 2.0)]
+    found = find_regression(get_signal("ttft_p50"), _frame(values, np.full(120, 30)).assign(squares=np.nan))
+    assert found is not None and found.started_at == T0 + 80 * timedelta(minutes=10) and found.ended_at is None
+
+
 def test_daily_traffic_swing_raises_no_alarm() -> None:
     """Night buckets hold a tenth of the calls, so their rates are noisier; nothing changed."""
     rng = np.random.default_rng(4)
