@@ -476,12 +476,16 @@ def _mediates(carrier: Finding, finding: Finding) -> bool:
     its own: the confidence drop carries the quality drop, and what moved the confidence (a deploy)
     is the cause to act on. The two start within SAME_START, or the carrier started first and the
     finding names its suspect among its own (a sparse score's drop is often dated later than the
-    deploy that caused it)."""
+    deploy that caused it). The bucket may come paired with the carrier's own suspect (the
+    low-confidence calls of the new deploy: the same calls, where the deploy lines up with the start)."""
     top, cause = finding.top_suspect, carrier.top_suspect
-    if top is None or cause is None or len(top.dimensions) != 1 or any(d in BUCKETED_FROM for d in cause.dimensions):
+    if top is None or cause is None or any(d in BUCKETED_FROM for d in cause.dimensions):
         return False
-    column = BUCKETED_FROM.get(top.dimensions[0])
-    if column is None or get_signal(carrier.regression.signal).column != column:
+    buckets = [d for d in top.dimensions if d in BUCKETED_FROM]
+    rest = {(d, v) for d, v in zip(top.dimensions, top.values) if d not in BUCKETED_FROM}
+    if len(buckets) != 1 or not rest <= set(zip(cause.dimensions, cause.values)):
+        return False
+    if get_signal(carrier.regression.signal).column != BUCKETED_FROM[buckets[0]]:
         return False
     named = finding.attribution is not None and any(s.label == cause.label for s in finding.attribution.suspects)
     return _together(carrier, finding) or carrier.regression.started_at <= finding.regression.started_at and named
