@@ -9,7 +9,7 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 import pytest
-from incident_scenarios import prompt_after_a_rotation
+from incident_scenarios import index_after_a_prompt, prompt_after_a_rotation
 from test_detect import T0, _voice_calls
 
 from driftline.analyzers import (
@@ -183,3 +183,17 @@ def test_the_cause_ranks_above_a_harmless_rotation_that_lines_up_with_the_start(
     assert rotation.first_seen is not None and abs(rotation.first_seen - rotated) < timedelta(minutes=1)
     assert found.suspects[0].names("prompt_version", "v8") and found.suspects[0].root_cause
     assert not rotation.root_cause
+
+
+def test_a_change_detected_late_is_not_outranked_by_a_later_value_nearer_the_detected_start(store: Store) -> None:
+    """A prompt hurt quality from T0; the drop was dated 11 minutes late, a minute before an index
+    rebuilt for every route. As the report does then, the baseline ends at the prompt's first call
+    and the incident window at the detected start: every moment between them is the start, so the
+    index, newer and nearer the detected start, does not line up better than the prompt, and the
+    prompt leads (its pair with the index, the same calls from then on, does not)."""
+    scenario = index_after_a_prompt()
+    scenario.write(store)
+    t0, rebuilt = scenario.marks["t0"], scenario.marks["rebuilt"]
+    found = attribute(store, "quality:faithfulness", baseline=Window(scenario.start, t0), incident=Window(rebuilt - timedelta(minutes=1), scenario.end))
+    assert found.suspects[0].names("prompt_version", "v8") and found.suspects[0].root_cause
+    assert not found.suspects[0].names("index_version", "2026-11-20")
