@@ -265,7 +265,7 @@ def test_findings_are_ranked_by_their_size_in_units_of_their_signals_floor(store
     floor: 3%), both plain over thousands of calls: the drop in quality, twice its floor, comes
     first; raw relative size would put the latency, barely over its own, first."""
     rng = np.random.default_rng(11)
-    n, change = 6 * 60 * 20, T0 + timedelta(hours=4)
+    n = 6 * 60 * 20
     offsets = np.sort(rng.uniform(0, 6 * 3600, n))
     times = [T0 + timedelta(seconds=float(s)) for s in offsets]
     after = offsets >= 4 * 3600
