@@ -56,6 +56,8 @@ ALIGNED_BOOST = 1.5
 """Score multiplier for a candidate whose first appearance or annotated change is at the start (less further off)."""
 PRESENT_Z = 3.0
 """Standard errors by which calls count as worse than before, or than other calls (`_Calls`)."""
+AS_MUCH = 0.05
+"""Shares within this of each other explain as much of a change (shares are shown in whole percent)."""
 EXEMPLARS = 5
 EXEMPLAR_SUSPECTS = 3
 
@@ -351,8 +353,8 @@ def _roots_over_overlaps(sets: _Calls, ordered: list[tuple[Any, ...]]) -> list[t
     """Each root cause moved above the candidates ranked over it that it does not merely narrow:
     the stopping rule weighed them and found the cause explains the change better (a fingerprint
     rotated while a prompt changed, or the route the prompt serves). A candidate inside the cause
-    keeps its place (the new response model within the request model the set names is what a
-    person acts on), and so does one the cause pairs with another dimension (a client deploy,
+    that explains as much keeps its place (the new response model within the request model the
+    set names is what a person acts on), and so does one the cause pairs with another dimension (a client deploy,
     over the deploy on the one model whose streams it cut)."""
     out = list(ordered)
     for cause in [entry for entry in ordered if entry[0]]:
@@ -365,11 +367,14 @@ def _roots_over_overlaps(sets: _Calls, ordered: list[tuple[Any, ...]]) -> list[t
 
 
 def _within(sets: _Calls, row: Any, cause: Any, mine: Any) -> bool:
-    """Whether candidate `row` lies within the cause: fewer incident calls than it, and too few
-    outside its leaves to say anything of their own (`_Calls.inside`). A candidate with more calls
-    than the cause is no narrower part of it, however few its own (a fingerprint rotated minutes
-    before the prompt that the stopping rule chose)."""
-    return float(row.current_count) <= float(cause.current_count) and sets.inside(row, mine)
+    """Whether candidate `row` lies within the cause and explains as much of the change: fewer
+    incident calls than it, too few outside its leaves to say anything of their own
+    (`_Calls.inside`), and a share within AS_MUCH of the cause's. A candidate with more calls than
+    the cause is no narrower part of it, however few its own (a fingerprint rotated minutes before
+    the prompt that the stopping rule chose); one that explains less is a part the change had
+    already reached before it (a prompt edited twelve minutes into a proxy's TTFT regression)."""
+    as_much = float(row.explained_share) >= float(cause.explained_share) - AS_MUCH
+    return as_much and float(row.current_count) <= float(cause.current_count) and sets.inside(row, mine)
 
 
 def _narrows(row: Any, other: Any) -> bool:

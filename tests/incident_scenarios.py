@@ -319,6 +319,25 @@ def index_after_a_prompt(now: datetime | None = None, *, calls: int = 2400) -> S
     return Scenario(now - timedelta(hours=2), now, calls, shape, marks={"t0": t0, "rebuilt": rebuilt})
 
 
+def prompt_during_a_slowdown(now: datetime | None = None, *, calls: int = 2400) -> Scenario:
+    """From T0 (50 minutes ago) a proxy in front of /chat/answer buffers its streams (time to first
+    token x4); twelve minutes later prompt v8 is published on that route, which changes nothing.
+
+    Marks: t0, published.
+    """
+    now = now or _this_minute()
+    t0 = now - timedelta(minutes=50)
+    published = t0 + timedelta(minutes=12)
+
+    def shape(call: Call, when: datetime, rng: random.Random) -> None:
+        if call.route == "/chat/answer" and when >= t0:
+            call.pace = 4.0
+        if call.route == "/chat/answer" and when >= published:
+            call.prompt_version = "v8"
+
+    return Scenario(now - timedelta(hours=2), now, calls, shape, marks={"t0": t0, "published": published})
+
+
 def steady(now: datetime | None = None, *, calls: int = 1800) -> Scenario:
     """Two hours of an app where nothing changes: no regression to find."""
     now = now or _this_minute()

@@ -9,7 +9,7 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 import pytest
-from incident_scenarios import index_after_a_prompt, prompt_after_a_rotation
+from incident_scenarios import index_after_a_prompt, prompt_after_a_rotation, prompt_during_a_slowdown
 from test_detect import T0, _voice_calls
 
 from driftline.analyzers import (
@@ -184,6 +184,19 @@ def test_the_cause_ranks_above_a_harmless_rotation_that_lines_up_with_the_start(
     assert found.suspects[0].names("prompt_version", "v8") and found.suspects[0].root_cause
     assert not rotation.root_cause
 
+
+def test_a_value_that_came_after_the_change_began_does_not_lead_over_the_cause(store: Store) -> None:
+    """A proxy slowed /chat/answer's first tokens from T0; twelve minutes later a prompt was
+    published on that route. The prompt's calls all lie inside the route's and it lines up with
+    the start about as well, but it explains less of the change (the route's first twelve minutes
+    got slower without it): the route, the root cause, leads."""
+    scenario = prompt_during_a_slowdown()
+    scenario.write(store)
+    t0 = scenario.marks["t0"]
+    found = attribute(store, "ttft_p50", baseline=Window(scenario.start, t0), incident=Window(t0, scenario.end))
+    prompt = next(s for s in found.suspects if s.names("prompt_version", "v8"))
+    assert found.suspects[0].names("route", "/chat/answer") and found.suspects[0].root_cause
+    assert prompt.explained_share < found.suspects[0].explained_share - 0.05
 
 def test_a_change_detected_late_is_not_outranked_by_a_later_value_nearer_the_detected_start(store: Store) -> None:
     """A prompt hurt quality from T0; the drop was dated 11 minutes late, a minute before an index
