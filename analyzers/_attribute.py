@@ -354,8 +354,8 @@ def _roots_over_overlaps(sets: _Calls, ordered: list[tuple[Any, ...]]) -> list[t
     the stopping rule weighed them and found the cause explains the change better (a fingerprint
     rotated while a prompt changed, or the route the prompt serves). A candidate inside the cause
     that explains as much keeps its place (the new response model within the request model the
-    set names is what a person acts on), and so does one the cause pairs with another dimension (a client deploy,
-    over the deploy on the one model whose streams it cut)."""
+    set names is what a person acts on), and so does one the cause pairs with another dimension
+    (a client deploy, over the deploy on the one model whose streams it cut)."""
     out = list(ordered)
     for cause in [entry for entry in ordered if entry[0]]:
         at = top = next(i for i, entry in enumerate(out) if entry is cause)
