@@ -56,8 +56,9 @@ ALIGNED_BOOST = 1.5
 """Score multiplier for a candidate whose first appearance or annotated change is at the start (less further off)."""
 PRESENT_Z = 3.0
 """Standard errors by which calls count as worse than before, or than other calls (`_Calls`)."""
-AS_MUCH = 0.05
-"""Shares within this of each other explain as much of a change (shares are shown in whole percent)."""
+AS_MUCH = 0.1
+"""Shares (capped at all of the change) within this of each other explain as much of it: a share
+read off a few hundred calls, or a start dated a bucket early, moves it by several points."""
 EXEMPLARS = 5
 EXEMPLAR_SUSPECTS = 3
 
@@ -369,11 +370,12 @@ def _roots_over_overlaps(sets: _Calls, ordered: list[tuple[Any, ...]]) -> list[t
 def _within(sets: _Calls, row: Any, cause: Any, mine: Any) -> bool:
     """Whether candidate `row` lies within the cause and explains as much of the change: fewer
     incident calls than it, too few outside its leaves to say anything of their own
-    (`_Calls.inside`), and a share within AS_MUCH of the cause's. A candidate with more calls than
-    the cause is no narrower part of it, however few its own (a fingerprint rotated minutes before
-    the prompt that the stopping rule chose); one that explains less is a part the change had
-    already reached before it (a prompt edited twelve minutes into a proxy's TTFT regression)."""
-    as_much = float(row.explained_share) >= float(cause.explained_share) - AS_MUCH
+    (`_Calls.inside`), and a share (capped at 1) within AS_MUCH of the cause's. A candidate with
+    more calls than the cause is no narrower part of it, however few its own (a fingerprint rotated
+    minutes before the prompt that the stopping rule chose); one that explains less is a part the
+    change had already reached before it (a prompt edited twelve minutes into a proxy's TTFT
+    regression)."""
+    as_much = min(float(row.explained_share), 1.0) >= min(float(cause.explained_share), 1.0) - AS_MUCH
     return as_much and float(row.current_count) <= float(cause.current_count) and sets.inside(row, mine)
 
 
