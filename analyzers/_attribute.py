@@ -409,13 +409,8 @@ def _explained_below_causes(scored: list[tuple[Any, ...]]) -> list[tuple[Any, ..
 
 def _alignment(context: _Context, moment: datetime) -> float:
     """Score multiplier for a change at `moment`: ALIGNED_BOOST at the start, falling to 1 at the
-    tolerance, so of two changes before a regression the one nearer its start ranks higher. Where
-    the baseline ends before the incident window (cut back to a value's first appearance: the
-    change began in between, and was detected late), every moment in that gap is the start: a
-    value that came later in it is no likelier the cause for being nearer the detected start."""
-    start, end = min(context.baseline.end, context.incident.start), context.incident.start
-    gap = (start - moment) if moment < start else (moment - end) if moment > end else timedelta(0)
-    off = gap.total_seconds() / max(context.tolerance.total_seconds(), 1.0)
+    tolerance, so of two changes before a regression the one nearer its start ranks higher."""
+    off = abs((moment - context.incident.start).total_seconds()) / max(context.tolerance.total_seconds(), 1.0)
     return 1.0 + (ALIGNED_BOOST - 1.0) * max(0.0, 1.0 - off)
 
 

@@ -300,25 +300,6 @@ def swap_after_a_prompt(now: datetime | None = None, *, calls: int = 2400) -> Sc
     return Scenario(now - timedelta(hours=2), now, calls, shape, marks={"prompt_at": prompt_at, "t0": t0})
 
 
-def index_after_a_prompt(now: datetime | None = None, *, calls: int = 2400) -> Scenario:
-    """From T0 (50 minutes ago) prompt v8 on /chat/answer drops faithfulness from 0.85 to 0.70;
-    twelve minutes later the kb-docs index is rebuilt for every route, which changes nothing.
-
-    Marks: t0, rebuilt.
-    """
-    now = now or _this_minute()
-    t0 = now - timedelta(minutes=50)
-    rebuilt = t0 + timedelta(minutes=12)
-
-    def shape(call: Call, when: datetime, rng: random.Random) -> None:
-        if when >= rebuilt:
-            call.index_version = "2026-11-20"
-        if call.route == "/chat/answer" and when >= t0:
-            call.prompt_version, call.quality = "v8", 0.70
-
-    return Scenario(now - timedelta(hours=2), now, calls, shape, marks={"t0": t0, "rebuilt": rebuilt})
-
-
 def prompt_during_a_slowdown(now: datetime | None = None, *, calls: int = 2400) -> Scenario:
     """From T0 (50 minutes ago) a proxy in front of /chat/answer buffers its streams (time to first
     token x4); twelve minutes later prompt v8 is published on that route, which changes nothing.
