@@ -88,8 +88,8 @@ class DetectionSettings:
 def detect(store: Store, window: Window, *, filters: Filters = Filters(), signals: Iterable[str] | None = None,
            bucket: timedelta | None = None, settings: DetectionSettings = DetectionSettings()) -> list[Regression]:  # fmt: skip
     """Every signal that regressed in the window (worse direction only), worst first: still
-    going on before ended, then by confidence and size (in units of the signal's floor); those
-    only a test at a change's moment found (`anchor`, weaker evidence) after all others.
+    going on before ended, then by confidence and size; those only a test at a change's moment
+    found (`anchor`, weaker evidence) after all others.
 
     Each signal is judged over the whole scope; when that shows nothing, over each slice
     (`SLICE_DIMENSIONS`: one route, provider or service), where a regression on a small part
@@ -126,21 +126,12 @@ def detect(store: Store, window: Window, *, filters: Filters = Filters(), signal
     if judged == 0 and not found:  # a regression found on thin buckets passed its own test: it is reported
         raise TooLittleDataError(f"too little data to detect anything: every signal has fewer than {2 * settings.min_segment} "
                             f"buckets with {settings.min_bucket_calls}+ calls; widen the window (--since)")  # fmt: skip
-    return _worst_first(found, settings)
+    return sorted(found, key=lambda r: (r.anchor is not None, r.ended_at is not None, -r.confidence, -abs(r.relative_change)))
 
 
 def relative_floor(spec: Signal, settings: DetectionSettings) -> float:
     """The smallest relative shift reported of the signal (`min_relative`, `min_relative_heavy`)."""
     return max(settings.min_relative, settings.min_relative_heavy if spec.heavy_tailed else 0.0)
-
-
-def _worst_first(found: list[Regression], settings: DetectionSettings) -> list[Regression]:
-    """Still going on before ended, then by confidence, then by size in units of the signal's
-    floor: a latency up 21% (just over its 20%) comes after a quality score down 4% (its 3%)."""
-    def size(r: Regression) -> float:
-        return abs(r.relative_change) / relative_floor(get_signal(r.signal), settings)
-
-    return sorted(found, key=lambda r: (r.anchor is not None, r.ended_at is not None, -r.confidence, -size(r)))
 
 
 def _slices(parts: dict[Slice, pandas.DataFrame]) -> dict[Slice, pandas.DataFrame]:
