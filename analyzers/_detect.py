@@ -129,11 +129,6 @@ def detect(store: Store, window: Window, *, filters: Filters = Filters(), signal
     return sorted(found, key=lambda r: (r.anchor is not None, r.ended_at is not None, -r.confidence, -abs(r.relative_change)))
 
 
-def relative_floor(spec: Signal, settings: DetectionSettings) -> float:
-    """The smallest relative shift reported of the signal (`min_relative`, `min_relative_heavy`)."""
-    return max(settings.min_relative, settings.min_relative_heavy if spec.heavy_tailed else 0.0)
-
-
 def _slices(parts: dict[Slice, pandas.DataFrame]) -> dict[Slice, pandas.DataFrame]:
     """The route, provider and service slices of a scan's frames (not the whole, nor a change's segment)."""
     return {k: f for k, f in parts.items() if k[0] in SLICE_DIMENSIONS}
@@ -399,12 +394,11 @@ class _Series:
         shift = (after.mean - before.mean) * (1.0 if self.spec.bad == "up" else -1.0)
         if shift <= 0 or shift < self.floor() * abs(before.mean):
             return False
-        if self.squares is not None:
-            return abs(shift_z(before, after, rate=self.rate)) >= self.settings.min_z
-        return rank_z(self.raw[:k], self.raw[start:]) * (1.0 if self.spec.bad == "up" else -1.0) >= self.settings.min_z
+        return self.z(k, len(self.raw), before, after, start=start) >= self.settings.min_z
 
     def floor(self) -> float:
-        return relative_floor(self.spec, self.settings)
+        """The smallest relative shift reported of this signal (`min_relative`, `min_relative_heavy`)."""
+        return max(self.settings.min_relative, self.settings.min_relative_heavy if self.spec.heavy_tailed else 0.0)
 
     def bar(self, ended: datetime | None) -> float:
         """The z a regression must reach: `min_z` while it goes on; more once it has ended, since a
@@ -459,13 +453,15 @@ class _Series:
             z = sums_z(nb, sb, qb, wb - sb**2 / nb, na, sa, qa, wa - sa**2 / na, len(self.raw), rate=self.rate)
         return np.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0)
 
-    def z(self, k: int, end: int, before: Regime, after: Regime) -> float:
-        """The shift in standard errors of the two regimes' means. For a percentile (heavy-tailed
-        bucket values, no per-call variance) the rank-sum z of the buckets after k against those
-        before instead: one slow spike is no shift, a steady move of every bucket is."""
+    def z(self, k: int, end: int, before: Regime, after: Regime, *, start: int | None = None) -> float:
+        """The shift in standard errors of the two regimes' means (before k; from `start`, default
+        k, to `end`). For a percentile (heavy-tailed bucket values, no per-call variance) the
+        rank-sum z of the buckets after against those before instead: one slow spike is no shift,
+        a steady move of every bucket is."""
         if self.squares is not None:
             return abs(shift_z(before, after, rate=self.rate))
-        return max(0.0, rank_z(self.raw[:k], self.raw[k:end]) * math.copysign(1.0, after.mean - before.mean))
+        after_k = k if start is None else start
+        return max(0.0, rank_z(self.raw[:k], self.raw[after_k:end]) * math.copysign(1.0, after.mean - before.mean))
 
     def _bucket(self) -> timedelta:
         times = self.frame["time"]
