@@ -386,8 +386,10 @@ def params_of(window: Window, bucket: timedelta, fparams: dict[str, Any], spec: 
 
 
 def _busiest(parts: dict[Slice, pandas.DataFrame]) -> dict[Slice, pandas.DataFrame]:
-    """The whole scope and the MAX_SLICES busiest values of each slice dimension."""
-    ranked = sorted(parts, key=lambda part: -int(parts[part]["calls"].sum()))
+    """The whole scope and the MAX_SLICES busiest values of each slice dimension, in a fixed order
+    (busiest first; ties by dimension, then value), not the order the store returned rows in: two
+    slices holding the same calls (a provider's only route) tie in every test, and the first wins."""
+    ranked = sorted(parts, key=lambda part: (-int(parts[part]["calls"].sum()), _dimension_rank(part[0]), part[1]))
     kept: dict[str, int] = {}
     out = {}
     for part in ranked:
@@ -395,6 +397,11 @@ def _busiest(parts: dict[Slice, pandas.DataFrame]) -> dict[Slice, pandas.DataFra
             kept[part[0]] = kept.get(part[0], 0) + 1
             out[part] = parts[part]
     return out
+
+
+def _dimension_rank(dimension: str) -> int:
+    """The whole scope first, then SLICE_DIMENSIONS in their order, then segment columns."""
+    return -1 if dimension == "" else SLICE_DIMENSIONS.index(dimension) if dimension in SLICE_DIMENSIONS else len(SLICE_DIMENSIONS)
 
 
 def full_grid(window: Window, bucket: timedelta) -> list[datetime]:

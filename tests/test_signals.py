@@ -132,3 +132,18 @@ def test_sliced_series_rolls_one_scan_up_into_the_whole_and_each_slice(store: St
     assert latency[("route", "/search")]["value"][0] == pytest.approx(3.0, rel=0.01) and latency[WHOLE]["value"][0] == pytest.approx(2.0, rel=0.01)
     assert math.isnan(latency[WHOLE]["squares"][0]), "a percentile has no per-call variance"
     assert ("service", "bot") not in errors, "a dimension fixed by a filter is no slice"
+
+
+def test_slices_holding_the_same_calls_come_in_one_order_whatever_order_the_store_returns_rows_in(store: Store,
+                                                                                                 monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """A provider with one route ties with that route in every test, and the first judged wins: the
+    order must not follow the engine's row order, or the same store gives two different reports."""
+    _calls(store, [{"time": _at(m), "route": route, "provider": provider} for m in (1, 2, 3)
+                   for route, provider in (("/voice", "deepgram"), ("/chat", "openai"))])  # fmt: skip
+    rows = store.rows
+    orders = []
+    for flip in (False, True):
+        monkeypatch.setattr(store, "rows", lambda sql, params=None, flip=flip: rows(sql, params)[:: -1 if flip else 1])
+        orders.append(list(sliced_series(store, [get_signal("error_rate")], WINDOW, BUCKET, Filters(service="bot"))["error_rate"]))
+    assert orders[0] == orders[1]
+    assert orders[0] == [WHOLE, ("route", "/chat"), ("route", "/voice"), ("provider", "deepgram"), ("provider", "openai")]
