@@ -20,7 +20,7 @@ from ._sql import quote_identifier, render
 if TYPE_CHECKING:
     from driftline.collector.store._store import Store
 
-__all__ = ["Anchor", "anchors", "segment_alias", "segment_columns"]
+__all__ = ["Anchor", "anchors", "pooled", "segment_alias", "segment_columns"]
 
 PARTIAL = 0.8
 """A new value on under this share of its route's calls in its first hour reached part of it."""
@@ -47,11 +47,19 @@ class Anchor:
     before it appeared (a new snapshot of one alias is compared with that alias's calls)."""
     route_calls: int
     """All the route's calls in that hour."""
+    routes: tuple[str, ...] = ()
+    """Every route the value reached, for its moment over all of them (`pooled`; `route` is then "")."""
 
     @property
     def partial(self) -> bool:
         """The value reached only part of the route (an A/B test, a canary, one model's snapshot)."""
         return self.calls < PARTIAL * self.route_calls
+
+    @property
+    def segment(self) -> bool:
+        """Whether the value's own calls are read apart (`segment_columns`): where it reached part of
+        its route, or several routes (their calls are then tested together)."""
+        return self.partial or bool(self.routes)
 
     @property
     def change(self) -> str:
@@ -84,23 +92,37 @@ def anchors(store: Store, window: Window, filters: Filters, *, settle: timedelta
         dimension, value, service, at = news[a - 1]
         if calls >= min_calls:
             out.append(Anchor(at, str(route), int(calls), dimension, value, service, tuple(sorted(map(str, models))), int(route_calls)))
-    return out
+    return sorted(out, key=lambda m: (m.at, m.dimension, m.value, m.route))  # not the engine's row order: the first of equal tests names the change
+
+
+def pooled(moments: Sequence[Anchor]) -> list[Anchor]:
+    """Each value that reached several routes (of one service or several: a new snapshot of a model
+    that three services call) once more, over all of them, at its first appearance: such a value
+    may move each route too little for its own test, and their calls together clearly."""
+    spread: dict[tuple[str, str], list[Anchor]] = {}
+    for m in moments:
+        spread.setdefault((m.dimension, m.value), []).append(m)
+    return [Anchor(min(m.at for m in ms), "", sum(m.calls for m in ms), dimension, value, ",".join(sorted({m.service for m in ms})),
+                   tuple(sorted({x for m in ms for x in m.models})), sum(m.route_calls for m in ms), tuple(sorted({m.route for m in ms})))
+            for (dimension, value), ms in spread.items() if len({m.route for m in ms}) > 1]  # fmt: skip
 
 
 def segment_columns(moments: Sequence[Anchor]) -> tuple[dict[str, str], dict[str, object]]:
-    """One column per moment that reached part of its route (`segment_alias`) for the sliced scan,
+    """One column per moment whose own calls are read apart (`Anchor.segment`) for the sliced scan,
     naming each row's side of its segment test: 2 for the calls carrying the new value on its
-    route from its first appearance, 1 for the route's calls before it of the same request models
-    (all of them for a new request model), else 0. {alias: SQL expression} and the values it binds.
-    A moment that reached the whole route has none: the route's own test reads the same calls."""
+    routes from its first appearance, 1 for those routes' calls before it of the same request
+    models (all of them for a new request model), else 0. {alias: SQL expression} and the values
+    it binds. A moment that reached the whole of one route has none: the route's own test reads
+    the same calls."""
     columns: dict[str, str] = {}
     bound: dict[str, object] = {}
-    for i, m in ((i, m) for i, m in enumerate(moments) if m.partial):
+    for i, m in ((i, m) for i, m in enumerate(moments) if m.segment):
         same_models = "1" if m.dimension == "request_model" or not m.models else f"has({{s{i}m:Array(String)}}, ifNull(request_model, ''))"
-        columns[segment_alias(i)] = (f"multiIf(route = {{s{i}r:String}} AND time >= {{s{i}t:DateTime64(9)}} AND service = {{s{i}s:String}} "
+        own_service = "1" if m.routes else f"service = {{s{i}s:String}}"  # a pooled value's routes name its services
+        columns[segment_alias(i)] = (f"multiIf(has({{s{i}r:Array(String)}}, route) AND time >= {{s{i}t:DateTime64(9)}} AND {own_service} "
                                      f"AND ifNull({quote_identifier(m.dimension)} = {{s{i}v:String}}, 0), 2, "
-                                     f"route = {{s{i}r:String}} AND time < {{s{i}t:DateTime64(9)}} AND {same_models}, 1, 0)")  # fmt: skip
-        bound |= {f"s{i}r": m.route, f"s{i}t": m.at, f"s{i}s": m.service, f"s{i}v": m.value, f"s{i}m": list(m.models)}
+                                     f"has({{s{i}r:Array(String)}}, route) AND time < {{s{i}t:DateTime64(9)}} AND {same_models}, 1, 0)")  # fmt: skip
+        bound |= {f"s{i}r": list(m.routes or (m.route,)), f"s{i}t": m.at, f"s{i}s": m.service, f"s{i}v": m.value, f"s{i}m": list(m.models)}
     return columns, bound
 
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from driftline.collector._errors import NoDataError, TooLittleDataError
 
-from ._anchors import Anchor, anchors, segment_alias, segment_columns
+from ._anchors import Anchor, anchors, pooled, segment_alias, segment_columns
 from ._changepoints import change_points
 from ._model import Evidence, Filters, Regression, SliceRef, Window
 from ._regimes import Regime, rank_z, rank_z_splits, shift_z, sums_z
@@ -157,25 +157,29 @@ def _slice_regression(spec: Signal, slices: dict[Slice, pandas.DataFrame], since
 
 
 def _moments(store: Store, window: Window, filters: Filters, settings: DetectionSettings) -> list[Anchor]:
-    """The changes' first appearances anchored tests are made at (none when they are turned off)."""
+    """The changes' first appearances anchored tests are made at, per route and, for a value that
+    reached several, over all of them (`pooled`); none when they are turned off."""
     if settings.anchored_alpha <= 0:
         return []
-    return anchors(store, window, filters, settle=default_bucket(window, target=120), min_calls=settings.min_bucket_calls)
+    found = anchors(store, window, filters, settle=default_bucket(window, target=120), min_calls=settings.min_bucket_calls)
+    return found + pooled(found)
 
 
 def _anchored(moments: Sequence[Anchor], filters: Filters, quiet: Sequence[tuple[Signal, dict[Slice, pandas.DataFrame]]],
               settings: DetectionSettings) -> list[Regression]:  # fmt: skip
     """Regressions of the signals nothing else found, at a change's known moment (`anchors`) on a
     route it reached: a fixed split there has a plain normal null, so over m such tests (signal,
-    route, moment) the bar is the one-sided normal quantile of anchored_alpha / m, about 3.5 where
-    the search needs 4.6. A small steady drop that a prompt edit or an index rebuild brought to
+    route, moment; tests of the same calls count once) the bar is the one-sided normal quantile
+    of anchored_alpha / m, about 3.5 where the search needs 4.6. A small steady drop that a prompt edit or an index rebuild brought to
     one route is found, and a percentile that every bucket since a deploy shows higher (the rank
     test at a fixed split, whose few buckets cannot reach the search's bar); the strongest per
     signal is kept. Where the new value reached only part of its route (an A/B test, a canary)
-    and the scan read its own calls (`_segment`), they are tested too, undiluted by the rest."""
+    and the scan read its own calls (`_segment`), they are tested too, undiluted by the rest; a
+    value that reached several routes is tested on its calls over all of them as well (a new
+    snapshot behind three routes), as a regression of the whole scope."""
     if not quiet or not moments:
         return []
-    tests: dict[tuple[str, str, int, str], tuple[_Series, SliceRef | None, Anchor]] = {}
+    tests: dict[tuple[str, int, tuple[float, ...]], tuple[_Series, SliceRef | None, Anchor, str]] = {}
     for spec, parts in quiet:
         built: dict[Slice, _Series | None] = {}  # moments on one route share its series
         for i, moment in enumerate(moments):
@@ -183,18 +187,18 @@ def _anchored(moments: Sequence[Anchor], filters: Filters, quiet: Sequence[tuple
             part = WHOLE if on_route else ("route", moment.route)
             if part not in built:
                 built[part] = None if part not in parts else _Series.of(spec, _prepared(spec, parts[part], settings)[0], settings)
-            where = None if on_route else SliceRef("route", moment.route)
+            where = None if on_route or moment.routes else SliceRef("route", moment.route)
             segment = _segment(parts, segment_alias(i))
             made = [(built[part], "")] + ([] if segment is None else [(_Series.of(spec, segment, settings), moment.change)])
             for series, own in ((s, o) for s, o in made if s is not None):  # the route's calls; the value's own, where it reached part of them
                 k = series.position(moment.at)
                 if settings.min_segment <= k <= len(series.raw) - settings.min_segment:
-                    tests.setdefault((spec.name, moment.route, k, own), (series, where, moment))
+                    tests.setdefault((spec.name, k, series.signature), (series, where, moment, own))  # one test per set of calls
     if not tests:
         return []
     strict = replace(settings, min_z=NormalDist().inv_cdf(1 - settings.anchored_alpha / len(tests)))
     best: dict[str, tuple[float, Regression]] = {}
-    for (name, _, k, own), (series, where, moment) in tests.items():
+    for (name, k, _), (series, where, moment, own) in tests.items():
         judged = replace(series, settings=strict).judge(k, [len(series.raw)])
         if judged is not None and judged[0] > best.get(name, (-math.inf,))[0]:  # it starts at the change, not at its bucket
             best[name] = (judged[0], replace(judged[1], slice=where, anchor=moment.change, started_at=moment.at, anchor_calls_only=bool(own)))
@@ -351,6 +355,13 @@ class _Series:
             return None
         squares = frame["squares"].to_numpy(dtype=float)[index] if "squares" in frame and spec.quantile is None else None
         return cls(spec, frame, index, frame["value"].to_numpy(dtype=float)[index], frame["calls"].to_numpy(dtype=float)[index], squares, settings)
+
+    @functools.cached_property
+    def signature(self) -> tuple[float, ...]:
+        """The buckets' size and sums: equal for two series of the same calls (a new snapshot and its
+        fingerprint; a value on one route and over all the routes it reached, where only one of them
+        is judged), so that a test is counted, and made, once."""
+        return (len(self.raw), float(self.calls.sum()), float(np.nansum(self.raw * self.calls)), float(self.index.sum()))
 
     @functools.cached_property
     def rate(self) -> bool:

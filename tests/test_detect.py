@@ -355,6 +355,42 @@ def test_a_harmless_change_on_part_of_a_route_raises_nothing(store: Store, seed:
     assert detect(store, Window(T0, T0 + timedelta(hours=6))) == []
 
 
+def _snapshot_behind_three_routes(store: Store, rng: np.random.Generator, *, drop: float) -> datetime:
+    """Six hours of judged calls: /a and /b (service bot) and /c (service desk) ask model m, two a
+    minute each, /d (bot) asks model n, twelve a minute. In the last hour m is answered by
+    snapshot m-2, which scores `drop` lower (0.85 before, sd 0.12). Returns its first call's time."""
+    n = 6 * 60 * 18
+    times = np.array([T0 + timedelta(seconds=float(s)) for s in np.sort(rng.uniform(0, 6 * 3600, n))])
+    routes = rng.choice(["/a", "/b", "/c", "/d"], size=n, p=[2 / 18, 2 / 18, 2 / 18, 12 / 18])
+    asked = np.where(routes == "/d", "n", "m")
+    changed = (asked == "m") & (times >= T0 + timedelta(hours=5))
+    _insert_calls(store, list(times), route=list(routes), service=list(np.where(routes == "/c", "desk", "bot")), provider=["openai"] * n,
+                  request_model=list(asked), response_model=list(np.where(changed, "m-2", np.where(asked == "m", "m-1", "n-1"))))  # fmt: skip
+    scores = np.clip(rng.normal(0.85 - np.where(changed, drop, 0.0), 0.12), 0, 1)
+    judged = {"time": [t + timedelta(minutes=1) for t in times], "trace_id": [f"t{i}" for i in range(n)], "span_id": [f"s{i}" for i in range(n)],
+              "service": list(np.where(routes == "/c", "desk", "bot")), "evaluation": ["faithfulness"] * n, "score": list(scores)}  # fmt: skip
+    store.insert("llm_scores", list(judged.values()), list(judged))
+    return min(times[changed])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_new_snapshot_behind_several_routes_is_found_over_all_of_them(store: Store, seed: int) -> None:
+    """A 0.035 drop on each of three thin routes of two services (a third of the traffic): too
+    little for each route's own test at the snapshot's moment, and diluted below 3% in the whole;
+    the snapshot's calls over all three routes, against those routes' calls of the same model
+    before it, show it, as a regression of the whole scope."""
+    first = _snapshot_behind_three_routes(store, np.random.default_rng(seed), drop=0.035)
+    [found] = detect(store, Window(T0, T0 + timedelta(hours=6)), signals=["quality:faithfulness"])
+    assert found.anchor == "response_model=m-2" and found.anchor_calls_only and found.slice is None
+    assert found.started_at == first and found.baseline - found.current == pytest.approx(0.035, abs=0.015)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_harmless_snapshot_behind_several_routes_raises_nothing(store: Store, seed: int) -> None:
+    _snapshot_behind_three_routes(store, np.random.default_rng(seed), drop=0.0)
+    assert detect(store, Window(T0, T0 + timedelta(hours=6))) == []
+
+
 def _voice_calls(store: Store, rng: np.random.Generator, *, shift: float, hours: int = 6, calls: int = 6 * 60,
                  deploy_after: float = 5.0) -> datetime:  # fmt: skip
     """`hours` of transcribed calls, one a minute by default (a small voice route): mean word
