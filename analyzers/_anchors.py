@@ -42,6 +42,7 @@ class Anchor:
     dimension: str
     value: str
     service: str
+    """The service it was first seen in (for a pooled moment, its services joined by commas)."""
     models: tuple[str, ...]
     """The request models of those calls: the route's calls that can stand for the value's own
     before it appeared (a new snapshot of one alias is compared with that alias's calls)."""
