@@ -93,7 +93,8 @@ def anchors(store: Store, window: Window, filters: Filters, *, settle: timedelta
         dimension, value, service, at = news[a - 1]
         if calls >= min_calls:
             out.append(Anchor(at, str(route), int(calls), dimension, value, service, tuple(sorted(map(str, models))), int(route_calls)))
-    return sorted(out, key=lambda m: (m.at, m.dimension, m.value, m.route))  # not the engine's row order: the first of equal tests names the change
+    # Not the engine's row order: of two tests of the same calls, the first names the change.
+    return sorted(out, key=lambda m: (m.at, m.dimension, m.value, m.route))
 
 
 def pooled(moments: Sequence[Anchor]) -> list[Anchor]:

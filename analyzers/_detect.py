@@ -173,10 +173,11 @@ def _anchored(moments: Sequence[Anchor], filters: Filters, quiet: Sequence[tuple
     of anchored_alpha / m, about 3.5 where the search needs 4.6. A small steady drop that a
     prompt edit or an index rebuild brought to one route is found, and a percentile that every
     bucket since a deploy shows higher (the rank test at a fixed split, whose few buckets cannot
-    reach the search's bar); the strongest per signal is kept. Where the new value reached only part of its route (an A/B test, a canary)
-    and the scan read its own calls (`_segment`), they are tested too, undiluted by the rest; a
-    value that reached several routes is tested on its calls over all of them as well (a new
-    snapshot behind three routes), as a regression of the whole scope."""
+    reach the search's bar); the strongest per signal is kept. Where the new value reached only
+    part of its route (an A/B test, a canary) and the scan read its own calls (`_segment`), they
+    are tested too, undiluted by the rest; a value that reached several routes is tested on its
+    calls over all of them as well (a new snapshot behind three routes), as a regression of the
+    whole scope."""
     if not quiet or not moments:
         return []
     tests: dict[tuple[str, int, tuple[float, ...]], tuple[_Series, SliceRef | None, Anchor, str]] = {}
