@@ -104,9 +104,10 @@ def pooled(moments: Sequence[Anchor]) -> list[Anchor]:
     spread: dict[tuple[str, str], list[Anchor]] = {}
     for m in moments:
         spread.setdefault((m.dimension, m.value), []).append(m)
+    reached = {key: tuple(sorted({m.route for m in ms})) for key, ms in spread.items()}
     return [Anchor(min(m.at for m in ms), "", sum(m.calls for m in ms), dimension, value, ",".join(sorted({m.service for m in ms})),
-                   tuple(sorted({x for m in ms for x in m.models})), sum(m.route_calls for m in ms), tuple(sorted({m.route for m in ms})))
-            for (dimension, value), ms in spread.items() if len({m.route for m in ms}) > 1]  # fmt: skip
+                   tuple(sorted({x for m in ms for x in m.models})), sum(m.route_calls for m in ms), reached[dimension, value])
+            for (dimension, value), ms in spread.items() if len(reached[dimension, value]) > 1]  # fmt: skip
 
 
 def segment_columns(moments: Sequence[Anchor]) -> tuple[dict[str, str], dict[str, object]]:
