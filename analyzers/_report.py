@@ -221,10 +221,10 @@ def incident_report(
 ) -> IncidentReport:
     """Detect, attribute, time-line and cost the incident in `window`; NoDataError if it is empty.
 
-    Findings list the regressions still under way first, then those that ended, each group
-    worst first as `detect` ranks them, and last those only a test at a change's moment found
-    (`Regression.anchor`); the first (the lead finding) is what the summary line and the impact
-    speak of.
+    Findings a change lines up with come before those none does (`changes_first`), each group in
+    `detect`'s order: regressions still under way first, then those that ended, worst first; those
+    only a test at a change's moment found (`Regression.anchor`) come last. The first (the lead
+    finding) is what the summary line and the impact speak of.
     """
     say = progress or (lambda _: None)
     now = now or datetime.now(UTC)
@@ -236,7 +236,7 @@ def incident_report(
     attributions = attribute_regressions(store, window, filters, regressions, say)
     say("charting")
     findings = [_charted(store, window, filters, _exemplified(store, filters, f))
-                for f in group_symptoms(corroborated([_finding(r, a) for r, a in zip(regressions, attributions)]))]  # fmt: skip
+                for f in changes_first(group_symptoms(corroborated([_finding(r, a) for r, a in zip(regressions, attributions)])))]  # fmt: skip
     say("building the timeline")
     events = timeline(store, window, filters=filters, regressions=regressions)
     say("measuring the impact")
@@ -494,6 +494,25 @@ def _mediates(carrier: Finding, finding: Finding) -> bool:
 def _together(one: Finding, other: Finding) -> bool:
     """Whether the two regressions start within SAME_START of each other (one incident's signals)."""
     return abs(one.regression.started_at - other.regression.started_at) <= SAME_START
+
+
+def changes_first(findings: Sequence[Finding]) -> list[Finding]:
+    """The findings in `detect`'s order, but those a change lines up with (`_on_change`) before
+    those none does, short of the ones only a test at a change's moment found, which stay last: a
+    change is what on-call can act on, and a shift no new value or annotated change explains is
+    more often the day's load (latency creeping up with a morning ramp) than the incident."""
+    return sorted(findings, key=lambda f: (f.regression.anchor is not None, not _on_change(f)))
+
+
+def _on_change(finding: Finding) -> bool:
+    """Whether the finding's top suspect or one of its root-cause set lines up with its start (`_lined_up`)."""
+    suspects = finding.attribution.suspects if finding.attribution else ()
+    return any((i == 0 or s.root_cause) and _lined_up(s, finding.regression.started_at) for i, s in enumerate(suspects))
+
+
+def _lined_up(suspect: Suspect, start: datetime) -> bool:
+    """Whether the suspect is an annotated change lined up with `start` or a value first seen within SAME_START of it."""
+    return suspect.aligned_change is not None or suspect.first_seen is not None and abs(suspect.first_seen - start) <= SAME_START
 
 
 def _cause_labels(finding: Finding) -> set[str]:

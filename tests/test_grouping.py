@@ -1,5 +1,5 @@
 """How the report turns regressions of one incident into one finding, on findings built by hand:
-which suspect leads a finding, and which finding the others become symptoms of."""
+which suspect leads a finding, which finding the others become symptoms of, and which leads the report."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from driftline.analyzers._model import Attribution, Evidence, Regression, Suspect, Window
-from driftline.analyzers._report import Finding, corroborated, group_symptoms
+from driftline.analyzers._report import Finding, changes_first, corroborated, group_symptoms
 
 T0 = datetime(2026, 11, 16, 16, 0, tzinfo=UTC)
 INDEX, PROMPT, FINGERPRINT = ("index_version", "v119"), ("prompt_version", "v10"), ("system_fingerprint", "fp_b3")
@@ -121,3 +121,33 @@ def test_a_cause_another_signal_names_first_leads_where_it_explains_as_much_as_t
     assert [r.signal for r in found[0].symptoms] == ["input_confidence"]
     less = _finding("quality:order_accuracy", 4, replace(_suspect(INDEX), uncapped_share=0.785), replace(_suspect(deploy), uncapped_share=0.6))
     assert _leads(corroborated([less, confidence]))[0] == ("quality:order_accuracy", "index_version=v119")
+
+
+def test_a_finding_a_change_lines_up_with_leads_over_a_shift_no_change_explains() -> None:
+    """Latency p95 crept up 22% with the morning's load from 40 minutes before an ASR deploy that
+    cut transcript confidence: detect ranks the latency first (it started first), but its suspects
+    are a model and a prompt in use all day, while the deploy was first seen at the confidence's
+    start. The confidence leads the report; so does a finding whose change is an annotated one
+    lined up with its start though its value is old. Two findings no change explains keep
+    detect's order."""
+    all_day = T0 - timedelta(hours=5)
+    model, deploy = ("request_model", "claude-sonnet-4-5"), ("service_version", "2.8.0")
+    load = _finding("latency_p95", -40, replace(_suspect(model), first_seen=all_day), replace(_suspect(PROMPT, root=True), first_seen=all_day))
+    confidence = _finding("input_confidence", 0, _suspect(deploy, root=True))
+    assert _leads(changes_first([load, confidence])) == [("input_confidence", "service_version=2.8.0"), ("latency_p95", "request_model=claude-sonnet-4-5")]
+    annotated = _finding("input_confidence", 0, replace(_suspect(deploy, root=True), first_seen=all_day, aligned_change="deploy voice-intake -> 2.8.0"))
+    assert _leads(changes_first([load, annotated]))[0] == ("input_confidence", "service_version=2.8.0")
+    old = _finding("input_confidence", 0, replace(_suspect(deploy, root=True), first_seen=all_day))
+    assert _leads(changes_first([load, old])) == [("latency_p95", "request_model=claude-sonnet-4-5"), ("input_confidence", "service_version=2.8.0")]
+
+
+def test_a_finding_only_a_test_at_a_changes_moment_found_stays_behind_the_others() -> None:
+    """A finding found only by the test at an index rebuild's moment names that rebuild, but
+    follows a finding dated from its own shift even when no change explains that one: its
+    evidence is the weaker (one test where the whole scope showed nothing)."""
+    all_day = T0 - timedelta(hours=5)
+    load = _finding("latency_p95", -40, replace(_suspect(("request_model", "claude-sonnet-4-5")), first_seen=all_day))
+    rebuild = _finding("latency_p50", 0, _suspect(INDEX, root=True))
+    anchored = replace(rebuild, regression=replace(rebuild.regression, anchor="index_version=v119"))
+    assert _leads(changes_first([load, anchored])) == [("latency_p95", "request_model=claude-sonnet-4-5"), ("latency_p50", "index_version=v119")]
+
