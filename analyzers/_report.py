@@ -236,7 +236,7 @@ def incident_report(
     attributions = attribute_regressions(store, window, filters, regressions, say)
     say("charting")
     findings = [_charted(store, window, filters, _exemplified(store, filters, f))
-                for f in changes_first(group_symptoms(corroborated([_finding(r, a) for r, a in zip(regressions, attributions)])))]  # fmt: skip
+                for f in changes_first(group_symptoms(corroborated(changes_over_buckets([_finding(r, a) for r, a in zip(regressions, attributions)]))))]  # fmt: skip
     say("building the timeline")
     events = timeline(store, window, filters=filters, regressions=regressions)
     say("measuring the impact")
@@ -400,6 +400,34 @@ def _charted(store: Store, window: Window, filters: Filters, finding: Finding) -
 
 SAME_START = timedelta(minutes=15)
 """Regressions starting this close together with the same top suspect are one incident."""
+
+
+def changes_over_buckets(findings: Sequence[Finding]) -> list[Finding]:
+    """Each finding led by a bucket of a measured column (`input_confidence=high`) while that
+    column did not regress, led instead by a suspect a change lines up with (`_lined_up`) that
+    explains at least half as much. Without the column's own regression to carry it (`_mediates`),
+    the bucket only describes which calls got worse (most of a route's OCR reads are confident),
+    and the new snapshot those calls moved to is what to act on."""
+    regressed = {get_signal(f.regression.signal).column for f in findings}
+    return [_led_by_change(f) if _bucket_only(f.top_suspect, regressed) else f for f in findings]
+
+
+def _bucket_only(suspect: Suspect | None, regressed: set[str | None]) -> bool:
+    """Whether the suspect is made only of buckets of measured columns none of which regressed."""
+    return suspect is not None and all(BUCKETED_FROM.get(d) not in (None, *regressed) for d in suspect.dimensions)
+
+
+def _led_by_change(finding: Finding) -> Finding:
+    """The finding led by its first suspect with no bucket that a change lines up with and that
+    explains at least half of what its top suspect does, if any."""
+    assert finding.attribution is not None  # a finding with a top suspect has an attribution
+    suspects, start = finding.attribution.suspects, finding.regression.started_at
+    at = next((i for i, s in enumerate(suspects) if not set(s.dimensions) & BUCKETED_FROM.keys() and _lined_up(s, start)
+               and s.explained_share >= suspects[0].explained_share / 2), None)  # fmt: skip
+    if at is None:
+        return finding
+    ranked = (suspects[at], *suspects[:at], *suspects[at + 1 :])
+    return replace(finding, attribution=replace(finding.attribution, suspects=ranked))
 
 
 def corroborated(findings: Sequence[Finding]) -> list[Finding]:

@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from driftline.analyzers._model import Attribution, Evidence, Regression, Suspect, Window
-from driftline.analyzers._report import Finding, changes_first, corroborated, group_symptoms
+from driftline.analyzers._report import Finding, changes_first, changes_over_buckets, corroborated, group_symptoms
 
 T0 = datetime(2026, 11, 16, 16, 0, tzinfo=UTC)
 INDEX, PROMPT, FINGERPRINT = ("index_version", "v119"), ("prompt_version", "v10"), ("system_fingerprint", "fp_b3")
@@ -151,3 +151,21 @@ def test_a_finding_only_a_test_at_a_changes_moment_found_stays_behind_the_others
     anchored = replace(rebuild, regression=replace(rebuild.regression, anchor="index_version=v119"))
     assert _leads(changes_first([load, anchored])) == [("latency_p95", "request_model=claude-sonnet-4-5"), ("latency_p50", "index_version=v119")]
 
+
+def test_a_confidence_bucket_yields_its_lead_to_a_new_snapshot_when_confidence_did_not_move() -> None:
+    """Extraction accuracy fell on a route whose model moved to a new snapshot six minutes before
+    the drop was dated; most of the route's OCR reads are confident, so `input_confidence=high`
+    explains a little more (0.92 against 0.86) and the stopping rule chose it. Confidence itself
+    did not regress: the snapshot leads. It does not where confidence regressed too (the bucket
+    then rides on that regression), where the snapshot explains under half as much, or where it
+    was in use all day."""
+    bucket, snapshot = ("input_confidence", "high"), ("response_model", "gpt-4o-mini-2025-01-31")
+    high = replace(_suspect(bucket, root=True), explained_share=0.92, first_seen=None)
+    new = replace(_suspect(snapshot), explained_share=0.86, first_seen=T0 - timedelta(minutes=6))
+    quality = _finding("quality:extraction_accuracy", 0, high, new)
+    assert _leads(changes_over_buckets([quality])) == [("quality:extraction_accuracy", "response_model=gpt-4o-mini-2025-01-31")]
+    confidence = _finding("input_confidence", 0, _suspect(("service_version", "2.8.0"), root=True))
+    assert _leads(changes_over_buckets([quality, confidence]))[0] == ("quality:extraction_accuracy", "input_confidence=high")
+    slight = _finding("quality:extraction_accuracy", 0, high, replace(new, explained_share=0.4))
+    all_day = _finding("quality:extraction_accuracy", 0, high, replace(new, first_seen=T0 - timedelta(hours=5)))
+    assert _leads(changes_over_buckets([slight, all_day])) == [("quality:extraction_accuracy", "input_confidence=high")] * 2
