@@ -420,14 +420,17 @@ def _bucket_only(suspect: Suspect | None, regressed: set[str | None]) -> bool:
 def _led_by_change(finding: Finding) -> Finding:
     """The finding led by its first suspect with no bucket that a change lines up with and that
     explains at least half of what its top suspect does, if any."""
-    assert finding.attribution is not None  # a finding with a top suspect has an attribution
-    suspects, start = finding.attribution.suspects, finding.regression.started_at
+    attribution, start = finding.attribution, finding.regression.started_at
+    suspects = attribution.suspects if attribution else ()
     at = next((i for i, s in enumerate(suspects) if not set(s.dimensions) & BUCKETED_FROM.keys() and _lined_up(s, start)
                and s.explained_share >= suspects[0].explained_share / 2), None)  # fmt: skip
-    if at is None:
-        return finding
-    ranked = (suspects[at], *suspects[:at], *suspects[at + 1 :])
-    return replace(finding, attribution=replace(finding.attribution, suspects=ranked))
+    return finding if at is None or attribution is None else _raised(finding, attribution, at)
+
+
+def _raised(finding: Finding, attribution: Attribution, at: int) -> Finding:
+    """The finding with its attribution's suspect `at` ranked first, the others in their order."""
+    suspects = attribution.suspects
+    return replace(finding, attribution=replace(attribution, suspects=(suspects[at], *suspects[:at], *suspects[at + 1 :])))
 
 
 def corroborated(findings: Sequence[Finding]) -> list[Finding]:
@@ -452,10 +455,7 @@ def _led_by_corroborated(finding: Finding, findings: Sequence[Finding]) -> Findi
     named, decided = {s.label for s in others}, {s.label for s in others if s.root_cause}
     at = next((i for i, s in enumerate(suspects) if s.label in named and ((s.root_cause or s.label in decided)
                and s.explained_share >= suspects[0].explained_share / 2 or _share(s) >= _share(suspects[0]))), None)  # fmt: skip
-    if at is None:
-        return finding
-    ranked = (suspects[at], *suspects[:at], *suspects[at + 1 :])
-    return replace(finding, attribution=replace(attribution, suspects=ranked))
+    return finding if at is None else _raised(finding, attribution, at)
 
 
 def _share(suspect: Suspect) -> float:
