@@ -477,7 +477,7 @@ def group_symptoms(findings: Sequence[Finding]) -> list[Finding]:
     by another (`_mediates`, which has its own test of time)."""
     out: list[Finding] = []
     for f in _mediators_first(findings):
-        causes = _cause_labels(f)
+        causes = {s.label for s in _causes(f)}
         lead = next((i for i, g in enumerate(out) if _together(g, f) and g.top_suspect is not None and g.top_suspect.label in causes
                      or _mediates(g, f)), None)  # fmt: skip
         if lead is None:
@@ -534,8 +534,7 @@ def changes_first(findings: Sequence[Finding]) -> list[Finding]:
 
 def _on_change(finding: Finding) -> bool:
     """Whether the finding's top suspect or one of its root-cause set lines up with its start (`_lined_up`)."""
-    suspects = finding.attribution.suspects if finding.attribution else ()
-    return any((i == 0 or s.root_cause) and _lined_up(s, finding.regression.started_at) for i, s in enumerate(suspects))
+    return any(_lined_up(s, finding.regression.started_at) for s in _causes(finding))
 
 
 def _lined_up(suspect: Suspect, start: datetime) -> bool:
@@ -543,10 +542,10 @@ def _lined_up(suspect: Suspect, start: datetime) -> bool:
     return suspect.aligned_change is not None or suspect.first_seen is not None and abs(suspect.first_seen - start) <= SAME_START
 
 
-def _cause_labels(finding: Finding) -> set[str]:
-    """The finding's top suspect and its root-cause set, as labels."""
+def _causes(finding: Finding) -> list[Suspect]:
+    """The finding's top suspect and its root-cause set."""
     suspects = finding.attribution.suspects if finding.attribution else ()
-    return {s.label for i, s in enumerate(suspects) if i == 0 or s.root_cause}
+    return [s for i, s in enumerate(suspects) if i == 0 or s.root_cause]
 
 
 def measure_impact(store: Store, window: Window, filters: Filters, lead: Finding, *, slo: float) -> Impact:
