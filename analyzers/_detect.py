@@ -28,7 +28,7 @@ from driftline.collector._errors import NoDataError, TooLittleDataError
 from ._anchors import Anchor, anchors, pooled, segment_alias, segment_columns
 from ._changepoints import change_points
 from ._model import Evidence, Filters, Regression, SliceRef, Window
-from ._regimes import Regime, rank_z, rank_z_splits, shift_z, sums_z
+from ._regimes import Regime, rank_z, rank_z_splits, shift_z, sums_z, trend_slope
 from ._signals import (
     ALL_SCORES,
     CALL_SIGNALS,
@@ -71,7 +71,8 @@ class DetectionSettings:
     min_relative_heavy: float = 0.2
     """Smallest relative shift reported of a heavy-tailed signal (a latency or TTFT percentile, a
     mean cost or token count; at least `min_relative`): these creep by a tenth within a day with
-    load, prompt growth and the mix of routes, with no change behind it."""
+    load, prompt growth and the mix of routes, with no change behind it (a climb the baseline was
+    already on is no regression at any size: `_Series.drifting`)."""
     min_duration: timedelta = timedelta(minutes=10)
     """Shortest regression reported (a blip of a few buckets that already ended is none)."""
     min_affected: int = 30
@@ -316,7 +317,8 @@ def _scored_regression(spec: Signal, frame: pandas.DataFrame, settings: Detectio
     noisier), and from the one split that the test itself rates worst (`_Series.best_split`:
     a regression still going on, found even where few buckets hide it from the search). A candidate k is a regression when the regime after it differs from everything
     before it by `min_z` standard errors of the two regime means (see `Regime`), by
-    `min_relative` of the baseline, lasts `min_duration` and holds `min_affected` calls; it lasts
+    `min_relative` of the baseline, lasts `min_duration` and holds `min_affected` calls (a
+    heavy-tailed signal's also steps out of the trend before it: `_Series.drifting`); it lasts
     until a later regime is back within half the shift, and everything after it is too (a dip
     is no recovery). The strongest one still going on wins
     (else the strongest). Confidence is the two-sided normal probability of the shift's z.
@@ -433,6 +435,8 @@ class _Series:
         z = self.z(k, last, before, current)
         if ("up" if shift > 0 else "down") != self.spec.bad or z < self.bar(ended) or abs(shift) < self.floor() * abs(before.mean):
             return None
+        if self.drifting(k, last, self.bar(ended)):
+            return None
         started = self.time(k)
         lasted = (ended or self.time(len(self.raw) - 1) + self._bucket()) - started
         excess_ok = not self.rate or current.calls * abs(shift) >= 5
@@ -445,6 +449,20 @@ class _Series:
             confidence=round(math.erf(z / math.sqrt(2)), 6), calls=int(current.calls), evidence=Evidence("sliced_by_bucket"), ended_at=ended,
         )  # fmt: skip
         return z, regression
+
+    def drifting(self, k: int, last: int, bar: float) -> bool:
+        """Whether the buckets from k to last beat those before k only by the trend those were
+        already on: their ranks clear `bar` as they are and not once the trend is taken out.
+        Latencies, costs and token counts (heavy-tailed signals) climb through a morning with
+        load and prompt growth, and the late buckets of a steady climb beat the early ones by any
+        test of two regimes with no change behind it; a deploy or a new snapshot steps out of it."""
+        if not self.spec.heavy_tailed:
+            return False
+        sign, x = (1.0 if self.spec.bad == "up" else -1.0), self.index.astype(float)
+        slope = trend_slope(x[:k], self.raw[:k], up=sign > 0)
+        level = self.raw[:last] - slope * x[:last]
+        shown = rank_z(self.raw[:k], self.raw[k:last]) * sign >= bar
+        return slope != 0.0 and shown and rank_z(level[:k], level[k:last]) * sign < bar
 
     def best_split(self) -> int | None:
         """The start k whose regime to the end differs most, in the bad direction, from everything

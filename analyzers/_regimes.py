@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Regime", "arcsine_z", "exact_z", "rank_z", "rank_z_splits", "shift_z", "sums_z", "weighted_mean"]
+__all__ = ["Regime", "arcsine_z", "exact_z", "rank_z", "rank_z_splits", "shift_z", "sums_z", "trend_slope", "weighted_mean"]
 
 
 @dataclass(frozen=True)
@@ -113,3 +113,13 @@ def rank_z_splits(values: np.ndarray) -> np.ndarray:
     u = (ranks[-1] - ranks) - n2 * (n2 + 1) / 2
     with np.errstate(divide="ignore", invalid="ignore"):
         return (u - n1 * n2 / 2) / np.sqrt(n1 * n2 * (n + 1) / 12)
+
+
+
+def trend_slope(positions: np.ndarray, values: np.ndarray, *, up: bool) -> float:
+    """The trend of `values` over `positions` (Theil-Sen: the median pairwise slope, which a blip
+    does not tilt), 0 unless it points `up` (or down, for up=False) as asked."""
+    from scipy.stats import theilslopes
+
+    slope = float(theilslopes(values, positions).slope)
+    return max(slope, 0.0) if up else min(slope, 0.0)
