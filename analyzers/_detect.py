@@ -318,7 +318,7 @@ def _scored_regression(spec: Signal, frame: pandas.DataFrame, settings: Detectio
     a regression still going on, found even where few buckets hide it from the search). A candidate k is a regression when the regime after it differs from everything
     before it by `min_z` standard errors of the two regime means (see `Regime`), by
     `min_relative` of the baseline, lasts `min_duration` and holds `min_affected` calls (a
-    heavy-tailed signal's also steps out of the trend before it: `_Series.drifting`); it lasts
+    heavy-tailed signal must also step out of the trend before it: `_Series.drifting`); it lasts
     until a later regime is back within half the shift, and everything after it is too (a dip
     is no recovery). The strongest one still going on wins
     (else the strongest). Confidence is the two-sided normal probability of the shift's z.

@@ -4,7 +4,8 @@ by more than their noise, in standard errors?
 A regime is a run of buckets (or the calls of one segment) summed: calls, the signal's sum and
 sum of squares, and how far its bucket means stray from its mean (overdispersion: daily swings
 make buckets vary more than their calls explain). `shift_z` tests a mean or a rate between two
-regimes; `rank_z` tests percentile buckets, whose values are too heavy-tailed for a mean.
+regimes; `rank_z` tests percentile buckets, whose values are too heavy-tailed for a mean;
+`trend_slope` is the trend a baseline was already on, which a heavy-tailed signal must step out of.
 """
 
 from __future__ import annotations
@@ -113,7 +114,6 @@ def rank_z_splits(values: np.ndarray) -> np.ndarray:
     u = (ranks[-1] - ranks) - n2 * (n2 + 1) / 2
     with np.errstate(divide="ignore", invalid="ignore"):
         return (u - n1 * n2 / 2) / np.sqrt(n1 * n2 * (n + 1) / 12)
-
 
 
 def trend_slope(positions: np.ndarray, values: np.ndarray, *, up: bool) -> float:
