@@ -165,13 +165,20 @@ COLUMNS_0006 = ("cache_write_tokens", "tokens_estimated", "cost_amount", "cost_c
 
 
 def _as_before_0006(store: Store) -> None:
-    """Take a migrated store back to schema version 5: llm_calls without 0006's columns, its view
-    writing only the columns it had (the price table stays: the view's SQL reads it)."""
+    """Take a migrated store back to schema version 5: llm_calls without 0006's columns nor the
+    pricing defaults of 0009, its view computing cost_usd itself and writing only the columns it had
+    (the price table stays: the view's SQL reads it)."""
     store.command("DROP VIEW llm_calls_mv SYNC")
-    for column in COLUMNS_0006:
+    pricing = dict(store.rows("SELECT name, default_kind FROM system.columns WHERE database = currentDatabase()"
+                              " AND table = 'llm_calls' AND default_kind IN ('DEFAULT', 'EPHEMERAL') ORDER BY position"))
+    for column in (c for c, kind in pricing.items() if kind == "DEFAULT"):
+        store.command(f"ALTER TABLE llm_calls MODIFY COLUMN {column} REMOVE DEFAULT")
+    for column in [c for c, kind in reversed(pricing.items()) if kind == "EPHEMERAL"] + list(COLUMNS_0006):  # dependents first
         store.command(f"ALTER TABLE llm_calls DROP COLUMN {column}")
     older = ", ".join(name for name, _ in columns(store, "llm_calls"))
-    store.command(f"CREATE MATERIALIZED VIEW llm_calls_mv TO llm_calls AS SELECT {older} FROM ({calls_select(store)})")
+    with before_0008():
+        select = calls_select(store)
+    store.command(f"CREATE MATERIALIZED VIEW llm_calls_mv TO llm_calls AS SELECT {older} FROM ({select})")
     store.command(f"TRUNCATE TABLE {MIGRATIONS_TABLE}")
     for m in migrations()[:5]:
         store.insert(MIGRATIONS_TABLE, [[m.version], [m.name], [datetime(2026, 1, 1)]], ["version", "name", "applied_at"])
@@ -192,17 +199,23 @@ def test_migrating_a_store_from_before_0006_keeps_its_calls_and_fills_the_new_co
     assert collector_store.rows("SELECT cache_write_tokens FROM llm_calls WHERE span_id = {s:String}", {"s": f"{13:016x}"}) == [(64,)]
 
 
-# --- 0008: llm_calls' view rewritten to cost less per insert, every value the same -------------
+# --- 0008 and 0009: llm_calls' view made to cost less per insert, every value the same -----------
 
 COLUMNS_0007 = Path(__file__).with_name("llm_calls_columns_0007.sql").read_text(encoding="utf-8")
 
 
+BACKFILL_0007 = """INSERT INTO llm_calls SELECT * FROM ({include: llm_calls_select})
+WHERE (trace_id, span_id) NOT IN (SELECT trace_id, span_id FROM llm_calls)"""
+
+
 @contextlib.contextmanager
 def before_0008() -> Iterator[None]:
-    """Migrations as driftline had them at schema version 7: up to 0007, the older llm_calls_columns.sql."""
+    """Migrations as driftline had them at schema version 7: up to 0007, the older llm_calls_columns.sql
+    (which priced calls itself) and its backfill, by position."""
     read, known = _migrate._read, migrations()[:7]
+    older = {"llm_calls_columns.sql": COLUMNS_0007, "llm_calls_backfill.sql": BACKFILL_0007}
     with pytest.MonkeyPatch.context() as patched:
-        patched.setattr(_migrate, "_read", lambda name: COLUMNS_0007 if name == "llm_calls_columns.sql" else read(name))
+        patched.setattr(_migrate, "_read", lambda name: older.get(name) or read(name))
         patched.setattr(_migrate, "migrations", lambda: known)
         yield
 
@@ -217,7 +230,7 @@ def varied_rows(first: int, count: int) -> list[list[Any]]:
     return rows
 
 
-def test_migration_0008_keeps_every_call_once_and_every_value(collector_store: Store) -> None:
+def test_migrations_since_0007_keep_every_call_once_and_every_value(collector_store: Store) -> None:
     with before_0008():
         assert [m.version for m in migrate(collector_store)] == list(range(1, 8))
         older = calls_select(collector_store)
@@ -226,8 +239,9 @@ def test_migration_0008_keeps_every_call_once_and_every_value(collector_store: S
     kept = collector_store.rows("SELECT * FROM llm_calls ORDER BY span_id")
     collector_store.command("DROP VIEW llm_calls_mv SYNC")  # as 0008 does first: spans written then
     insert_as_collector(collector_store, varied_rows(16, 4))  # reach llm_calls by its backfill
-    assert [m.version for m in migrate(collector_store)] == [8]
-    assert "AS priced" in collector_store.rows("SELECT create_table_query FROM system.tables WHERE database = currentDatabase() AND name = 'llm_calls_mv'")[0][0]
+    assert [m.version for m in migrate(collector_store)] == [8, 9]
+    view = collector_store.rows("SELECT create_table_query FROM system.tables WHERE database = currentDatabase() AND name = 'llm_calls_mv'")[0][0]
+    assert "reported_cost_usd" in view and "joinGet" not in view  # 0009: the table prices calls, not the view
     insert_as_collector(collector_store, varied_rows(20, 8))  # through the new view
     since = {"id": f"{16 + 1:016x}"}
     newer = collector_store.rows(f"SELECT * FROM ({older}) WHERE span_id >= {{id:String}} ORDER BY span_id", since)

@@ -130,7 +130,9 @@ def reset(store: Store, *, ttl_days: int = 0) -> list[Migration]:
     Only driftline's own objects go (their names come from the migration files); other tables in
     the database and the data directory itself are left alone.
     """
-    created = [name for migration in migrations() for name in _CREATES.findall(migration.text)]
-    for name in [*reversed(created), MIGRATIONS_TABLE]:  # views before the tables they write to
+    created = dict.fromkeys(name for migration in migrations() for name in _CREATES.findall(migration.text))
+    # in the reverse of the order they were first created: a view before the table it writes to, a
+    # table before the one its columns read (llm_calls' prices, model_prices)
+    for name in [*reversed(created), MIGRATIONS_TABLE]:
         store.command(f"DROP TABLE IF EXISTS {name} SYNC")
     return migrate(store, ttl_days=ttl_days)

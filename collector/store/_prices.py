@@ -1,12 +1,13 @@
-"""The store's price table, `model_prices`, from genai-prices: what the llm_calls view prices a call
-from when neither the app nor the instrumentation gave a cost.
+"""The store's price table, `model_prices`, from genai-prices: what llm_calls prices a call from
+when neither the app nor the instrumentation gave a cost (in its columns' defaults,
+migrations/llm_calls_pricing.sql).
 
 One row per provider and exact model name the price table matches (models it matches only by
 prefix or substring are left out), with the per-token rates of the prices in force now at the
 base tier (long-context tiers are not applied in SQL): input, cache read, cache write, output,
-and the version they came from. The rows sit in a Join-engine table, an in-memory hash that the
-view reads with joinGet per call, so pricing costs the view one lookup, not a join. Rows are
-keyed by genai-prices' provider ids and by the names OpenTelemetry gives the same providers.
+and the version they came from. The rows sit in a Join-engine table, an in-memory hash read with
+joinGet per call, so pricing costs one lookup, not a join. Rows are keyed by genai-prices'
+provider ids and by the names OpenTelemetry gives the same providers.
 """
 
 from __future__ import annotations

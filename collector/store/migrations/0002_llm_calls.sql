@@ -1,3 +1,11 @@
+-- The price table llm_calls prices calls from (created here since 0006, before the table whose
+-- column defaults read it).
+CREATE TABLE IF NOT EXISTS model_prices (
+    provider String,
+    model String,
+    rates Tuple(input Float64, cache_read Float64, cache_write Float64, output Float64, source String)
+) ENGINE = Join(ANY, LEFT, provider, model);
+
 -- Typed GenAI calls, filled from otel_traces by a materialized view whichever path wrote the spans.
 CREATE TABLE IF NOT EXISTS llm_calls (
     time DateTime64(9) CODEC(Delta(8), ZSTD(1)),
@@ -63,17 +71,13 @@ ORDER BY (service, toStartOfHour(time), time)
 {ttl: toDateTime(time)}
 SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1;
 
--- The price table llm_calls' view reads (created here since 0006, for the view below).
-CREATE TABLE IF NOT EXISTS model_prices (
-    provider String,
-    model String,
-    rates Tuple(input Float64, cache_read Float64, cache_write Float64, output Float64, source String)
-) ENGINE = Join(ANY, LEFT, provider, model);
+-- llm_calls prices calls in its cost columns' defaults (since 0009; 0006 and 0009 do the same on
+-- older stores).
+{include: llm_calls_pricing};
 
 -- The view first, then a backfill of the spans it has not seen (an OTel Collector may have written
 -- them before driftline came): spans written while migrate runs land exactly once, and a re-run
 -- after a crash, even one in the middle of the backfill, adds only what is missing.
 CREATE MATERIALIZED VIEW IF NOT EXISTS llm_calls_mv TO llm_calls AS {include: llm_calls_select};
 
-INSERT INTO llm_calls SELECT * FROM ({include: llm_calls_select})
-WHERE (trace_id, span_id) NOT IN (SELECT trace_id, span_id FROM llm_calls);
+{include: llm_calls_backfill};

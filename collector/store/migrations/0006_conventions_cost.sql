@@ -20,14 +20,16 @@ CREATE TABLE IF NOT EXISTS model_prices (
     rates Tuple(input Float64, cache_read Float64, cache_write Float64, output Float64, source String)
 ) ENGINE = Join(ANY, LEFT, provider, model);
 
+-- The columns the view below writes and the table prices calls with (since 0009, as in 0002).
+{include: llm_calls_pricing};
+
 DROP VIEW IF EXISTS llm_calls_mv SYNC;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS llm_calls_mv TO llm_calls AS {include: llm_calls_select};
 
 -- Spans written while the view was being replaced, and GenAI spans the old view did not take
 -- (OpenInference embeddings): the calls no span gave yet, as in 0002.
-INSERT INTO llm_calls SELECT * FROM ({include: llm_calls_select})
-WHERE (trace_id, span_id) NOT IN (SELECT trace_id, span_id FROM llm_calls);
+{include: llm_calls_backfill};
 
 DROP VIEW IF EXISTS llm_scores_mv SYNC;
 

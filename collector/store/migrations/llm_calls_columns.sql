@@ -42,28 +42,7 @@ WITH
     nullIf(toFloat64OrNull(SpanAttributes['gen_ai.usage.cost']), 0) AS cost_openlit,
     coalesce(toFloat64OrNull(SpanAttributes['driftline.cost']), if(ifNull(cost_currency_otel, 'USD') = 'USD', cost_amount_otel, NULL),
              cost_openlit) AS cost_reported,
-    toUInt64OrNull(SpanAttributes['driftline.stream.tokens_after_cancel']) AS tokens_after_cancel_any,
-    -- Rates from the store's price table (collector/store/_prices.py), of the answering model, else
-    -- of the requested one; all zero when it knows neither. Looked up for every call: only a call with
-    -- tokens and no cost, or with tokens billed after a cancel, is priced, but each column below tests
-    -- that itself, so a guard here (there was one until migration 0008) changed no value and only
-    -- added to the expression re-analysed at each use of `rates` (see below).
-    if(joinGet('{database}.model_prices', 'rates', ifNull(provider, ''), ifNull(response_model, '')).5 != '',
-       joinGet('{database}.model_prices', 'rates', ifNull(provider, ''), ifNull(response_model, '')),
-       joinGet('{database}.model_prices', 'rates', ifNull(provider, ''), ifNull(request_model, ''))) AS rates,
-    -- The rates and the cost computed from them, as one value. A WITH alias is not computed once and
-    -- reused: the engine puts its expression at every use and analyses it anew there, and a materialized
-    -- view analyses its SELECT on every insert. `arrayMap(r -> f(r), [rates])[1]` is f(rates) with
-    -- `rates` (three joinGet) written once, so it is analysed once per column however often f reads it.
-    -- The columns below read `priced` and `cost_source_any` the same way.
-    -- Input tokens include the cached ones (as providers and genai-prices count them).
-    arrayMap(r -> (r, if(r.5 = '' OR cost_reported IS NOT NULL OR (input_tokens_raw IS NULL AND output_tokens_raw IS NULL), NULL,
-       (ifNull(input_tokens_raw, 0) - least(ifNull(input_tokens_raw, 0), ifNull(cached_tokens_any, 0) + ifNull(cache_write_any, 0))) * r.1
-       + ifNull(cached_tokens_any, 0) * r.2 + ifNull(cache_write_any, 0) * r.3 + ifNull(output_tokens_raw, 0) * r.4)), [rates])[1] AS priced,
-    arrayMap(p -> multiIf(SpanAttributes['driftline.cost'] != '', 'app',
-            cost_amount_otel IS NOT NULL, coalesce(nullIf(SpanAttributes['gen_ai.usage.cost.source'], ''), 'reported'),
-            cost_openlit IS NOT NULL, 'openlit',
-            p.2 IS NOT NULL, p.1.5, NULL), [priced])[1] AS cost_source_any
+    toUInt64OrNull(SpanAttributes['driftline.stream.tokens_after_cancel']) AS tokens_after_cancel_any
 SELECT
     Timestamp AS time,
     TraceId AS trace_id,
@@ -128,17 +107,19 @@ SELECT
     error_type_clean AS error_type,
     http_status_any AS http_status,
     ifNull(http_status_any = 429, false) OR positionCaseInsensitive(ifNull(error_type_clean, ''), 'RateLimit') > 0 AS rate_limited,
-    coalesce(cost_reported, priced.2) AS cost_usd,
     nullIf(SpanAttributes['driftline.validation.outcome'], '') AS validation,
-    -- Added by migration 0006, after the columns above (a backfill inserts by position).
+    -- Added by migration 0006, after the columns above.
     cache_write_any AS cache_write_tokens,
     -- OpenLIT counts a stream's tokens itself when the provider sent no usage, and then (only
     -- then) writes no cache-read count, which it writes, even 0, from every usage it is given.
     ScopeName = 'openlit.instrumentation.openai' AND ifNull(stream_any, false) AND input_tokens_raw IS NOT NULL
         AND NOT mapContains(SpanAttributes, 'gen_ai.usage.cache_read.input_tokens') AS tokens_estimated,
-    coalesce(toFloat64OrNull(SpanAttributes['driftline.cost']), cost_amount_otel, cost_openlit, priced.2) AS cost_amount,
-    arrayMap(s -> if(s IS NULL, NULL, coalesce(cost_currency_otel, 'USD')), [cost_source_any])[1] AS cost_currency,
-    cost_source_any AS cost_source,
-    arrayMap(s -> ifNull(s = 'openlit' OR startsWith(s, 'genai-prices'), false), [cost_source_any])[1] AS cost_computed,
-    -- The cancellation tax priced the same way: the tokens billed after the cancel at the output rate.
-    arrayMap(r -> if(r.5 != '' AND tokens_after_cancel_any > 0, tokens_after_cancel_any * r.4, NULL), [rates])[1] AS cancellation_cost_usd
+    -- What the span says a call cost, for the table to price the call from (llm_calls_pricing.sql):
+    -- these columns are EPHEMERAL, not stored.
+    cost_reported AS reported_cost_usd,
+    coalesce(toFloat64OrNull(SpanAttributes['driftline.cost']), cost_amount_otel, cost_openlit) AS reported_cost_amount,
+    cost_currency_otel AS reported_cost_currency,
+    multiIf(SpanAttributes['driftline.cost'] != '', 'app',
+            cost_amount_otel IS NOT NULL, coalesce(nullIf(SpanAttributes['gen_ai.usage.cost.source'], ''), 'reported'),
+            cost_openlit IS NOT NULL, 'openlit', NULL) AS reported_cost_source,
+    output_tokens_raw AS reported_output_tokens
