@@ -186,13 +186,17 @@ def _as_before_0006(store: Store) -> None:
 
 def test_migrating_a_store_from_before_0006_keeps_its_calls_and_fills_the_new_columns_from_then_on(collector_store: Store) -> None:
     migrate(collector_store)
+    load_prices(collector_store)  # the version-5 view prices these calls; 0006's columns must not
     _as_before_0006(collector_store)
     insert_as_collector(collector_store, collector_rows(8, 4))  # written by the version-5 view
     before = collector_store.rows("SELECT span_id, input_tokens, cost_usd FROM llm_calls ORDER BY span_id")
+    assert all(cost for span, _, cost in before if span > f"{8:016x}")  # priced by the version-5 view
     assert [m.version for m in migrate(collector_store)] == list(range(6, latest_version() + 1))
     assert {name for name, _ in columns(collector_store, "llm_calls")} >= set(COLUMNS_0006)
     assert collector_store.rows("SELECT span_id, input_tokens, cost_usd FROM llm_calls ORDER BY span_id") == before
-    assert collector_store.rows("SELECT countIf(cost_computed), countIf(cache_write_tokens IS NOT NULL) FROM llm_calls") == [(0, 0)]
+    # the older rows' new columns hold nothing (not a cost the table's defaults would compute today)
+    assert collector_store.rows("SELECT countIf(cost_computed), countIf(cache_write_tokens IS NOT NULL), countIf(cost_amount IS NOT NULL),"
+                                " countIf(cost_source IS NOT NULL), countIf(cost_currency IS NOT NULL) FROM llm_calls") == [(0, 0, 0, 0, 0)]
     rows = collector_rows(12, 1)
     rows[0][11] = {**rows[0][11], "gen_ai.usage.cache_creation.input_tokens": "64"}
     insert_as_collector(collector_store, rows)

@@ -6,6 +6,15 @@
 -- were the costliest part of it; the table's defaults are evaluated once per insert at a fraction
 -- of that (bench/bench_export.py). Run by 0002 and 0006 after they shape the table, and by 0009,
 -- which moved pricing here; every clause is idempotent.
+
+-- A part written before 0006 added the cost columns lacks them, and a column a part lacks is read
+-- through its default: its calls would show costs computed at read time instead of none. Writing
+-- the columns as they read before the defaults below exist keeps those calls as they were (where a
+-- part has them, the values stay); after the first run, no part lacks them.
+ALTER TABLE llm_calls UPDATE cost_amount = cost_amount, cost_currency = cost_currency, cost_source = cost_source,
+    cost_computed = cost_computed, cancellation_cost_usd = cancellation_cost_usd WHERE true
+SETTINGS mutations_sync = 1;
+
 ALTER TABLE llm_calls
     ADD COLUMN IF NOT EXISTS reported_cost_usd Nullable(Float64) EPHEMERAL,
     ADD COLUMN IF NOT EXISTS reported_cost_amount Nullable(Float64) EPHEMERAL,
