@@ -460,9 +460,10 @@ class _Series:
             return False
         sign, x = (1.0 if self.spec.bad == "up" else -1.0), self.index.astype(float)
         slope = trend_slope(x[:k], self.raw[:k], up=sign > 0)
+        if slope == 0.0:
+            return False
         level = self.raw[:last] - slope * x[:last]
-        shown = rank_z(self.raw[:k], self.raw[k:last]) * sign >= bar
-        return slope != 0.0 and shown and rank_z(level[:k], level[k:last]) * sign < bar
+        return rank_z(self.raw[:k], self.raw[k:last]) * sign >= bar and rank_z(level[:k], level[k:last]) * sign < bar
 
     def best_split(self) -> int | None:
         """The start k whose regime to the end differs most, in the bad direction, from everything
