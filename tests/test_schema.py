@@ -303,6 +303,29 @@ def test_llm_calls_view_gives_every_column_the_value_the_sql_before_0008_gave(st
     assert {"app", "reported", "vendor", "openlit", ""} < set(sources[0]) and any(s.startswith("genai-prices") for s in sources[0]) and sources[1] > 0
 
 
+def schema(store: Store) -> dict[str, str]:
+    """Every table and view of the store's database as its CREATE statement, the database's name left out."""
+    rows = store.rows("SELECT name, create_table_query FROM system.tables WHERE database = currentDatabase()")
+    return {str(name): str(query).replace(f"{store.client.database}.", "") for name, query in rows}
+
+
+def test_a_new_store_skips_the_upgrade_only_migrations_and_gets_the_schema_running_each_in_turn_gives(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    every = migrations()
+    assert [m.version for m in every if m.upgrade_only] == [6, 8, 9]
+    with connect(store_url) as new, connect(f"{store_url}_stepped") as stepped:
+        assert [m.version for m in migrate(new)] == [m.version for m in every]
+        for version in range(1, len(every) + 1):  # one at a time: only the first finds the store empty
+            monkeypatch.setattr(_migrate, "migrations", lambda version=version: every[:version])
+            migrate(stepped)
+        monkeypatch.undo()
+        assert pending(new) == pending(stepped) == []
+        assert schema(new) == schema(stepped)
+        for opened in (new, stepped):
+            opened.command(f"DROP DATABASE IF EXISTS {opened.client.database}")
+
+
 def test_pending_never_writes(store_url: str) -> None:
     with connect(store_url) as fresh:
         assert [m.version for m in pending(fresh)] == list(range(1, latest_version() + 1))

@@ -3,6 +3,7 @@
 -- the views are replaced so spans from now on are normalised by the fixed SQL (OpenInference's
 -- requested model, embeddings and metadata, every stream flag, first-chunk events, exception
 -- events). Rows already stored keep the values they were given.
+{upgrade only}
 ALTER TABLE llm_calls
     ADD COLUMN IF NOT EXISTS cache_write_tokens Nullable(UInt64),
     ADD COLUMN IF NOT EXISTS tokens_estimated Bool,

@@ -3,6 +3,7 @@
 -- as in 0006, with the spans written while it was being replaced backfilled. On a new store, 0002
 -- already made this very view: replacing it again changes nothing. llm_scores' view does not read
 -- llm_calls_columns.sql.
+{upgrade only}
 DROP VIEW IF EXISTS llm_calls_mv SYNC;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS llm_calls_mv TO llm_calls AS {include: llm_calls_select};
