@@ -32,9 +32,10 @@ demo: $(VENV)/.demo-installed
 	$(BIN)/driftline demo --store '$(STORE)' --calls $(CALLS) --seed $(SEED) --fresh
 	$(BIN)/driftline incident report --since 2h --store '$(STORE)'
 
-## make test: lint and type-check, then the whole suite against the real embedded ClickHouse engine.
+## make test: lint and type-check, then the whole suite against the real embedded ClickHouse engine,
+## one worker process per core (pytest-xdist; each test file stays in one worker).
 test: $(VENV)/.test-installed lint typecheck
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 ## make lint: ruff over the tree (rules in pyproject.toml [tool.ruff]).
 lint: $(VENV)/.test-installed
