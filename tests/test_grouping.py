@@ -49,6 +49,25 @@ def test_a_candidate_outside_the_root_cause_set_keeps_its_lead_without_a_second_
     assert _leads(corroborated([order, later]))[0] == ("quality:order_accuracy", "prompt_version=v10")
 
 
+def test_a_cause_decided_on_few_calls_yields_to_one_decided_on_many_that_explains_at_least_half_as_much() -> None:
+    """A silent model swap ten minutes after a deploy: TTFT over 5,000 calls decides the swap;
+    user feedback over 450 scored calls puts the deploy (whose calls hold the swap's) first and the
+    swap close behind. Feedback is led by the swap and becomes TTFT's symptom. A feedback finding
+    on more calls than TTFT's, or where the swap explains under half as much, keeps the deploy."""
+    deploy, swap = ("service_version", "1.8.1"), ("response_model", "gpt-4o-2024-11-20")
+
+    def feedback(swap_share: float, calls: int) -> Finding:
+        found = _finding("quality:user_feedback", 5, replace(_suspect(deploy, root=True), explained_share=0.95), replace(_suspect(swap), explained_share=swap_share))
+        return replace(found, regression=replace(found.regression, calls=calls))
+
+    ttft = _finding("ttft_p99", 0, _suspect(swap, root=True))
+    ttft = replace(ttft, regression=replace(ttft.regression, calls=5000))
+    found = group_symptoms(corroborated([ttft, feedback(0.77, 450)]))
+    assert _leads(found) == [("ttft_p99", "response_model=gpt-4o-2024-11-20")] and [r.signal for r in found[0].symptoms] == ["quality:user_feedback"]
+    assert _leads(corroborated([ttft, feedback(0.77, 6000)]))[1] == ("quality:user_feedback", "service_version=1.8.1")
+    assert _leads(corroborated([ttft, feedback(0.40, 450)]))[1] == ("quality:user_feedback", "service_version=1.8.1")
+
+
 def test_a_finding_found_at_a_later_changes_moment_does_not_raise_that_change_over_an_earlier_start() -> None:
     """TTFT p50 rose on a route from a deploy's moment; p95 was found only by the test at a
     fingerprint's first call, 8 minutes later, so its baseline held the deploy's first slow calls
