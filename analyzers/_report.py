@@ -454,11 +454,10 @@ def _led_by_corroborated(finding: Finding, findings: Sequence[Finding]) -> Findi
     if attribution is None or not attribution.suspects:
         return finding
     suspects = attribution.suspects
-    together = [g for g in findings if g is not finding and g.top_suspect is not None and _together(g, finding) and not _anchored_later(g, finding)]
+    others = [(g, g.top_suspect) for g in findings if g is not finding and g.top_suspect is not None and _together(g, finding) and not _anchored_later(g, finding)]
     if suspects[0].root_cause:  # decided here: only a cause another finding decided on more calls outweighs it
-        together = [g for g in together if g.top_suspect is not None and g.top_suspect.root_cause and g.regression.calls > finding.regression.calls]
-    others = [g.top_suspect for g in together if g.top_suspect is not None]
-    named, decided = {s.label for s in others}, {s.label for s in others if s.root_cause}
+        others = [(g, top) for g, top in others if top.root_cause and g.regression.calls > finding.regression.calls]
+    named, decided = {top.label for _, top in others}, {top.label for _, top in others if top.root_cause}
     at = next((i for i, s in enumerate(suspects) if s.label in named and ((s.root_cause or s.label in decided)
                and s.explained_share >= suspects[0].explained_share / 2 or _share(s) >= _share(suspects[0]))), None)  # fmt: skip
     return finding if at is None else _raised(finding, attribution, at)
