@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -243,7 +244,7 @@ def test_migrations_since_0007_keep_every_call_once_and_every_value(collector_st
     kept = collector_store.rows("SELECT * FROM llm_calls ORDER BY span_id")
     collector_store.command("DROP VIEW llm_calls_mv SYNC")  # as 0008 does first: spans written then
     insert_as_collector(collector_store, varied_rows(16, 4))  # reach llm_calls by its backfill
-    assert [m.version for m in migrate(collector_store)] == [8, 9]
+    assert [m.version for m in migrate(collector_store)] == list(range(8, latest_version() + 1))
     view = collector_store.rows("SELECT create_table_query FROM system.tables WHERE database = currentDatabase() AND name = 'llm_calls_mv'")[0][0]
     assert "reported_cost_usd" in view and "joinGet" not in view  # 0009: the table prices calls, not the view
     insert_as_collector(collector_store, varied_rows(20, 8))  # through the new view
@@ -324,6 +325,26 @@ def test_a_new_store_skips_the_upgrade_only_migrations_and_gets_the_schema_runni
         assert schema(new) == schema(stepped)
         for opened in (new, stepped):
             opened.command(f"DROP DATABASE IF EXISTS {opened.client.database}")
+
+
+def storage(store: Store, table: str) -> list[str]:
+    """The storage type of each active part of a table: Packed (one file) or Full (a file per stream)."""
+    rows = store.rows("SELECT part_storage_type FROM system.parts WHERE database = currentDatabase() AND table = {t:String} AND active", {"t": table})
+    return [str(kind) for (kind,) in rows]
+
+
+def test_an_embedded_store_writes_each_small_insert_as_packed_parts_and_a_server_skips_that_migration(store: Store, store_url: str) -> None:
+    insert_as_collector(store, collector_rows(0, 40))
+    for table in ("otel_traces", "otel_traces_trace_id_ts", "llm_calls", "first_seen"):
+        assert storage(store, table) and set(storage(store, table)) == {"Packed"}, table
+    assert store.rows("SELECT count() FROM llm_calls") == [(len([r for r in collector_rows(0, 40) if "gen_ai.system" in r[11]]),)]
+    with connect(store_url + "_server") as opened:  # the same engine, taken for a ClickHouse server
+        server = Store(opened.client, opened.url, replace(opened.capabilities, embedded=False))
+        assert [m.version for m in migrate(server)] == list(range(1, latest_version() + 1))
+        assert "min_bytes_for_full_part_storage" not in schema(server)["otel_traces"]
+        insert_as_collector(server, collector_rows(0, 40))
+        assert set(storage(server, "otel_traces")) == set(storage(server, "llm_calls")) == {"Full"}
+        server.command(f"DROP DATABASE IF EXISTS {server.client.database}")
 
 
 def test_pending_never_writes(store_url: str) -> None:

@@ -9,7 +9,8 @@ stores a view (inside strings: joinGet's), which would otherwise resolve in the 
 The migrations that create a table always carry its latest shape (0002 makes today's llm_calls and
 its view); a later migration that only brings an older store up to that shape says `{upgrade only}`
 and is recorded without running on a store migrated from empty, where it would change nothing
-(most of a new store's migrate time went on replacing views and backfilling again).
+(most of a new store's migrate time went on replacing views and backfilling again). One that says
+`{embedded only}` tunes the embedded engine and is recorded without running on a ClickHouse server.
 ClickHouse has no DDL transactions, so every statement is idempotent (IF NOT EXISTS, guarded
 backfills) and a migration is recorded only after all of its statements ran: a crash mid-way is
 repaired by running `migrate` again.
@@ -33,6 +34,7 @@ _FILE = re.compile(r"^(\d{4})_(\w+)\.sql$")
 _INCLUDE = re.compile(r"\{include:\s*(\w+)\}")
 _TTL = re.compile(r"\{ttl:\s*([^}]+)\}")
 _UPGRADE_ONLY = "{upgrade only}"
+_EMBEDDED_ONLY = "{embedded only}"
 _CREATES = re.compile(r"^CREATE\s+(?:MATERIALIZED\s+VIEW|VIEW|TABLE)\s+IF\s+NOT\s+EXISTS\s+(\w+)", re.I | re.M)
 
 
@@ -49,11 +51,16 @@ class Migration:
         """Whether it only brings an older schema to what the creating migrations already build."""
         return _UPGRADE_ONLY in self.text
 
+    @property
+    def embedded_only(self) -> bool:
+        """Whether it tunes the embedded engine only (a setting servers may not know)."""
+        return _EMBEDDED_ONLY in self.text
+
     def statements(self, *, ttl_days: int, database: str) -> list[str]:
         """The statements to run, with includes, the TTL clause and the database expanded."""
         if not re.fullmatch(r"\w+", database):
             raise ConfigError(f"database name {database!r}: driftline's schema needs letters, digits and underscores")
-        expanded = _expand_includes(self.text.replace(_UPGRADE_ONLY, "")).replace("{database}", database)
+        expanded = _expand_includes(self.text.replace(_UPGRADE_ONLY, "").replace(_EMBEDDED_ONLY, "")).replace("{database}", database)
         expanded = _TTL.sub(lambda m: f"TTL {m.group(1)} + toIntervalDay({ttl_days})" if ttl_days > 0 else "", expanded)
         return [s.strip() for s in re.split(r";\s*$", expanded, flags=re.M) if _has_sql(s)]
 
@@ -121,7 +128,8 @@ def require_schema(store: Store) -> None:
 
 def migrate(store: Store, *, ttl_days: int = 0) -> list[Migration]:
     """Apply every pending migration in order; returns those applied. Safe to run twice. On a store
-    with none applied yet, `{upgrade only}` migrations are recorded without running."""
+    with none applied yet, `{upgrade only}` migrations are recorded without running; on a ClickHouse
+    server, `{embedded only}` ones."""
     if ttl_days < 0:
         raise ConfigError(f"ttl_days must be 0 (keep forever) or positive, not {ttl_days}")
     _ensure_table(store)
@@ -130,7 +138,8 @@ def migrate(store: Store, *, ttl_days: int = 0) -> list[Migration]:
     empty = len(todo) == len(migrations())
     done = []
     for migration in todo:
-        if not (empty and migration.upgrade_only):
+        skipped = (empty and migration.upgrade_only) or (migration.embedded_only and not store.capabilities.embedded)
+        if not skipped:
             for statement in migration.statements(ttl_days=ttl_days, database=database):
                 store.command(statement)
         store.insert(MIGRATIONS_TABLE, [[migration.version], [migration.name], [datetime.now(UTC)]], ["version", "name", "applied_at"])
