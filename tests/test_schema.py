@@ -334,15 +334,17 @@ def storage(store: Store, table: str) -> list[str]:
 
 
 def test_an_embedded_store_writes_each_small_insert_as_packed_parts_and_a_server_skips_that_migration(store: Store, store_url: str) -> None:
-    insert_as_collector(store, collector_rows(0, 40))
+    rows = collector_rows(0, 40)
+    insert_as_collector(store, rows)
     for table in ("otel_traces", "otel_traces_trace_id_ts", "llm_calls", "first_seen"):
-        assert storage(store, table) and set(storage(store, table)) == {"Packed"}, table
-    assert store.rows("SELECT count() FROM llm_calls") == [(len([r for r in collector_rows(0, 40) if "gen_ai.system" in r[11]]),)]
+        kinds = storage(store, table)
+        assert kinds and set(kinds) == {"Packed"}, table
+    assert store.rows("SELECT count() FROM llm_calls") == [(len([r for r in rows if "gen_ai.system" in r[11]]),)]
     with connect(store_url + "_server") as opened:  # the same engine, taken for a ClickHouse server
         server = Store(opened.client, opened.url, replace(opened.capabilities, embedded=False))
         assert [m.version for m in migrate(server)] == list(range(1, latest_version() + 1))
         assert "min_bytes_for_full_part_storage" not in schema(server)["otel_traces"]
-        insert_as_collector(server, collector_rows(0, 40))
+        insert_as_collector(server, rows)
         assert set(storage(server, "otel_traces")) == set(storage(server, "llm_calls")) == {"Full"}
         server.command(f"DROP DATABASE IF EXISTS {server.client.database}")
 
