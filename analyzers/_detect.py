@@ -80,10 +80,11 @@ class DetectionSettings:
     penalty: float | None = None
     """Penalty of the candidate search (`change_points`, mean shifts): default 3 log n in noise-variance units.
     Candidates are many; the statistical test decides."""
-    anchored_alpha: float = 0.01
+    anchored_alpha: float = 0.05
     """Chance that noise alone raises a change-anchored finding in a report: each test at a new
     value's first appearance, on a route it reached, must reach the one-sided normal quantile of
-    anchored_alpha / (tests made) (Bonferroni). 0 turns change-anchored detection off."""
+    anchored_alpha / (tests made) (Bonferroni, which the tests' correlation makes conservative:
+    most are percentiles, tokens and costs of the same calls). 0 turns change-anchored detection off."""
 
 
 def detect(store: Store, window: Window, *, filters: Filters = Filters(), signals: Iterable[str] | None = None,
@@ -171,7 +172,7 @@ def _anchored(moments: Sequence[Anchor], filters: Filters, quiet: Sequence[tuple
     """Regressions of the signals nothing else found, at a change's known moment (`anchors`) on a
     route it reached: a fixed split there has a plain normal null, so over m such tests (signal,
     route, moment; tests of the same calls count once) the bar is the one-sided normal quantile
-    of anchored_alpha / m, about 3.5 where the search needs 4.6. A small steady drop that a
+    of anchored_alpha / m, about 3.1 where the search needs 4.6. A small steady drop that a
     prompt edit or an index rebuild brought to one route is found, and a percentile that every
     bucket since a deploy shows higher (the rank test at a fixed split, whose few buckets cannot
     reach the search's bar); the strongest per signal is kept. Where the new value reached only
