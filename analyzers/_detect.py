@@ -28,7 +28,7 @@ from driftline.collector._errors import NoDataError, TooLittleDataError
 from ._anchors import Anchor, anchors, pooled, segment_alias, segment_columns
 from ._changepoints import change_points
 from ._model import Evidence, Filters, Regression, SliceRef, Window
-from ._regimes import Regime, rank_z, rank_z_splits, shift_z, sums_z, trend_slope
+from ._regimes import Regime, rank_z, rank_z_splits, shift_z, split_z, trend_slope
 from ._signals import (
     ALL_SCORES,
     CALL_SIGNALS,
@@ -472,18 +472,10 @@ class _Series:
         n, low = len(self.raw), self.settings.min_segment
         if n < 2 * low:
             return None
-        z = np.nan_to_num(rank_z_splits(self.raw), nan=0.0, posinf=0.0, neginf=0.0) if self.squares is None else self._split_means(self.squares)
+        z = np.nan_to_num(rank_z_splits(self.raw), nan=0.0, posinf=0.0, neginf=0.0) if self.squares is None else split_z(self.raw, self.calls, self.squares, rate=self.rate)
         z = z if self.spec.bad == "up" else -z
         k = low + int(np.argmax(z[low : n - low + 1]))
         return k if z[k] > 0 else None
-
-    def _split_means(self, squares: np.ndarray) -> np.ndarray:
-        """`shift_z` of the regime after k against the one before k, for every k (index k; 0 where undefined)."""
-        cum = [np.concatenate([[0.0], np.cumsum(x)]) for x in (self.calls, self.raw * self.calls, squares, self.calls * self.raw**2)]
-        (nb, sb, qb, wb), (na, sa, qa, wa) = cum, [c[-1] - c for c in cum]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            z = sums_z(nb, sb, qb, wb - sb**2 / nb, na, sa, qa, wa - sa**2 / na, len(self.raw), rate=self.rate)
-        return np.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0)
 
     def z(self, k: int, end: int, before: Regime, after: Regime, *, start: int | None = None) -> float:
         """The shift in standard errors of the two regimes' means (before k; from `start`, default
@@ -498,7 +490,6 @@ class _Series:
     def _bucket(self) -> timedelta:
         times = self.frame["time"]
         return (times.iloc[1] - times.iloc[0]).to_pytimedelta() if len(times) > 1 else timedelta(0)
-
 
 
 def _with_evidence(regression: Regression, window: Window, bucket: timedelta, filters: Filters) -> Regression:

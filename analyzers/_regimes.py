@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Regime", "arcsine_z", "exact_z", "rank_z", "rank_z_splits", "shift_z", "sums_z", "trend_slope", "weighted_mean"]
+__all__ = ["Regime", "arcsine_z", "exact_z", "rank_z", "rank_z_splits", "shift_z", "split_z", "sums_z", "trend_slope", "weighted_mean"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,16 @@ def sums_z(nb: Any, sb: Any, qb: Any, spread_b: Any, na: Any, sa: Any, qa: Any, 
         return exact_z(qb, nb, qa, na) / np.sqrt(dispersion)
     own = np.maximum(qb / nb - (sb / nb) ** 2, 0.0) / nb + np.maximum(qa / na - (sa / na) ** 2, 0.0) / na
     return (sa / na - sb / nb) / np.sqrt(dispersion * np.maximum(per_call * (1 / nb + 1 / na), own))
+
+
+def split_z(raw: np.ndarray, calls: np.ndarray, squares: np.ndarray, *, rate: bool) -> np.ndarray:
+    """`shift_z` of the buckets from k on against those before k, for every k (index k; 0 where
+    undefined), from running sums."""
+    cum = [np.concatenate([[0.0], np.cumsum(x)]) for x in (calls, raw * calls, squares, calls * raw**2)]
+    (nb, sb, qb, wb), (na, sa, qa, wa) = cum, [c[-1] - c for c in cum]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = sums_z(nb, sb, qb, wb - sb**2 / nb, na, sa, qa, wa - sa**2 / na, len(raw), rate=rate)
+    return np.nan_to_num(z, nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def arcsine_z(xb: Any, nb: Any, xa: Any, na: Any, dispersion: Any) -> Any:
