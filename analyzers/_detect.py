@@ -27,6 +27,7 @@ from driftline.collector._errors import NoDataError, TooLittleDataError
 
 from ._anchors import Anchor, anchors, pooled, segment_alias, segment_columns
 from ._changepoints import change_points
+from ._mix import Composition, ShareStep, composition, mix_alias, mix_columns, share_steps
 from ._model import Evidence, Filters, Regression, SliceRef, Window
 from ._regimes import Regime, rank_z, rank_z_splits, shift_z, split_z, trend_slope
 from ._signals import (
@@ -118,13 +119,14 @@ def detect(store: Store, window: Window, *, filters: Filters = Filters(), signal
         else:
             quiet.append((spec, parts))
     moments = _moments(store, window, filters, settings) if unsliced or quiet else []
-    for spec, parts in _quality_slices(store, scan, bucket, filters, unsliced, moments):
+    steps = _share_steps(store, scan, window, bucket, filters, settings) if unsliced else []
+    for spec, parts in _quality_slices(store, scan, bucket, filters, unsliced, moments, steps):
         regression = _slice_regression(spec, _slices(parts), window.start, settings)
         if regression is not None:
             found.append(_with_evidence(regression, scan, bucket, filters))
         else:
             quiet.append((spec, parts))
-    found += [_with_evidence(r, scan, bucket, filters) for r in _anchored(moments, filters, quiet, settings)]
+    found += [_with_evidence(r, scan, bucket, filters) for r in _at_known_moments(moments, steps, filters, quiet, settings, window)]
     if judged == 0 and not found:  # a regression found on thin buckets passed its own test: it is reported
         raise TooLittleDataError(f"too little data to detect anything: every signal has fewer than {2 * settings.min_segment} "
                             f"buckets with {settings.min_bucket_calls}+ calls; widen the window (--since)")  # fmt: skip
@@ -167,23 +169,42 @@ def _moments(store: Store, window: Window, filters: Filters, settings: Detection
     return found + pooled(found)
 
 
-def _anchored(moments: Sequence[Anchor], filters: Filters, quiet: Sequence[tuple[Signal, dict[Slice, pandas.DataFrame]]],
-              settings: DetectionSettings) -> list[Regression]:  # fmt: skip
-    """Regressions of the signals nothing else found, at a change's known moment (`anchors`) on a
-    route it reached: a fixed split there has a plain normal null, so over m such tests (signal,
-    route, moment; tests of the same calls count once) the bar is the one-sided normal quantile
-    of anchored_alpha / m, about 3.1 where the search needs 4.6. A small steady drop that a
-    prompt edit or an index rebuild brought to one route is found, and a percentile that every
-    bucket since a deploy shows higher (the rank test at a fixed split, whose few buckets cannot
-    reach the search's bar); the strongest per signal is kept. Where the new value reached only
-    part of its route (an A/B test, a canary) and the scan read its own calls (`_segment`), they
-    are tested too, undiluted by the rest; a value that reached several routes is tested on its
-    calls over all of them as well (a new snapshot behind three routes), as a regression of the
-    whole scope."""
-    if not quiet or not moments:
+def _share_steps(store: Store, scan: Window, window: Window, bucket: timedelta, filters: Filters, settings: DetectionSettings) -> list[ShareStep]:
+    """The tenants' share steps the composition tests are made at (`_mix`); none when anchored tests are off."""
+    if settings.anchored_alpha <= 0:
         return []
-    tests: dict[tuple[str, int, tuple[float, ...]], tuple[_Series, SliceRef | None, Anchor, str]] = {}
-    for spec, parts in quiet:
+    return share_steps(store, scan, window, bucket, filters, min_segment=settings.min_segment, min_z=settings.min_z)
+
+
+def _at_known_moments(moments: Sequence[Anchor], steps: Sequence[ShareStep], filters: Filters, quiet: Sequence[tuple[Signal, dict[Slice, pandas.DataFrame]]],
+                      settings: DetectionSettings, window: Window) -> list[Regression]:  # fmt: skip
+    """Regressions of the signals nothing else found, at a moment known before any signal was
+    looked at: a change's first appearance (`_anchored`), else a tenant's share step (`_mixed`).
+    A fixed moment has a plain normal null, so over m such tests (tests of the same calls count
+    once) the bar is the one-sided normal quantile of anchored_alpha / m, about 3.1 where the
+    search needs 4.6."""
+    tests, mixes = _anchored_tests(moments, filters, quiet, settings), _mix_tests(steps, quiet, settings)
+    if not tests and not mixes:
+        return []
+    strict = replace(settings, min_z=NormalDist().inv_cdf(1 - settings.anchored_alpha / (len(tests) + len(mixes))))
+    anchored = _anchored(tests, strict)
+    taken = {r.signal for r in anchored}
+    return anchored + _mixed([m for m in mixes if m[0].name not in taken], strict, window)
+
+
+_Test = tuple["_Series", SliceRef | None, Anchor, str]
+"""An anchored test: the series, the slice it reads, the moment, and the change when it reads only its calls."""
+
+
+def _anchored_tests(moments: Sequence[Anchor], filters: Filters, quiet: Sequence[tuple[Signal, dict[Slice, pandas.DataFrame]]],
+                    settings: DetectionSettings) -> dict[tuple[str, int, tuple[float, ...]], _Test]:  # fmt: skip
+    """The tests at each change's known moment (`anchors`) on a route it reached, one per set of
+    calls. Where the new value reached only part of its route (an A/B test, a canary) and the scan
+    read its own calls (`_segment`), they are tested too, undiluted by the rest; a value that
+    reached several routes is tested on its calls over all of them as well (a new snapshot behind
+    three routes), as a regression of the whole scope."""
+    tests: dict[tuple[str, int, tuple[float, ...]], _Test] = {}
+    for spec, parts in quiet if moments else ():
         built: dict[Slice, _Series | None] = {}  # moments on one route share its series
         for i, moment in enumerate(moments):
             on_route = filters.route == moment.route  # a route filter leaves no route slices: the whole is the route
@@ -197,14 +218,59 @@ def _anchored(moments: Sequence[Anchor], filters: Filters, quiet: Sequence[tuple
                 k = series.position(moment.at)
                 if settings.min_segment <= k <= len(series.raw) - settings.min_segment:
                     tests.setdefault((spec.name, k, series.signature), (series, where, moment, own))  # one test per set of calls
-    if not tests:
-        return []
-    strict = replace(settings, min_z=NormalDist().inv_cdf(1 - settings.anchored_alpha / len(tests)))
+    return tests
+
+
+def _anchored(tests: dict[tuple[str, int, tuple[float, ...]], _Test], strict: DetectionSettings) -> list[Regression]:
+    """The strongest regression per signal of the anchored tests at the bar `strict` sets: a small
+    steady drop that a prompt edit or an index rebuild brought to one route is found, and a
+    percentile that every bucket since a deploy shows higher (the rank test at a fixed split,
+    whose few buckets cannot reach the search's bar)."""
     best: dict[str, tuple[float, Regression]] = {}
     for (name, k, _), (series, where, moment, own) in tests.items():
         judged = replace(series, settings=strict).judge(k, [len(series.raw)])
         if judged is not None and judged[0] > best.get(name, (-math.inf,))[0]:  # it starts at the change, not at its bucket
             best[name] = (judged[0], replace(judged[1], slice=where, anchor=moment.change, started_at=moment.at, anchor_calls_only=bool(own)))
+    return [r for _, r in best.values()]
+
+
+_Mix = tuple[Signal, ShareStep, Composition]
+
+
+def _mix_tests(steps: Sequence[ShareStep], quiet: Sequence[tuple[Signal, dict[Slice, pandas.DataFrame]]], settings: DetectionSettings) -> list[_Mix]:
+    """The composition test of each quiet score at each share step, where both the tenant's scored
+    calls and the others' number `min_bucket_calls` on each side (`_mix.composition`)."""
+    out = []
+    for spec, parts in quiet if steps else ():
+        for i, step in enumerate(steps):
+            tenant, rest = parts.get((mix_alias(i), "2")), parts.get((mix_alias(i), "1"))
+            if tenant is not None and rest is not None:
+                k = int((tenant["time"] < step.at).sum())
+                made = composition(tenant, rest, k, min_calls=settings.min_bucket_calls) if settings.min_segment <= k <= len(tenant) - settings.min_segment else None
+                out += [] if made is None else [(spec, step, made)]
+    return out
+
+
+def _mixed(mixes: Sequence[_Mix], strict: DetectionSettings, window: Window) -> list[Regression]:
+    """The strongest tenant-mix regression per signal: the score moved the bad way, the move the
+    share step explains clears the bar `strict` sets, and the tenant's calls differ from the
+    others' by `min_relative` at least (the floor a slice's own shift must clear: the step moved
+    that much on the calls it added); it lasts `min_duration` with `min_affected` calls."""
+    best: dict[str, tuple[float, Regression]] = {}
+    for spec, step, made in mixes:
+        sign = 1.0 if spec.bad == "up" else -1.0
+        z, moved = made.z * sign, (made.after - made.before) * sign
+        if moved <= 0 or z < strict.min_z or abs(made.gap) < strict.min_relative * abs(made.rest) or made.calls < strict.min_affected:
+            continue
+        if window.end - step.at < strict.min_duration or z <= best.get(spec.name, (-math.inf,))[0]:
+            continue
+        regression = Regression(
+            signal=spec.name, started_at=step.at, baseline=made.before, current=made.after, direction=spec.bad,
+            relative_change=(made.after - made.before) / abs(made.before) if made.before != 0 else sign,
+            confidence=round(math.erf(z / math.sqrt(2)), 6), calls=made.calls, evidence=Evidence("sliced_by_bucket"),
+            anchor=step.change, share_step=(round(step.before, 6), round(step.after, 6)),
+        )  # fmt: skip
+        best[spec.name] = (z, regression)
     return [r for _, r in best.values()]
 
 
@@ -253,13 +319,15 @@ def _series(store: Store, window: Window, bucket: timedelta, filters: Filters,
 
 
 def _quality_slices(store: Store, window: Window, bucket: timedelta, filters: Filters, names: list[str],
-                    moments: Sequence[Anchor]) -> list[tuple[Signal, dict[Slice, pandas.DataFrame]]]:  # fmt: skip
+                    moments: Sequence[Anchor], steps: Sequence[ShareStep]) -> list[tuple[Signal, dict[Slice, pandas.DataFrame]]]:  # fmt: skip
     """The named evaluations per slice, in one scan, only when some need it: slicing a score given
     after its call joins it to the call, the costliest part of detection. The same scan reads each
-    change's own calls and its route's before it (`segment_columns`), for `_anchored`."""
+    change's own calls and its route's before it (`segment_columns`), for `_anchored`, and each
+    stepped tenant's calls and the others' (`mix_columns`), for `_mixed`."""
     if not names:
         return []
-    parts = sliced_series(store, [ALL_SCORES], window, bucket, filters, by_evaluation=True, segments=segment_columns(moments))
+    (changes, bound), (tenants, shares) = segment_columns(moments), mix_columns(list(steps))
+    parts = sliced_series(store, [ALL_SCORES], window, bucket, filters, by_evaluation=True, segments=({**changes, **tenants}, {**bound, **shares}))
     return [(get_signal(n), parts[n]) for n in names if n in parts]
 
 

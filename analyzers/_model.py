@@ -76,11 +76,26 @@ class Regression:
     """The anchored test read only the calls carrying the change (it reached part of its route: an
     A/B test, a canary) against the route's calls of the same request models before it; baseline,
     current and calls are then theirs."""
+    share_step: tuple[float, float] | None = None
+    """For a tenant-mix shift (`anchor` names the tenant, `started_at` is when its share stepped):
+    the tenant's share of all calls before and after; the test measured how far that step alone
+    moved the signal (its gap to the other calls times the share's change)."""
 
     @property
     def where(self) -> str:
         """`route=/chat` for a slice's regression, '' for the whole scope's."""
         return "" if self.slice is None else f"{self.slice.dimension}={self.slice.value}"
+
+    @property
+    def anchor_note(self) -> str:
+        """How a finding that only a test at a known moment found was found; '' for the others."""
+        if self.anchor is None:
+            return ""
+        if self.share_step is not None:
+            before, after = self.share_step
+            return f"found where {self.anchor}'s share of the calls stepped from {before:.1%} to {after:.1%}, tested there for the move that step alone explains"
+        own = ", on the calls carrying it against those of its route before it" if self.anchor_calls_only else ""
+        return f"found at the first appearance of {self.anchor}, tested there alone{own}"
 
 
 @dataclass(frozen=True)

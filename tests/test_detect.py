@@ -12,6 +12,8 @@ import pytest
 
 from driftline.analyzers import Filters, Window, change_points, detect
 from driftline.analyzers._detect import DetectionSettings, find_regression
+from driftline.analyzers._render import render_report
+from driftline.analyzers._report import incident_report
 from driftline.analyzers._signals import get_signal
 from driftline.analyzers.evaluation._scenarios import BUCKET
 from driftline.collector import AnalysisError, NoDataError, Store
@@ -400,6 +402,67 @@ def test_a_new_snapshot_behind_several_routes_is_found_over_all_of_them(store: S
 @pytest.mark.parametrize("seed", range(3))
 def test_a_harmless_snapshot_behind_several_routes_raises_nothing(store: Store, seed: int) -> None:
     _snapshot_behind_three_routes(store, np.random.default_rng(seed), drop=0.0)
+    assert detect(store, Window(T0, T0 + timedelta(hours=6))) == []
+
+
+def _tenant_surge(store: Store, rng: np.random.Generator, *, gap: float, growth: float = 1.0, climb: bool = False) -> datetime:
+    """Six hours of judged calls on /chat, 10 a minute over four tenants, 4% of them tenant `small`,
+    whose answers always score `gap` lower (0.85 against 0.85 - gap, sd 0.15); from hour four
+    `small` sends `growth` times its calls, the extra on top of the others'. With `climb`, its share
+    instead climbs steadily from 2% to 12% over the six hours. Nobody's answers get worse. Judge
+    scores come two minutes after their calls. Returns the surge's time."""
+    change, n = T0 + timedelta(hours=4), 6 * 60 * 10
+    offsets = np.sort(rng.uniform(0, 6 * 3600, n))
+    small = rng.random(n) < (0.02 + 0.10 * offsets / (6 * 3600) if climb else 0.04)
+    tenants = np.where(small, "small", rng.choice(["a", "b", "c"], size=n, p=[0.5, 0.3, 0.2]))
+    extra = rng.uniform(4 * 3600, 6 * 3600, rng.poisson((growth - 1) * 0.04 * 10 * 120))
+    offsets, tenants = np.concatenate([offsets, extra]), np.concatenate([tenants, np.full(len(extra), "small")])
+    times, total = [T0 + timedelta(seconds=float(s)) for s in offsets], len(offsets)
+    _insert_calls(store, times, tenant=list(tenants))
+    scores = np.clip(rng.normal(np.where(tenants == "small", 0.85 - gap, 0.85), 0.15), 0, 1)
+    judged = {"time": [t + timedelta(minutes=2) for t in times], "trace_id": [f"t{i}" for i in range(total)],
+              "span_id": [f"s{i}" for i in range(total)], "service": ["bot"] * total, "evaluation": ["faithfulness"] * total, "score": list(scores)}  # fmt: skip
+    store.insert("llm_scores", list(judged.values()), list(judged))
+    return change
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_weak_tenant_growing_is_found_where_its_share_stepped(store: Store, seed: int) -> None:
+    """A tenant scoring 0.18 lower grows from 4% to 14% of the calls: the score falls by about 0.02,
+    under the floor and the noise of every test of the score alone; the tenant's share steps far
+    beyond its own noise, and there the move that step explains is tested."""
+    change = _tenant_surge(store, np.random.default_rng(seed), gap=0.18, growth=4)
+    window = Window(T0, T0 + timedelta(hours=6))
+    assert detect(store, window, settings=DetectionSettings(anchored_alpha=0)) == []
+    [found] = detect(store, window)
+    assert found.signal == "quality:faithfulness" and found.anchor == "tenant=small" and found.current < found.baseline
+    assert abs(found.started_at - change) <= timedelta(minutes=5) and found.share_step is not None
+    before, after = found.share_step
+    assert 0.03 < before < 0.05 and 0.11 < after < 0.17
+    assert f"tenant=small's share of the calls stepped from {before:.1%} to {after:.1%}" in found.anchor_note
+
+
+def test_the_report_names_the_growing_tenant_and_where_its_share_stepped(store: Store) -> None:
+    _tenant_surge(store, np.random.default_rng(7), gap=0.18, growth=4)
+    report = incident_report(store, Window(T0, T0 + timedelta(hours=6)))
+    [finding] = report.findings
+    assert finding.attribution is not None and finding.attribution.suspects[0].values == ("small",)
+    assert finding.regression.share_step is not None
+    stepped = "share of the calls stepped from {:.1%} to {:.1%}".format(*finding.regression.share_step)
+    assert stepped in render_report(report, "md") and stepped in render_report(report, "html")
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_tenant_growing_that_scores_as_the_others_do_raises_nothing(store: Store, seed: int) -> None:
+    _tenant_surge(store, np.random.default_rng(seed), gap=0.0, growth=4)
+    assert detect(store, Window(T0, T0 + timedelta(hours=6))) == []
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_weak_tenants_share_climbing_all_day_raises_nothing(store: Store, seed: int) -> None:
+    """From 2% to 12% of the calls in six hours: the halves of the day differ by more than twice,
+    no moment does."""
+    _tenant_surge(store, np.random.default_rng(seed), gap=0.18, climb=True)
     assert detect(store, Window(T0, T0 + timedelta(hours=6))) == []
 
 

@@ -77,8 +77,10 @@ def detect_command(since: str, until: str, signals: tuple[str, ...], bucket: obj
     where a regression the whole scope hid was found. Where a new model, snapshot, prompt,
     index or service version appeared, each route it reached in its first hour is also tested at that moment
     alone (a lower bar, about 3.5 standard errors, since the moment was known before looking):
-    such findings name the change (`anchor`) and come last. Worst first; exit 0 whether or not
-    anything regressed.
+    such findings name the change (`anchor`) and come last. Where one tenant's share of the calls
+    stepped (doubled or halved, not from the trend it was on), each score is tested there for the
+    move that step alone explains (`anchor` names the tenant, `share_step` its share before and
+    after). Worst first; exit 0 whether or not anything regressed.
 
     \b
     Example:
@@ -100,5 +102,4 @@ def detect_command(since: str, until: str, signals: tuple[str, ...], bucket: obj
     click.echo(f"{len(found)} regressed signal(s) between {span}\n")
     click.echo(table([_row(r) for r in found], ["signal", "started", "baseline", "current", "change", "confidence", "calls", "ended"]))
     for r in (r for r in found if r.anchor is not None):
-        own = ", on the calls carrying it against those of its route before it" if r.anchor_calls_only else ""
-        click.echo(f"{r.signal}{f' on {r.where}' if r.slice else ''}: found at the first appearance of {r.anchor}, tested there alone{own}")
+        click.echo(f"{r.signal}{f' on {r.where}' if r.slice else ''}: {r.anchor_note}")
