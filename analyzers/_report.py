@@ -236,7 +236,7 @@ def incident_report(
     attributions = attribute_regressions(store, window, filters, regressions, say)
     say("charting")
     findings = [_charted(store, window, filters, _exemplified(store, filters, f))
-                for f in changes_first(group_symptoms(corroborated(changes_over_buckets([_finding(r, a) for r, a in zip(regressions, attributions)]))))]  # fmt: skip
+                for f in changes_first(group_symptoms(corroborated(changes_over_buckets(stepped_tenants_first([_finding(r, a) for r, a in zip(regressions, attributions)])))))]  # fmt: skip
     say("building the timeline")
     events = timeline(store, window, filters=filters, regressions=regressions)
     say("measuring the impact")
@@ -400,6 +400,21 @@ def _charted(store: Store, window: Window, filters: Filters, finding: Finding) -
 
 SAME_START = timedelta(minutes=15)
 """Regressions starting this close together with the same top suspect are one incident."""
+
+
+def stepped_tenants_first(findings: Sequence[Finding]) -> list[Finding]:
+    """Each finding a tenant's share step found (`Regression.share_step`) led by that tenant where
+    its suspects list it explaining at least half as much as the top one: the step's own test
+    measured what the tenant's growth explains, and a pair narrowing it (one model's calls of that
+    tenant) is a part of the same growth, ranked first on a handful of baseline calls."""
+    return [_led_by_step(f) if f.regression.share_step is not None else f for f in findings]
+
+
+def _led_by_step(finding: Finding) -> Finding:
+    attribution, label = finding.attribution, finding.regression.anchor
+    suspects = attribution.suspects if attribution else ()
+    at = next((i for i, s in enumerate(suspects) if s.label == label and s.explained_share >= suspects[0].explained_share / 2), None)
+    return finding if at is None or attribution is None else _raised(finding, attribution, at)
 
 
 def changes_over_buckets(findings: Sequence[Finding]) -> list[Finding]:

@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from driftline.analyzers._model import Attribution, Evidence, Regression, Suspect, Window
-from driftline.analyzers._report import Finding, changes_first, changes_over_buckets, corroborated, group_symptoms
+from driftline.analyzers._report import Finding, changes_first, changes_over_buckets, corroborated, group_symptoms, stepped_tenants_first
 
 T0 = datetime(2026, 11, 16, 16, 0, tzinfo=UTC)
 INDEX, PROMPT, FINGERPRINT = ("index_version", "v119"), ("prompt_version", "v10"), ("system_fingerprint", "fp_b3")
@@ -188,3 +188,16 @@ def test_a_confidence_bucket_yields_its_lead_to_a_new_snapshot_when_confidence_d
     slight = _finding("quality:extraction_accuracy", 0, high, replace(new, explained_share=0.4))
     all_day = _finding("quality:extraction_accuracy", 0, high, replace(new, first_seen=T0 - timedelta(hours=5)))
     assert _leads(changes_over_buckets([slight, all_day])) == [("quality:extraction_accuracy", "input_confidence=high")] * 2
+
+
+def test_a_tenants_share_step_leads_over_a_pair_narrowing_it() -> None:
+    """A tenant's share step found the drop; one model's calls of that tenant, read on a handful of
+    baseline calls, explain a little more and rank first. The tenant leads; where it explains under
+    half as much as the top suspect, or the finding came from no share step, the ranking stays."""
+    tenant = _suspect(("tenant", "quickparts"))
+    pair = Suspect(("request_model", "tenant"), ("gpt-4.1", "quickparts"), 1.0, "mix", 0.8, 0.7, 3, 21, None, None, Evidence("leaves"))
+    found = _finding("quality:groundedness", 0, pair, replace(tenant, explained_share=0.8))
+    stepped = replace(found, regression=replace(found.regression, anchor="tenant=quickparts", share_step=(0.05, 0.18)))
+    assert _leads(stepped_tenants_first([stepped])) == [("quality:groundedness", "tenant=quickparts")]
+    weak = replace(stepped, attribution=replace(stepped.attribution, suspects=(pair, replace(tenant, explained_share=0.4))))
+    assert _leads(stepped_tenants_first([weak, found])) == [("quality:groundedness", "request_model=gpt-4.1 & tenant=quickparts")] * 2
