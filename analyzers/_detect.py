@@ -92,7 +92,7 @@ def detect(store: Store, window: Window, *, filters: Filters = Filters(), signal
            bucket: timedelta | None = None, settings: DetectionSettings = DetectionSettings()) -> list[Regression]:  # fmt: skip
     """Every signal that regressed in the window (worse direction only), worst first: still
     going on before ended, then by confidence and size; those only a test at a change's moment
-    found (`anchor`, weaker evidence) after all others.
+    or at a tenant's share step found (`anchor`, weaker evidence) after all others.
 
     Each signal is judged over the whole scope; when that shows nothing, over each slice
     (`SLICE_DIMENSIONS`: one route, provider or service), where a regression on a small part

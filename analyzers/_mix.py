@@ -81,9 +81,10 @@ def share_steps(store: Store, scan: Window, window: Window, bucket: timedelta, f
 
 def _step(tenant: np.ndarray, totals: np.ndarray, times: list[datetime], value: str, min_segment: int, bar: float) -> ShareStep | None:
     """The tenant's share step: its strongest split, if it clears `bar`, and the share after it
-    differs by `STEP_RATIO` from the share before it and from where the trend before it led (a
-    line through the buckets before, weighted by their calls): a share climbing all day differs
-    that much between the halves of the day, and not from its own trend."""
+    differs by `STEP_RATIO`, the same way, from the share before it and from where the trend
+    before it had led by the split (a line through the buckets before, weighted by their calls):
+    a share climbing all day differs that much between the halves of the day, and not from the
+    level it had climbed to."""
     if len(totals) < 2 * min_segment:
         return None
     share = tenant / totals
@@ -91,16 +92,16 @@ def _step(tenant: np.ndarray, totals: np.ndarray, times: list[datetime], value: 
     k = min_segment + int(np.argmax(z[min_segment : len(totals) - min_segment + 1]))
     x = np.arange(len(totals), dtype=float)
     slope, intercept = np.polyfit(x[:k], share[:k], 1, w=np.sqrt(totals[:k]))
-    trend = float(np.average(intercept + slope * x[k:], weights=totals[k:]))
+    trend = float(intercept + slope * k)
     before, after = tenant[:k].sum() / totals[:k].sum(), tenant[k:].sum() / totals[k:].sum()
-    if z[k] < bar or not (_stepped(after, before) and _stepped(after, trend)):
+    if z[k] < bar or _stepped(after, before) == 0 or _stepped(after, trend) != _stepped(after, before):
         return None
     return ShareStep(times[k], value, float(before), float(after))
 
 
-def _stepped(after: float, before: float) -> bool:
-    """Whether a share went from `before` to `after` by `STEP_RATIO` or more, either way."""
-    return after >= STEP_RATIO * before or before >= STEP_RATIO * after
+def _stepped(after: float, before: float) -> int:
+    """1 if a share went from `before` up to `after` by `STEP_RATIO` or more, -1 if down, else 0."""
+    return 1 if after >= STEP_RATIO * before else -1 if before >= STEP_RATIO * after else 0
 
 
 def mix_columns(steps: list[ShareStep]) -> Segments:

@@ -405,18 +405,20 @@ def test_a_harmless_snapshot_behind_several_routes_raises_nothing(store: Store, 
     assert detect(store, Window(T0, T0 + timedelta(hours=6))) == []
 
 
-def _tenant_surge(store: Store, rng: np.random.Generator, *, gap: float, growth: float = 1.0, climb: bool = False) -> datetime:
-    """Six hours of judged calls on /chat, 10 a minute over four tenants, 4% of them tenant `small`,
-    whose answers always score `gap` lower (0.85 against 0.85 - gap, sd 0.15); from hour four
-    `small` sends `growth` times its calls, the extra on top of the others'. With `climb`, its share
-    instead climbs steadily from 2% to 12% over the six hours. Nobody's answers get worse. Judge
-    scores come two minutes after their calls. Returns the surge's time."""
+def _tenant_surge(store: Store, rng: np.random.Generator, *, gap: float, growth: float = 1.0, share: float = 0.04, climb: bool = False) -> datetime:
+    """Six hours of judged calls on /chat, 10 a minute over four tenants, `share` of them tenant
+    `small`, whose answers always score `gap` lower (0.85 against 0.85 - gap, sd 0.15); from hour
+    four `small` sends `growth` times its calls (the extra on top of the others', or fewer). With
+    `climb`, its share instead climbs steadily from 2% to 12% over the six hours. Nobody's answers
+    get worse. Judge scores come two minutes after their calls. Returns the step's time."""
     change, n = T0 + timedelta(hours=4), 6 * 60 * 10
     offsets = np.sort(rng.uniform(0, 6 * 3600, n))
-    small = rng.random(n) < (0.02 + 0.10 * offsets / (6 * 3600) if climb else 0.04)
+    small = rng.random(n) < (0.02 + 0.10 * offsets / (6 * 3600) if climb else share)
     tenants = np.where(small, "small", rng.choice(["a", "b", "c"], size=n, p=[0.5, 0.3, 0.2]))
-    extra = rng.uniform(4 * 3600, 6 * 3600, rng.poisson((growth - 1) * 0.04 * 10 * 120))
-    offsets, tenants = np.concatenate([offsets, extra]), np.concatenate([tenants, np.full(len(extra), "small")])
+    extra = rng.uniform(4 * 3600, 6 * 3600, rng.poisson(max(growth - 1, 0) * share * 10 * 120))
+    kept = ~small | (offsets < 4 * 3600) | (rng.random(n) < growth if growth < 1 else True)
+    tenants = tenants[kept]
+    offsets, tenants = np.concatenate([offsets[kept], extra]), np.concatenate([tenants, np.full(len(extra), "small")])
     times, total = [T0 + timedelta(seconds=float(s)) for s in offsets], len(offsets)
     _insert_calls(store, times, tenant=list(tenants))
     scores = np.clip(rng.normal(np.where(tenants == "small", 0.85 - gap, 0.85), 0.15), 0, 1)
@@ -450,6 +452,16 @@ def test_the_report_names_the_growing_tenant_and_where_its_share_stepped(store: 
     assert finding.regression.share_step is not None
     stepped = "share of the calls stepped from {:.1%} to {:.1%}".format(*finding.regression.share_step)
     assert stepped in render_report(report, "md") and stepped in render_report(report, "html")
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_a_strong_tenant_leaving_is_found_where_its_share_fell(store: Store, seed: int) -> None:
+    """A tenant with 30% of the calls, scoring 0.1 higher, sends 30% of its calls from hour four:
+    the score falls by about 0.015, found where the tenant's share fell."""
+    change = _tenant_surge(store, np.random.default_rng(seed), gap=-0.1, growth=0.3, share=0.3)
+    [found] = detect(store, Window(T0, T0 + timedelta(hours=6)))
+    assert found.anchor == "tenant=small" and abs(found.started_at - change) <= timedelta(minutes=5) and found.current < found.baseline
+    assert found.share_step is not None and found.share_step[1] < found.share_step[0] / 2
 
 
 @pytest.mark.parametrize("seed", range(3))
