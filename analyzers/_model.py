@@ -70,8 +70,9 @@ class Regression:
     None when the whole scope regressed. Baseline, current and calls are then the slice's."""
     anchor: str | None = None
     """The change (`prompt_version=v9`) at whose first appearance the regression was tested when
-    only that test found it (change-anchored detection; `started_at` is then that first call);
-    None when the search over every split did."""
+    only that test found it (change-anchored detection; `started_at` is then that first call), or
+    the tenant (`tenant=acme`) at whose share step it was (`share_step`); None when the search over
+    every split did."""
     anchor_calls_only: bool = False
     """The anchored test read only the calls carrying the change (it reached part of its route: an
     A/B test, a canary) against the route's calls of the same request models before it; baseline,

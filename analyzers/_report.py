@@ -411,6 +411,7 @@ def stepped_tenants_first(findings: Sequence[Finding]) -> list[Finding]:
 
 
 def _led_by_step(finding: Finding) -> Finding:
+    """The finding led by the tenant its share step names, where `stepped_tenants_first` says so."""
     attribution, label = finding.attribution, finding.regression.anchor
     suspects = attribution.suspects if attribution else ()
     at = next((i for i, s in enumerate(suspects) if s.label == label and s.explained_share >= suspects[0].explained_share / 2), None)
