@@ -246,7 +246,8 @@ def _mix_tests(steps: Sequence[ShareStep], quiet: Sequence[tuple[Signal, dict[Sl
             tenant, rest = parts.get((mix_alias(i), "2")), parts.get((mix_alias(i), "1"))
             if tenant is not None and rest is not None:
                 k = int((tenant["time"] < step.at).sum())
-                made = composition(tenant, rest, k, min_calls=settings.min_bucket_calls) if settings.min_segment <= k <= len(tenant) - settings.min_segment else None
+                end = None if step.until is None else int((tenant["time"] < step.until).sum())
+                made = composition(tenant, rest, k, end, min_calls=settings.min_bucket_calls) if settings.min_segment <= k <= len(tenant) - settings.min_segment else None
                 out += [] if made is None else [(spec, step, made)]
     return out
 
@@ -262,13 +263,13 @@ def _mixed(mixes: Sequence[_Mix], strict: DetectionSettings, window: Window) -> 
         z, moved = made.z * sign, (made.after - made.before) * sign
         if moved <= 0 or z < strict.min_z or abs(made.gap) < strict.min_relative * abs(made.rest) or made.calls < strict.min_affected:
             continue
-        if window.end - step.at < strict.min_duration or z <= best.get(spec.name, (-math.inf,))[0]:
+        if (step.until or window.end) - step.at < strict.min_duration or z <= best.get(spec.name, (-math.inf,))[0]:
             continue
         regression = Regression(
             signal=spec.name, started_at=step.at, baseline=made.before, current=made.after, direction=spec.bad,
             relative_change=(made.after - made.before) / abs(made.before) if made.before != 0 else sign,
             confidence=round(math.erf(z / math.sqrt(2)), 6), calls=made.calls, evidence=Evidence("sliced_by_bucket"),
-            anchor=step.change, share_step=(round(step.before, 6), round(step.after, 6)),
+            anchor=step.change, share_step=(round(step.before, 6), round(step.after, 6)), ended_at=step.until,
         )  # fmt: skip
         best[spec.name] = (z, regression)
     return [r for _, r in best.values()]

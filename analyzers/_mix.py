@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ._model import Filters, Window
-from ._regimes import split_z
+from ._regimes import Regime, shift_z
 from ._signals import MAX_SLICES, Segments, bucket_params, filter_sql, full_grid, utc
 from ._sql import render
 
@@ -44,7 +44,10 @@ class ShareStep:
     value: str
     before: float
     after: float
+    """The tenant's share of the calls before `at`, and from `at` to `until`."""
     dimension: str = "tenant"
+    until: datetime | None = None
+    """When the share came back (a surge that ended), None while it lasts."""
 
     @property
     def change(self) -> str:
@@ -54,11 +57,10 @@ class ShareStep:
 
 def share_steps(store: Store, scan: Window, window: Window, bucket: timedelta, filters: Filters, *,
                 min_segment: int, min_z: float) -> list[ShareStep]:  # fmt: skip
-    """Each of the busiest tenants (`MAX_SLICES`) whose share of the calls stepped inside `window`:
-    the split of the scan's buckets where its share differs most, in standard errors of a rate
-    (inflated by the share's bucket-to-bucket overdispersion), by `STEP_RATIO` or more, at a bar
-    of min_z raised for the tenants and splits searched (z^2 = min_z^2 + 2 ln(tenants x splits)).
-    None under a tenant filter (one tenant's share of itself never moves). One small query."""
+    """Each of the busiest tenants (`MAX_SLICES`) whose share of the calls stepped inside `window`
+    (`_step`), at a bar of min_z raised for the tenants, starts and ends searched (z^2 = min_z^2 +
+    2 ln(tenants x starts x ends)). None under a tenant filter (one tenant's share of itself never
+    moves). One small query."""
     if filters.tenant is not None:
         return []
     where, params = filter_sql(filters)
@@ -74,29 +76,66 @@ def share_steps(store: Store, scan: Window, window: Window, bucket: timedelta, f
             counts.setdefault(str(tenant), np.zeros(len(grid)))[k] += calls
     busiest = sorted(counts, key=lambda t: (-counts[t].sum(), t))[:MAX_SLICES]
     used = totals > 0
-    bar = math.sqrt(min_z**2 + 2 * math.log(max(len(busiest) * int(used.sum()), 1)))
-    found = [_step(counts[t][used], totals[used], [g for g, u in zip(grid, used) if u], t, min_segment, bar) for t in busiest]
+    times, totals = [g for g, u in zip(grid, used) if u], _coarse(totals[used])
+    bar = math.sqrt(min_z**2 + 2 * math.log(max(len(busiest) * len(totals) ** 2 / 2, 1)))
+    found = [_step(_coarse(counts[t][used]), totals, times[:: _factor(len(times))], t, min_segment, bar) for t in busiest]
     return [s for s in found if s is not None and s.at >= window.start]
 
 
+MAX_STEP_BUCKETS = 600
+"""Buckets the share search reads at most (neighbours are summed beyond): it weighs every start
+and end at once, so its arrays grow with the square of the buckets."""
+
+
+def _factor(buckets: int) -> int:
+    """Buckets summed into one so that at most MAX_STEP_BUCKETS are left."""
+    return math.ceil(buckets / MAX_STEP_BUCKETS)
+
+
+def _coarse(counts: np.ndarray) -> np.ndarray:
+    """Counts summed in runs of `_factor` buckets."""
+    factor = _factor(len(counts))
+    return np.add.reduceat(counts, np.arange(0, len(counts), factor)) if factor > 1 else counts
+
+
 def _step(tenant: np.ndarray, totals: np.ndarray, times: list[datetime], value: str, min_segment: int, bar: float) -> ShareStep | None:
-    """The tenant's share step: its strongest split, if it clears `bar`, and the share after it
-    differs by `STEP_RATIO`, the same way, from the share before it and from where the trend
-    before it had led by the split (a line through the buckets before, weighted by their calls):
-    a share climbing all day differs that much between the halves of the day, and not from the
-    level it had climbed to."""
-    if len(totals) < 2 * min_segment:
+    """The tenant's share step: the run of buckets whose share differs most from the share before
+    it (`_strongest_run`; to the end unless the share came back within half the step after it), if
+    that difference clears `bar` in standard errors of a rate (inflated by the share's
+    bucket-to-bucket overdispersion), and the share in the run differs by `STEP_RATIO`, the same
+    way, from the share before it and from where the trend before it had led by its start (a line
+    through the buckets before, weighted by their calls): a share climbing all day differs that
+    much between the halves of the day, and not from the level it had climbed to."""
+    n = len(totals)
+    if n < 2 * min_segment:
         return None
     share = tenant / totals
-    z = np.abs(split_z(share, totals, tenant, rate=True))
-    k = min_segment + int(np.argmax(z[min_segment : len(totals) - min_segment + 1]))
-    x = np.arange(len(totals), dtype=float)
+    k, e = _strongest_run(tenant, totals, min_segment)
+    before, after = tenant[:k].sum() / totals[:k].sum(), tenant[k:e].sum() / totals[k:e].sum()
+    if e < n and abs(tenant[e:].sum() / totals[e:].sum() - before) >= abs(after - before) / 2:
+        e, after = n, tenant[k:].sum() / totals[k:].sum()  # it never came back: the step goes on
+    z = abs(shift_z(Regime.of(share[:k], totals[:k], tenant[:k]), Regime.of(share[k:e], totals[k:e], tenant[k:e]), rate=True))
+    x = np.arange(n, dtype=float)
     slope, intercept = np.polyfit(x[:k], share[:k], 1, w=np.sqrt(totals[:k]))
     trend = float(intercept + slope * k)
-    before, after = tenant[:k].sum() / totals[:k].sum(), tenant[k:].sum() / totals[k:].sum()
-    if z[k] < bar or _stepped(after, before) == 0 or _stepped(after, trend) != _stepped(after, before):
+    if z < bar or _stepped(after, before) == 0 or _stepped(after, trend) != _stepped(after, before):
         return None
-    return ShareStep(times[k], value, float(before), float(after))
+    return ShareStep(times[k], value, float(before), float(after), until=times[e] if e < n else None)
+
+
+def _strongest_run(tenant: np.ndarray, totals: np.ndarray, min_segment: int) -> tuple[int, int]:
+    """The buckets [k, e), each side at least min_segment long, whose share differs most from the
+    share of the buckets before k, in plain binomial standard errors: every start and end at once,
+    from running sums (a surge of an hour in a day is diluted by the rest of the day after it)."""
+    ones, calls = (np.concatenate([[0.0], np.cumsum(v)]) for v in (tenant, totals))
+    k, e = np.arange(len(ones))[:, None], np.arange(len(ones))[None, :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inside, within = ones[e] - ones[k], calls[e] - calls[k]
+        pooled = (ones[k] + inside) / (calls[k] + within)
+        z = np.abs(inside / within - ones[k] / calls[k]) / np.sqrt(pooled * (1 - pooled) * (1 / calls[k] + 1 / within))
+    z = np.where((k >= min_segment) & (e - k >= min_segment), np.nan_to_num(z, nan=0.0, posinf=0.0), 0.0)
+    start, end = np.unravel_index(int(np.argmax(z)), z.shape)
+    return int(start), int(end)
 
 
 def _stepped(after: float, before: float) -> int:
@@ -134,13 +173,14 @@ class Composition:
     """The other calls' mean after the step."""
 
 
-def composition(tenant: pandas.DataFrame, rest: pandas.DataFrame, k: int, *, min_calls: int) -> Composition | None:
-    """The score's move at bucket k that the tenant's share step explains (frames of one grid:
-    time, value, calls, squares); None unless both sides have `min_calls` scored calls on each side.
+def composition(tenant: pandas.DataFrame, rest: pandas.DataFrame, k: int, end: int | None, *, min_calls: int) -> Composition | None:
+    """The score's move over buckets [k, end) (to the last, for None) that the tenant's share step
+    explains, against the buckets before k (frames of one grid: time, value, calls, squares); None
+    unless both sides have `min_calls` scored calls on each side.
     The effect's variance is the delta method's: the shares' binomial variance times the gap
     squared, plus the gap's variance times the share change squared."""
-    (nt0, st0, qt0), (nt1, st1, qt1) = _sums(tenant, k)
-    (nr0, sr0, _), (nr1, sr1, qr1) = _sums(rest, k)
+    (nt0, st0, qt0), (nt1, st1, qt1) = _sums(tenant, k, end)
+    (nr0, sr0, _), (nr1, sr1, qr1) = _sums(rest, k, end)
     if min(nt0, nt1, nr0, nr1) < min_calls:
         return None
     n0, n1 = nt0 + nr0, nt1 + nr1
@@ -154,9 +194,9 @@ def composition(tenant: pandas.DataFrame, rest: pandas.DataFrame, k: int, *, min
     return Composition((st0 + sr0) / n0, (st1 + sr1) / n1, int(n1), effect, z, gap, mr)
 
 
-def _sums(frame: pandas.DataFrame, k: int) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
-    """(calls, sum, sum of squares) of the buckets before k, and of those from k on."""
+def _sums(frame: pandas.DataFrame, k: int, end: int | None) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """(calls, sum, sum of squares) of the buckets before k, and of those from k to `end`."""
     calls = frame["calls"].to_numpy(dtype=float)
     sums = np.nan_to_num(frame["value"].to_numpy(dtype=float)) * calls
     squares = np.nan_to_num(frame["squares"].to_numpy(dtype=float))
-    return ((calls[:k].sum(), sums[:k].sum(), squares[:k].sum()), (calls[k:].sum(), sums[k:].sum(), squares[k:].sum()))
+    return ((calls[:k].sum(), sums[:k].sum(), squares[:k].sum()), (calls[k:end].sum(), sums[k:end].sum(), squares[k:end].sum()))

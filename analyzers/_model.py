@@ -78,9 +78,10 @@ class Regression:
     A/B test, a canary) against the route's calls of the same request models before it; baseline,
     current and calls are then theirs."""
     share_step: tuple[float, float] | None = None
-    """For a tenant-mix shift (`anchor` names the tenant, `started_at` is when its share stepped):
-    the tenant's share of all calls before and after; the test measured how far that step alone
-    moved the signal (its gap to the other calls times the share's change)."""
+    """For a tenant-mix shift (`anchor` names the tenant, `started_at` is when its share stepped,
+    `ended_at` when it came back, if it did): the tenant's share of all calls before and during the
+    step; the test measured how far that step alone moved the signal (its gap to the other calls
+    times the share's change)."""
 
     @property
     def where(self) -> str:

@@ -405,18 +405,19 @@ def test_a_harmless_snapshot_behind_several_routes_raises_nothing(store: Store, 
     assert detect(store, Window(T0, T0 + timedelta(hours=6))) == []
 
 
-def _tenant_surge(store: Store, rng: np.random.Generator, *, gap: float, growth: float = 1.0, share: float = 0.04, climb: bool = False) -> datetime:
+def _tenant_surge(store: Store, rng: np.random.Generator, *, gap: float, growth: float = 1.0, share: float = 0.04, climb: bool = False,
+                  lasting: float = 2.0) -> datetime:  # fmt: skip
     """Six hours of judged calls on /chat, 10 a minute over four tenants, `share` of them tenant
     `small`, whose answers always score `gap` lower (0.85 against 0.85 - gap, sd 0.15); from hour
-    four `small` sends `growth` times its calls (the extra on top of the others', or fewer). With
+    four, for `lasting` hours, `small` sends `growth` times its calls (the extra on top of the others', or fewer). With
     `climb`, its share instead climbs steadily from 2% to 12% over the six hours. Nobody's answers
     get worse. Judge scores come two minutes after their calls. Returns the step's time."""
     change, n = T0 + timedelta(hours=4), 6 * 60 * 10
     offsets = np.sort(rng.uniform(0, 6 * 3600, n))
     small = rng.random(n) < (0.02 + 0.10 * offsets / (6 * 3600) if climb else share)
     tenants = np.where(small, "small", rng.choice(["a", "b", "c"], size=n, p=[0.5, 0.3, 0.2]))
-    extra = rng.uniform(4 * 3600, 6 * 3600, rng.poisson(max(growth - 1, 0) * share * 10 * 120))
-    kept = ~small | (offsets < 4 * 3600) | (rng.random(n) < growth if growth < 1 else True)
+    extra = rng.uniform(4 * 3600, (4 + lasting) * 3600, rng.poisson(max(growth - 1, 0) * share * 10 * 60 * lasting))
+    kept = ~small | (offsets < 4 * 3600) | (offsets >= (4 + lasting) * 3600) | (rng.random(n) < growth if growth < 1 else True)
     tenants = tenants[kept]
     offsets, tenants = np.concatenate([offsets[kept], extra]), np.concatenate([tenants, np.full(len(extra), "small")])
     times, total = [T0 + timedelta(seconds=float(s)) for s in offsets], len(offsets)
@@ -452,6 +453,23 @@ def test_the_report_names_the_growing_tenant_and_where_its_share_stepped(store: 
     assert finding.regression.share_step is not None
     stepped = "share of the calls stepped from {:.1%} to {:.1%}".format(*finding.regression.share_step)
     assert stepped in render_report(report, "md") and stepped in render_report(report, "html")
+
+
+def test_a_tenant_step_is_found_on_buckets_too_fine_for_the_share_search_to_read_one_by_one(store: Store) -> None:
+    """30-second buckets: 720 with calls, summed in pairs for the search over every start and end."""
+    change = _tenant_surge(store, np.random.default_rng(0), gap=0.18, growth=4)
+    found = detect(store, Window(T0, T0 + timedelta(hours=6)), signals=["quality:faithfulness"], bucket=timedelta(seconds=30))
+    assert [r.anchor for r in found] == ["tenant=small"] and abs(found[0].started_at - change) <= timedelta(minutes=5)
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_a_weak_tenants_surge_that_ended_is_found_with_its_end(store: Store, seed: int) -> None:
+    """The same growth for one hour, then back: one split at its start reads it diluted by the
+    hour after it; the hour itself is the step, and the regression ends with it."""
+    change = _tenant_surge(store, np.random.default_rng(seed), gap=0.18, growth=5, lasting=1.0)
+    [found] = detect(store, Window(T0, T0 + timedelta(hours=6)))
+    assert found.anchor == "tenant=small" and abs(found.started_at - change) <= timedelta(minutes=5)
+    assert found.ended_at is not None and abs(found.ended_at - (change + timedelta(hours=1))) <= timedelta(minutes=10)
 
 
 @pytest.mark.parametrize("seed", range(2))
