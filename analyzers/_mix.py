@@ -45,14 +45,13 @@ class ShareStep:
     before: float
     after: float
     """The tenant's share of the calls before `at`, and from `at` to `until`."""
-    dimension: str = "tenant"
     until: datetime | None = None
     """When the share came back (a surge that ended), None while it lasts."""
 
     @property
     def change(self) -> str:
         """`tenant=value`."""
-        return f"{self.dimension}={self.value}"
+        return f"tenant={self.value}"
 
 
 def share_steps(store: Store, scan: Window, window: Window, bucket: timedelta, filters: Filters, *,
@@ -156,21 +155,20 @@ def mix_alias(i: int) -> str:
 
 @dataclass(frozen=True)
 class Composition:
-    """A score before and after a share step, and the part of its move the step explains."""
+    """A score before and during a share step, and the part of its move the step explains."""
 
     before: float
     """The mean over all calls before the step."""
     after: float
-    """The mean over all calls from the step on."""
+    """The mean over all calls during the step."""
     calls: int
-    """Scored calls from the step on."""
-    effect: float
-    """The share's change times the tenant's gap to the other calls after the step."""
+    """Scored calls during the step."""
     z: float
-    """`effect` in standard errors (signed)."""
+    """The move the step explains (the share's change times `gap`) in standard errors (signed)."""
     gap: float
+    """The tenant's mean less the other calls' during the step."""
     rest: float
-    """The other calls' mean after the step."""
+    """The other calls' mean during the step."""
 
 
 def composition(tenant: pandas.DataFrame, rest: pandas.DataFrame, k: int, end: int | None, *, min_calls: int) -> Composition | None:
@@ -189,9 +187,8 @@ def composition(tenant: pandas.DataFrame, rest: pandas.DataFrame, k: int, end: i
     gap, change = mt - mr, p1 - p0
     gap_var = max(qt1 / nt1 - mt**2, 0.0) / nt1 + max(qr1 / nr1 - mr**2, 0.0) / nr1
     variance = gap**2 * (p0 * (1 - p0) / n0 + p1 * (1 - p1) / n1) + change**2 * gap_var
-    effect = change * gap
-    z = effect / math.sqrt(variance) if variance > 0 else 0.0
-    return Composition((st0 + sr0) / n0, (st1 + sr1) / n1, int(n1), effect, z, gap, mr)
+    z = change * gap / math.sqrt(variance) if variance > 0 else 0.0
+    return Composition((st0 + sr0) / n0, (st1 + sr1) / n1, int(n1), z, gap, mr)
 
 
 def _sums(frame: pandas.DataFrame, k: int, end: int | None) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
