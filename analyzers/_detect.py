@@ -30,6 +30,7 @@ from ._changepoints import change_points
 from ._mix import Composition, ShareStep, composition, mix_alias, mix_columns, share_steps
 from ._model import Evidence, Filters, Regression, SliceRef, Window
 from ._regimes import Regime, rank_z, rank_z_splits, shift_z, split_z, trend_slope
+from ._routes_mix import route_pairs, routes_within, shows_within
 from ._signals import (
     ALL_SCORES,
     CALL_SIGNALS,
@@ -111,7 +112,7 @@ def detect(store: Store, window: Window, *, filters: Filters = Filters(), signal
     for spec, parts in series:
         whole, enough = _prepared(spec, parts[WHOLE], settings)
         judged += enough
-        regression = _sliced_regression(spec, whole, _slices(parts), window.start, settings)
+        regression = _sliced_regression(spec, whole, parts, window.start, settings)
         if regression is not None:
             found.append(_with_evidence(regression, scan, bucket, filters))
         elif spec.source == "scores":
@@ -121,7 +122,7 @@ def detect(store: Store, window: Window, *, filters: Filters = Filters(), signal
     moments = _moments(store, window, filters, settings) if unsliced or quiet else []
     steps = _share_steps(store, scan, window, bucket, filters, settings) if unsliced else []
     for spec, parts in _quality_slices(store, scan, bucket, filters, unsliced, moments, steps):
-        regression = _slice_regression(spec, _slices(parts), window.start, settings)
+        regression = _slice_regression(spec, parts, window.start, settings)
         if regression is not None:
             found.append(_with_evidence(regression, scan, bucket, filters))
         else:
@@ -138,26 +139,37 @@ def _slices(parts: dict[Slice, pandas.DataFrame]) -> dict[Slice, pandas.DataFram
     return {k: f for k, f in parts.items() if k[0] in SLICE_DIMENSIONS}
 
 
-def _sliced_regression(spec: Signal, whole: pandas.DataFrame, slices: dict[Slice, pandas.DataFrame], since: datetime,
+def _sliced_regression(spec: Signal, whole: pandas.DataFrame, parts: dict[Slice, pandas.DataFrame], since: datetime,
                        settings: DetectionSettings) -> Regression | None:  # fmt: skip
     """The whole scope's regression starting at or after `since`, else the strongest of the slices'.
 
     Judging many slices gives noise many chances, so a slice's shift must clear a higher bar:
-    z^2 >= min_z^2 + 2 ln(slices judged) (the Bonferroni-like growth of a normal maximum)."""
+    z^2 >= min_z^2 + 2 ln(slices judged) (the Bonferroni-like growth of a normal maximum).
+    A shift over several routes counts only where their own calls show it (`_routes_mix`)."""
     found = _scored_regression(spec, whole, settings, since)
-    return found[1] if found is not None else _slice_regression(spec, slices, since, settings)
+    if found is not None and _within_routes(spec, found[1], parts, WHOLE, settings):
+        return found[1]
+    return _slice_regression(spec, parts, since, settings)
 
 
-def _slice_regression(spec: Signal, slices: dict[Slice, pandas.DataFrame], since: datetime,
+def _slice_regression(spec: Signal, parts: dict[Slice, pandas.DataFrame], since: datetime,
                       settings: DetectionSettings) -> Regression | None:  # fmt: skip
     """The strongest regression of the slices', starting at or after `since`, at the slices' bar."""
-    frames = {k: test for k, f in slices.items() if int(f["calls"].sum()) > settings.min_affected
+    frames = {k: test for k, f in _slices(parts).items() if int(f["calls"].sum()) > settings.min_affected
               for test, enough in [_prepared(spec, f, settings)] if enough}  # fmt: skip
     if not frames:
         return None
     stricter = replace(settings, min_z=math.sqrt(settings.min_z**2 + 2 * math.log(len(frames))))
-    scored = [(z, replace(r, slice=SliceRef(*k))) for k, f in frames.items() if (c := _scored_regression(spec, f, stricter, since)) for z, r in [c]]
+    scored = [(z, replace(r, slice=SliceRef(*k))) for k, f in frames.items() if (c := _scored_regression(spec, f, stricter, since))
+              for z, r in [c] if _within_routes(spec, r, parts, k, settings)]  # fmt: skip
     return max(scored, key=lambda c: (c[1].ended_at is None, c[0]))[1] if scored else None
+
+
+def _within_routes(spec: Signal, regression: Regression, parts: dict[Slice, pandas.DataFrame], part: Slice, settings: DetectionSettings) -> bool:
+    """Whether the regression of one part of the scan (the whole scope, a provider or a service)
+    shows within its routes, read as their tests read them (`_routes_mix.shows_within`)."""
+    routes = [_prepared(spec, frame, settings)[0] for frame in routes_within(parts, part)]
+    return shows_within(regression, routes, usable_calls=_usable_calls(spec, settings), percentile=spec.quantile is not None)
 
 
 def _moments(store: Store, window: Window, filters: Filters, settings: DetectionSettings) -> list[Anchor]:
@@ -310,7 +322,7 @@ def _series(store: Store, window: Window, bucket: timedelta, filters: Filters,
     wanted_quality = None if specs is None else {s.name for s in specs if s.source == "scores"}
     out = []
     if calls:
-        frames = sliced_series(store, calls, window, bucket, filters)
+        frames = sliced_series(store, calls, window, bucket, filters, segments=route_pairs(filters))
         out += [(s, frames[s.name]) for s in calls if s.name in frames]
     if wanted_quality is None or wanted_quality:
         for name, parts in sliced_series(store, [ALL_SCORES], window, bucket, filters, by_evaluation=True, sliced=False).items():

@@ -274,6 +274,52 @@ def test_a_latency_step_on_top_of_a_creep_is_found(store: Store, seed: int) -> N
     assert abs(found["latency_p50"].started_at - change) <= timedelta(minutes=15) and found["latency_p50"].relative_change > 0.3
 
 
+def _opening_hours(store: Store, rng: np.random.Generator, *, slower: float = 1.0) -> datetime:
+    """Six hours of calls of one service: /chat (openai, median 1 s, $0.001) and /search
+    (anthropic, median 2 s) at 8 and 4 a minute all day; /letters (openai, median 6 s, $0.01),
+    whose users start work at hour four, at 4 an hour until then and 10 a minute after. No call
+    runs slower than before, unless `slower` makes /chat's take that many times longer from hour
+    four. Returns hour four."""
+    opening, hour = T0 + timedelta(hours=4), 3600
+    rates = {"/chat": (8 * 60, 8 * 60), "/search": (4 * 60, 4 * 60), "/letters": (4, 10 * 60)}  # calls an hour before, after
+    medians, costs = {"/chat": 1.0, "/search": 2.0, "/letters": 6.0}, {"/chat": 0.001, "/search": 0.003, "/letters": 0.01}
+    offsets, routes = [], []
+    for route, (before, after) in rates.items():
+        for lo, hi, rate in ((0, 4 * hour, before), (4 * hour, 6 * hour, after)):
+            at = rng.uniform(lo, hi, rng.poisson(rate * (hi - lo) / hour))
+            offsets.append(at)
+            routes.append(np.full(len(at), route))
+    offset, route = np.concatenate(offsets), np.concatenate(routes)
+    order = np.argsort(offset)
+    offset, route = offset[order], route[order]
+    median = np.array([medians[r] for r in route]) * np.where((route == "/chat") & (offset >= 4 * hour), slower, 1.0)
+    latency = np.exp(rng.normal(np.log(median), 0.3))
+    cost = np.array([costs[r] for r in route]) * np.exp(rng.normal(0, 0.2, len(route)))
+    _insert_calls(store, [T0 + timedelta(seconds=float(x)) for x in offset], route=list(route), duration_s=list(latency), cost_usd=list(cost),
+                  provider=list(np.where(route == "/search", "anthropic", "openai")))  # fmt: skip
+    return opening
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_a_slow_route_opening_for_the_day_raises_no_latency_or_cost_alarm(store: Store, seed: int) -> None:
+    """At hour four a slow, costly route's users start work: the scope's median latency doubles
+    and its cost per call triples, and so do openai's (the route is one of its two), with every
+    route's calls as before. A shift of traffic between routes is no regression of any call."""
+    opening = _opening_hours(store, np.random.default_rng(seed))
+    [(before, after)] = store.rows("SELECT quantileIf(0.5)(duration_s, time < {t:DateTime64(9)}), quantileIf(0.5)(duration_s, time >= {t:DateTime64(9)}) "
+                                   "FROM llm_calls WHERE provider = 'openai'", {"t": opening})  # fmt: skip
+    assert after > 2 * before  # the aggregate the search reads did step
+    assert detect(store, Window(T0, T0 + timedelta(hours=6)), signals=HEAVY) == []
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_a_route_slowing_down_as_another_opens_is_found_on_that_route(store: Store, seed: int) -> None:
+    opening = _opening_hours(store, np.random.default_rng(seed), slower=1.6)
+    found = {r.signal: r for r in detect(store, Window(T0, T0 + timedelta(hours=6)), signals=HEAVY)}
+    assert "latency_p50" in found and abs(found["latency_p50"].started_at - opening) <= timedelta(minutes=15)
+    assert found["latency_p50"].slice is not None and found["latency_p50"].where == "route=/chat"
+
+
 def _judged_routes(store: Store, rng: np.random.Generator, *, small_drop: float, new_prompt: bool = False, storm: bool = False) -> datetime:
     """Six hours of judged calls, 10 a minute over three routes, 8% of them on /small; from hour
     four /small scores `small_drop` lower and, with `new_prompt`, carries prompt v2 (v1 before and
