@@ -264,8 +264,10 @@ def filter_columns(signal: Signal, filters: Filters) -> tuple[str, ...]:
 
 
 def _filterable(source: str) -> tuple[str, ...]:
-    """The filter columns a source can apply: llm_scores alone knows only the service."""
-    return ("service",) if source == "llm_scores" else _FILTER_COLUMNS
+    """The filter columns a source can apply: llm_scores alone none. Its service is the one that
+    recorded the score, which for a score an evaluation job gave later (its own service, on a span
+    linked to the call) is not the judged call's: any filter reads the scores through their calls."""
+    return () if source == "llm_scores" else _FILTER_COLUMNS
 
 
 def signal_series(store: Store, signal: str, window: Window, *, bucket: timedelta | None = None,

@@ -349,6 +349,23 @@ def test_a_quality_drop_on_one_route_is_found_through_scores_given_after_their_c
     assert found.where == "route=/small" and abs(found.started_at - change) <= timedelta(minutes=15)
 
 
+def test_scores_an_evaluation_job_gave_count_for_the_service_whose_calls_they_judge(store: Store) -> None:
+    """An evaluation job, a service of its own, scores the calls of service `bot` two minutes after
+    them (its rows carry the job's service and no call time, as a score on a span linked to the
+    call does); from hour four they score 0.1 lower. Over `bot`'s calls the drop is found as over
+    the whole store: a service filter reads the scores through the calls they judge."""
+    rng, n, change = np.random.default_rng(5), 6 * 60 * 10, T0 + timedelta(hours=4)
+    times = [T0 + timedelta(seconds=float(s)) for s in np.sort(rng.uniform(0, 6 * 3600, n))]
+    _insert_calls(store, times)
+    scores = np.clip(rng.normal(np.where(np.array(times) >= change, 0.75, 0.85), 0.1), 0, 1)
+    judged = {"time": [t + timedelta(minutes=2) for t in times], "trace_id": [f"t{i}" for i in range(n)], "span_id": [f"s{i}" for i in range(n)],
+              "service": ["evals"] * n, "evaluation": ["faithfulness"] * n, "score": list(scores)}  # fmt: skip
+    store.insert("llm_scores", list(judged.values()), list(judged))
+    for filters in (Filters(), Filters(service="bot")):
+        [found] = detect(store, Window(T0, T0 + timedelta(hours=6)), filters=filters, signals=["quality:faithfulness"])
+        assert found.slice is None and abs(found.started_at - change) <= timedelta(minutes=10)
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_a_small_drop_a_new_prompt_brought_to_one_route_is_found_at_its_first_appearance(store: Store, seed: int) -> None:
     """A 0.06 drop on 8% of the calls: below the bar of the search over every split of every slice,
