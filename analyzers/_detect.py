@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from statistics import NormalDist
@@ -30,7 +30,7 @@ from ._changepoints import change_points
 from ._mix import Composition, ShareStep, composition, mix_alias, mix_columns, share_steps
 from ._model import Evidence, Filters, Regression, SliceRef, Window
 from ._regimes import Regime, rank_z, rank_z_splits, shift_z, split_z, trend_slope
-from ._routes_mix import route_pairs, routes_within, shows_within
+from ._routes_mix import cell_columns, cells_within, shows_within
 from ._signals import (
     ALL_SCORES,
     CALL_SIGNALS,
@@ -145,9 +145,10 @@ def _sliced_regression(spec: Signal, whole: pandas.DataFrame, parts: dict[Slice,
 
     Judging many slices gives noise many chances, so a slice's shift must clear a higher bar:
     z^2 >= min_z^2 + 2 ln(slices judged) (the Bonferroni-like growth of a normal maximum).
-    A shift over several routes counts only where their own calls show it (`_routes_mix`)."""
+    A shift over several routes, or a route's operations, counts only where their own calls show it
+    (`_routes_mix`)."""
     found = _scored_regression(spec, whole, settings, since)
-    if found is not None and _within_routes(spec, found[1], parts, WHOLE, settings):
+    if found is not None and _within_cells(spec, parts, WHOLE, settings, found[1]):
         return found[1]
     return _slice_regression(spec, parts, since, settings)
 
@@ -161,15 +162,21 @@ def _slice_regression(spec: Signal, parts: dict[Slice, pandas.DataFrame], since:
         return None
     stricter = replace(settings, min_z=math.sqrt(settings.min_z**2 + 2 * math.log(len(frames))))
     scored = [(z, replace(r, slice=SliceRef(*k))) for k, f in frames.items() if (c := _scored_regression(spec, f, stricter, since))
-              for z, r in [c] if _within_routes(spec, r, parts, k, settings)]  # fmt: skip
+              for z, r in [c] if _within_cells(spec, parts, k, settings, r)]  # fmt: skip
     return max(scored, key=lambda c: (c[1].ended_at is None, c[0]))[1] if scored else None
 
 
-def _within_routes(spec: Signal, regression: Regression, parts: dict[Slice, pandas.DataFrame], part: Slice, settings: DetectionSettings) -> bool:
-    """Whether the regression of one part of the scan (the whole scope, a provider or a service)
-    shows within its routes, read as their tests read them (`_routes_mix.shows_within`)."""
-    routes = [_prepared(spec, frame, settings)[0] for frame in routes_within(parts, part)]
-    return shows_within(regression, routes, usable_calls=_usable_calls(spec, settings), percentile=spec.quantile is not None)
+def _within_cells(spec: Signal, parts: dict[Slice, pandas.DataFrame], part: Slice, settings: DetectionSettings, regression: Regression) -> bool:
+    """Whether the regression of one part of the scan (the whole scope, a route, a provider or a
+    service) shows within its cells, read as their tests read them (`_routes_mix.shows_within`)."""
+    cells = [_prepared(spec, frame, settings)[0] for frame in cells_within(parts, part)]
+    return shows_within(regression, cells, usable_calls=_usable_calls(spec, settings), percentile=spec.quantile is not None,
+                        floor=relative_floor(spec, settings))
+
+
+def relative_floor(spec: Signal, settings: DetectionSettings) -> float:
+    """The smallest relative shift reported of a signal (`min_relative`, `min_relative_heavy`)."""
+    return max(settings.min_relative, settings.min_relative_heavy if spec.heavy_tailed else 0.0)
 
 
 def _moments(store: Store, window: Window, filters: Filters, settings: DetectionSettings) -> list[Anchor]:
@@ -204,8 +211,10 @@ def _at_known_moments(moments: Sequence[Anchor], steps: Sequence[ShareStep], fil
     return anchored + _mixed([m for m in mixes if m[0].name not in taken], strict, window)
 
 
-_Test = tuple["_Series", SliceRef | None, Anchor, str]
-"""An anchored test: the series, the slice it reads, the moment, and the change when it reads only its calls."""
+_Test = tuple["_Series", SliceRef | None, Anchor, str, Callable[[Regression], bool] | None]
+"""An anchored test: the series, the slice it reads, the moment, the change when it reads only its
+calls, and whether a regression it finds shows within the cells of what it reads (`_within_cells`;
+None for a value's own calls, one cell)."""
 
 
 def _anchored_tests(moments: Sequence[Anchor], filters: Filters, quiet: Sequence[tuple[Signal, dict[Slice, pandas.DataFrame]]],
@@ -226,10 +235,12 @@ def _anchored_tests(moments: Sequence[Anchor], filters: Filters, quiet: Sequence
             where = None if on_route or moment.routes else SliceRef("route", moment.route)
             segment = _segment(parts, segment_alias(i))
             made = [(built[part], "")] + ([] if segment is None else [(_Series.of(spec, segment, settings), moment.change)])
+            shows = functools.partial(_within_cells, spec, parts, part, settings)
             for series, own in ((s, o) for s, o in made if s is not None):  # the route's calls; the value's own, where it reached part of them
                 k = series.position(moment.at)
                 if settings.min_segment <= k <= len(series.raw) - settings.min_segment:
-                    tests.setdefault((spec.name, k, series.signature), (series, where, moment, own))  # one test per set of calls
+                    checked = None if own else shows  # the scan reads no cells of a value's own calls
+                    tests.setdefault((spec.name, k, series.signature), (series, where, moment, own, checked))  # one test per set of calls
     return tests
 
 
@@ -239,11 +250,14 @@ def _anchored(tests: dict[tuple[str, int, tuple[float, ...]], _Test], strict: De
     percentile that every bucket since a deploy shows higher (the rank test at a fixed split,
     whose few buckets cannot reach the search's bar)."""
     best: dict[str, tuple[float, Regression]] = {}
-    for (name, k, _), (series, where, moment, own) in tests.items():
+    for (name, k, _), (series, where, moment, own, shows) in tests.items():
         judged = replace(series, settings=strict).judge(k, [len(series.raw)])
         if judged is not None and judged[0] > best.get(name, (-math.inf,))[0]:  # it starts at the change, not at its bucket
-            best[name] = (judged[0], replace(judged[1], slice=where, anchor=moment.change, started_at=moment.at, anchor_calls_only=bool(own)))
+            regression = replace(judged[1], slice=where, anchor=moment.change, started_at=moment.at, anchor_calls_only=bool(own))
+            if shows is None or shows(regression):
+                best[name] = (judged[0], regression)
     return [r for _, r in best.values()]
+
 
 
 _Mix = tuple[Signal, ShareStep, Composition]
@@ -322,7 +336,7 @@ def _series(store: Store, window: Window, bucket: timedelta, filters: Filters,
     wanted_quality = None if specs is None else {s.name for s in specs if s.source == "scores"}
     out = []
     if calls:
-        frames = sliced_series(store, calls, window, bucket, filters, segments=route_pairs(filters))
+        frames = sliced_series(store, calls, window, bucket, filters, segments=cell_columns(filters))
         out += [(s, frames[s.name]) for s in calls if s.name in frames]
     if wanted_quality is None or wanted_quality:
         for name, parts in sliced_series(store, [ALL_SCORES], window, bucket, filters, by_evaluation=True, sliced=False).items():
@@ -493,8 +507,7 @@ class _Series:
         return self.z(k, len(self.raw), before, after, start=start) >= self.settings.min_z
 
     def floor(self) -> float:
-        """The smallest relative shift reported of this signal (`min_relative`, `min_relative_heavy`)."""
-        return max(self.settings.min_relative, self.settings.min_relative_heavy if self.spec.heavy_tailed else 0.0)
+        return relative_floor(self.spec, self.settings)
 
     def bar(self, ended: datetime | None) -> float:
         """The z a regression must reach: `min_z` while it goes on; more once it has ended, since a

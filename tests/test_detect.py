@@ -300,16 +300,23 @@ def _opening_hours(store: Store, rng: np.random.Generator, *, slower: float = 1.
     return opening
 
 
+def _assert_only_the_mix_stepped(store: Store, moment: datetime, factor: float, signals: list[str], **where: str) -> None:
+    """The median latency of the calls matching `where` (one column = value) rose `factor` times at
+    `moment`, and detection over `signals` finds no regression."""
+    [(column, value)] = where.items()
+    [(before, after)] = store.rows(f"SELECT quantileIf(0.5)(duration_s, time < {{t:DateTime64(9)}}), quantileIf(0.5)(duration_s, time >= {{t:DateTime64(9)}}) "
+                                   f"FROM llm_calls WHERE {column} = {{v:String}}", {"t": moment, "v": value})  # fmt: skip
+    assert after > factor * before  # the aggregate the tests read did step
+    assert detect(store, Window(T0, T0 + timedelta(hours=6)), signals=signals) == []
+
+
 @pytest.mark.parametrize("seed", range(2))
 def test_a_slow_route_opening_for_the_day_raises_no_latency_or_cost_alarm(store: Store, seed: int) -> None:
     """At hour four a slow, costly route's users start work: the scope's median latency doubles
     and its cost per call triples, and so do openai's (the route is one of its two), with every
     route's calls as before. A shift of traffic between routes is no regression of any call."""
     opening = _opening_hours(store, np.random.default_rng(seed))
-    [(before, after)] = store.rows("SELECT quantileIf(0.5)(duration_s, time < {t:DateTime64(9)}), quantileIf(0.5)(duration_s, time >= {t:DateTime64(9)}) "
-                                   "FROM llm_calls WHERE provider = 'openai'", {"t": opening})  # fmt: skip
-    assert after > 2 * before  # the aggregate the search reads did step
-    assert detect(store, Window(T0, T0 + timedelta(hours=6)), signals=HEAVY) == []
+    _assert_only_the_mix_stepped(store, opening, 2, HEAVY, provider="openai")
 
 
 @pytest.mark.parametrize("seed", range(2))
@@ -320,6 +327,66 @@ def test_a_route_slowing_down_as_another_opens_is_found_on_that_route(store: Sto
     found = {r.signal: r for r in detect(store, Window(T0, T0 + timedelta(hours=6)), signals=HEAVY)}
     assert "latency_p50" in found and abs(found["latency_p50"].started_at - opening) <= timedelta(minutes=15)
     assert found["latency_p50"].slice is not None and found["latency_p50"].where == "route=/chat"
+
+
+def _retrieval_route(store: Store, rng: np.random.Generator, *, chat_share: tuple[float, float] = (0.45, 0.55),
+                     slower: tuple[float, float] = (1.0, 1.0)) -> datetime:  # fmt: skip
+    """Six hours of one service: /chat (median 1 s) at 6 a minute, and /ask, a retrieval route
+    whose questions make an embeddings call (median 0.08 s, $0.00001) and a chat call (median 6 s,
+    $0.01), 8 calls a minute. Until hour four `chat_share[0]` of /ask's calls are chat calls, after
+    it `chat_share[1]` (more retries, answers cached at retrieval): by default /ask's median moves
+    from its embeddings to its chat calls. From hour four, too, service version 1.2 answers (1.1
+    before); with `slower`, /ask's chat and embeddings calls take that many times longer. Returns hour four."""
+    change, hour = T0 + timedelta(hours=4), 3600
+    offset = np.sort(rng.uniform(0, 6 * hour, rng.poisson(14 * 60 * 6)))
+    after = offset >= 4 * hour
+    route = np.where(rng.random(len(offset)) < 6 / 14, "/chat", "/ask")
+    chat = (route == "/chat") | (rng.random(len(offset)) < np.where(after, chat_share[1], chat_share[0]))
+    median = np.where(route == "/chat", 1.0, np.where(chat, 6.0, 0.08) * np.where(after, np.where(chat, *slower), 1.0))
+    cost = np.where(chat, 0.01, 0.00001) * np.exp(rng.normal(0, 0.2, len(offset)))
+    _insert_calls(store, [T0 + timedelta(seconds=float(x)) for x in offset], route=list(route), operation=list(np.where(chat, "chat", "embeddings")),
+                  duration_s=list(np.exp(rng.normal(np.log(median), 0.3))), cost_usd=list(cost),
+                  service_version=list(np.where(after, "1.2", "1.1")))  # fmt: skip
+    return change
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_more_chat_calls_on_a_retrieval_route_raise_no_latency_or_cost_alarm(store: Store, seed: int) -> None:
+    """/ask's median latency and cost per call step up at hour four, as a deploy lands, with
+    neither kind of call slower or dearer than before: a shift between a route's operations is no
+    regression, found neither by the search nor by the test at the deploy's moment."""
+    change = _retrieval_route(store, np.random.default_rng(seed))
+    _assert_only_the_mix_stepped(store, change, 5, HEAVY, route="/ask")
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_a_retrieval_route_whose_chat_calls_creep_raises_no_median_alarm(store: Store, seed: int) -> None:
+    """/ask's chat calls go from 40% to 48% of its calls and take 4% longer (load, not a change):
+    its median, among the embeddings calls' slowest, rises by a quarter or more. The chat calls' few
+    percent count for nothing in seconds (less than half the smallest shift reported), so the
+    rise is the mix: no alarm."""
+    change = _retrieval_route(store, np.random.default_rng(seed), chat_share=(0.40, 0.48), slower=(1.04, 1.0))
+    _assert_only_the_mix_stepped(store, change, 1.2, ["latency_p50"], route="/ask")
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_a_retrieval_route_slower_under_load_than_it_shows_raises_no_median_alarm(store: Store, seed: int) -> None:
+    """The same shift of /ask's operations, with every call on it 12% slower from hour four (under
+    the 20% a latency must move to be reported): its median rises by 40% or more. In seconds the
+    chat calls' 12% (0.7 s) would make all of that rise; in proportion the calls moved 12%, under
+    half the rise, so it is the mix: no alarm."""
+    change = _retrieval_route(store, np.random.default_rng(seed), chat_share=(0.40, 0.48), slower=(1.12, 1.12))
+    _assert_only_the_mix_stepped(store, change, 1.3, ["latency_p50"], route="/ask")
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_chat_calls_slowing_on_a_retrieval_route_are_still_found(store: Store, seed: int) -> None:
+    """The same shift of /ask's operations, and its chat calls 1.5 times slower from the deploy:
+    their own calls show it, so the p95 latency regression (the chat calls' tail) stands."""
+    change = _retrieval_route(store, np.random.default_rng(seed), slower=(1.5, 1.0))
+    found = {r.signal: r for r in detect(store, Window(T0, T0 + timedelta(hours=6)), signals=HEAVY)}
+    assert "latency_p95" in found and abs(found["latency_p95"].started_at - change) <= timedelta(minutes=15)
+    assert found["latency_p95"].relative_change > 0.3
 
 
 def _judged_routes(store: Store, rng: np.random.Generator, *, small_drop: float, new_prompt: bool = False, storm: bool = False) -> datetime:
