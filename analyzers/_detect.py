@@ -171,10 +171,10 @@ def _within_cells(spec: Signal, parts: dict[Slice, pandas.DataFrame], part: Slic
     service) shows within its cells, read as their tests read them (`_routes_mix.shows_within`)."""
     cells = [_prepared(spec, frame, settings)[0] for frame in cells_within(parts, part)]
     return shows_within(regression, cells, usable_calls=_usable_calls(spec, settings), percentile=spec.quantile is not None,
-                        floor=relative_floor(spec, settings))
+                        floor=_relative_floor(spec, settings))  # fmt: skip
 
 
-def relative_floor(spec: Signal, settings: DetectionSettings) -> float:
+def _relative_floor(spec: Signal, settings: DetectionSettings) -> float:
     """The smallest relative shift reported of a signal (`min_relative`, `min_relative_heavy`)."""
     return max(settings.min_relative, settings.min_relative_heavy if spec.heavy_tailed else 0.0)
 
@@ -214,7 +214,7 @@ def _at_known_moments(moments: Sequence[Anchor], steps: Sequence[ShareStep], fil
 _Test = tuple["_Series", SliceRef | None, Anchor, str, Callable[[Regression], bool] | None]
 """An anchored test: the series, the slice it reads, the moment, the change when it reads only its
 calls, and whether a regression it finds shows within the cells of what it reads (`_within_cells`;
-None for a value's own calls, one cell)."""
+None for a value's own calls: the scan reads no cells of them)."""
 
 
 def _anchored_tests(moments: Sequence[Anchor], filters: Filters, quiet: Sequence[tuple[Signal, dict[Slice, pandas.DataFrame]]],
@@ -239,7 +239,7 @@ def _anchored_tests(moments: Sequence[Anchor], filters: Filters, quiet: Sequence
             for series, own in ((s, o) for s, o in made if s is not None):  # the route's calls; the value's own, where it reached part of them
                 k = series.position(moment.at)
                 if settings.min_segment <= k <= len(series.raw) - settings.min_segment:
-                    checked = None if own else shows  # the scan reads no cells of a value's own calls
+                    checked = None if own else shows
                     tests.setdefault((spec.name, k, series.signature), (series, where, moment, own, checked))  # one test per set of calls
     return tests
 
@@ -248,7 +248,9 @@ def _anchored(tests: dict[tuple[str, int, tuple[float, ...]], _Test], strict: De
     """The strongest regression per signal of the anchored tests at the bar `strict` sets: a small
     steady drop that a prompt edit or an index rebuild brought to one route is found, and a
     percentile that every bucket since a deploy shows higher (the rank test at a fixed split,
-    whose few buckets cannot reach the search's bar)."""
+    whose few buckets cannot reach the search's bar). As the search's, a regression of a route's
+    calls counts only where its cells show it: a deploy landing as a retrieval route's mix of
+    embeddings and chat calls moves is not what moved its median."""
     best: dict[str, tuple[float, Regression]] = {}
     for (name, k, _), (series, where, moment, own, shows) in tests.items():
         judged = replace(series, settings=strict).judge(k, [len(series.raw)])
@@ -257,7 +259,6 @@ def _anchored(tests: dict[tuple[str, int, tuple[float, ...]], _Test], strict: De
             if shows is None or shows(regression):
                 best[name] = (judged[0], regression)
     return [r for _, r in best.values()]
-
 
 
 _Mix = tuple[Signal, ShareStep, Composition]
@@ -507,7 +508,7 @@ class _Series:
         return self.z(k, len(self.raw), before, after, start=start) >= self.settings.min_z
 
     def floor(self) -> float:
-        return relative_floor(self.spec, self.settings)
+        return _relative_floor(self.spec, self.settings)
 
     def bar(self, ended: datetime | None) -> float:
         """The z a regression must reach: `min_z` while it goes on; more once it has ended, since a
