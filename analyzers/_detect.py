@@ -211,10 +211,10 @@ def _at_known_moments(moments: Sequence[Anchor], steps: Sequence[ShareStep], fil
     return anchored + _mixed([m for m in mixes if m[0].name not in taken], strict, window)
 
 
-_Test = tuple["_Series", SliceRef | None, Anchor, str, Callable[[Regression], bool] | None]
+_Test = tuple["_Series", SliceRef | None, Anchor, str, Callable[[Regression], bool]]
 """An anchored test: the series, the slice it reads, the moment, the change when it reads only its
-calls, and whether a regression it finds shows within the cells of what it reads (`_within_cells`;
-None for a value's own calls: the scan reads no cells of them)."""
+calls, and whether a regression of the route's calls shows within the cells of what it reads
+(`_within_cells`; a value's own calls are not asked: the scan reads no cells of them)."""
 
 
 def _anchored_tests(moments: Sequence[Anchor], filters: Filters, quiet: Sequence[tuple[Signal, dict[Slice, pandas.DataFrame]]],
@@ -239,8 +239,7 @@ def _anchored_tests(moments: Sequence[Anchor], filters: Filters, quiet: Sequence
             for series, own in ((s, o) for s, o in made if s is not None):  # the route's calls; the value's own, where it reached part of them
                 k = series.position(moment.at)
                 if settings.min_segment <= k <= len(series.raw) - settings.min_segment:
-                    checked = None if own else shows
-                    tests.setdefault((spec.name, k, series.signature), (series, where, moment, own, checked))  # one test per set of calls
+                    tests.setdefault((spec.name, k, series.signature), (series, where, moment, own, shows))  # one test per set of calls
     return tests
 
 
@@ -256,7 +255,7 @@ def _anchored(tests: dict[tuple[str, int, tuple[float, ...]], _Test], strict: De
         judged = replace(series, settings=strict).judge(k, [len(series.raw)])
         if judged is not None and judged[0] > best.get(name, (-math.inf,))[0]:  # it starts at the change, not at its bucket
             regression = replace(judged[1], slice=where, anchor=moment.change, started_at=moment.at, anchor_calls_only=bool(own))
-            if shows is None or shows(regression):
+            if own or shows(regression):
                 best[name] = (judged[0], regression)
     return [r for _, r in best.values()]
 

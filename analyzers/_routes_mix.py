@@ -59,20 +59,19 @@ def cells_within(parts: dict[Slice, pandas.DataFrame], part: Slice) -> list[pand
     whole scope or of a route's slice, the pairs of one provider or service for its slice; none
     where there is only one (no mix to move)."""
     if part == WHOLE:
-        cells = _operations(parts, "")
+        cells = _segments(parts, _CELL, "")
     elif part[0] == "route":
-        cells = _operations(parts, part[1] + _SEPARATOR)
+        cells = _segments(parts, _CELL, part[1] + _SEPARATOR)
     elif part[0] in PAIRED:
-        prefix = part[1] + _SEPARATOR
-        cells = [frame for (dimension, value), frame in parts.items() if dimension == _alias(part[0]) and value.startswith(prefix)]
+        cells = _segments(parts, _alias(part[0]), part[1] + _SEPARATOR)
     else:
         cells = []
     return cells if len(cells) > 1 else []
 
 
-def _operations(parts: dict[Slice, pandas.DataFrame], prefix: str) -> list[pandas.DataFrame]:
-    """The (route, operation) cells whose route starts with `prefix`."""
-    return [frame for (dimension, value), frame in parts.items() if dimension == _CELL and value.startswith(prefix)]
+def _segments(parts: dict[Slice, pandas.DataFrame], alias: str, prefix: str) -> list[pandas.DataFrame]:
+    """The frames of one segment column whose values start with `prefix`."""
+    return [frame for (dimension, value), frame in parts.items() if dimension == alias and value.startswith(prefix)]
 
 
 def shows_within(regression: Regression, cells: list[pandas.DataFrame], *, usable_calls: int, percentile: bool, floor: float) -> bool:
