@@ -12,7 +12,14 @@ off (`redaction=False`), and the ratio masked / unmasked is printed (issue 15's 
 --content gives every span the prompt and completion an app recording content sends (an e-mail
 address planted in one span in 20), so the detectors have something to scan.
 
+--baseline REV runs this benchmark --pairs times in this code's process and in one of git revision
+REV's (unpacked from git, first on PYTHONPATH), taking turns, and prints each side's median spans per
+CPU-second with the ratios: the exporter's, and the bare insert's (which pays only the engine and
+the materialized views, so it shows what the views cost). With --compare-redaction this code also
+reports the exporter with redaction off, like with like for a baseline that predates redaction.
+
 Run: .venv/bin/python bench/bench_export.py [--batch 2048] [--rounds 15] [--content] [--compare-redaction]
+     .venv/bin/python bench/bench_export.py --baseline 19d3829 --pairs 4 --compare-redaction
 Goal: driftline / bare >= 0.7.
 """
 
@@ -22,12 +29,16 @@ import argparse
 import functools
 import json
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+from _baseline import environment, unpack
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -110,12 +121,13 @@ def measure(store: Store, size: int, rounds: int, *, with_content: bool, compare
     """Interleaved rounds, each on fresh spans made just before it (an identical block would be
     deduplicated, and a heap of queued batches no exporter ever sees would skew the GC's work); the
     contenders take turns going first."""
-    masked, unmasked = StoreSpanExporter(store), StoreSpanExporter(store, owns_store=False, redaction=False)
+    masked = StoreSpanExporter(store)
     contenders: dict[str, Any] = {
         "driftline": lambda: functools.partial(masked.export, make_spans(size, with_content=with_content)),
         "bare": lambda: functools.partial(store.client.insert_arrow, "otel_traces", arrow_table(make_spans(size, with_content=with_content))),
     }  # fmt: skip
-    if compare_redaction:
+    if compare_redaction:  # (a baseline from before redaction has no such switch: it never gets here)
+        unmasked = StoreSpanExporter(store, owns_store=False, redaction=False)
         contenders["unmasked"] = lambda: functools.partial(unmasked.export, make_spans(size, with_content=with_content))
     times: dict[str, list[tuple[float, float]]] = {name: [] for name in contenders}
     for i in range(rounds + 1):
@@ -141,11 +153,20 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--rounds", type=int, default=15, help="interleaved batch pairs")
     parser.add_argument("--content", action="store_true", help="spans carry a prompt and a completion (~1 KiB), an e-mail in one in 20")
     parser.add_argument("--compare-redaction", action="store_true", help="also run the exporter with redaction off; print masked / unmasked")
+    parser.add_argument("--baseline", metavar="REV", help="instead: run in this code's process and in git revision REV's, taking turns")
+    parser.add_argument("--pairs", type=int, default=3, help="with --baseline: runs of each side (median taken)")
+    parser.add_argument("--json", action="store_true", help="print only the figures, as JSON (what --baseline reads)")
     args = parser.parse_args(argv)
+    if args.baseline:
+        return against_baseline(args.baseline, args.pairs, [f"--batch={args.batch}", f"--rounds={args.rounds}", *(["--content"] if args.content else [])],
+                                compare_redaction=args.compare_redaction)  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="driftline-bench-") as tmp, connect(f"chdb://{tmp}") as store:
         migrate(store)
         store.command("SYSTEM STOP MERGES")  # merges of earlier batches would land in random rounds
         result = measure(store, args.batch, args.rounds, with_content=args.content, compare_redaction=args.compare_redaction)
+    if args.json:
+        print(json.dumps(result))
+        return result
     print(f"StoreSpanExporter.export:    {result['driftline']:>7,.0f} spans/s wall, {result['driftline_cpu']:>7,.0f} spans per CPU-second"
           f" (conversion + default redaction + insert, batches of {args.batch}{', with content' if args.content else ''})")
     if args.compare_redaction:
@@ -156,6 +177,32 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     if args.compare_redaction:
         print(f"median ratio masked/unmasked: {result['redaction_ratio']:.2f}x in CPU time (goal >= {REDACTION_GOAL}x)"
               f" {'OK' if result['redaction_ratio'] >= REDACTION_GOAL else 'UNDER GOAL'}")  # fmt: skip
+    return result
+
+
+def against_baseline(rev: str, pairs: int, common: list[str], *, compare_redaction: bool) -> dict[str, float]:
+    """This benchmark `pairs` times in a process of this code and one of `rev`, taking turns going first;
+    prints the median spans per CPU-second of each side and the ratios (this code / `rev`)."""
+    with tempfile.TemporaryDirectory(prefix="driftline-bench-baseline-") as tmp:
+        sides = {"this code": (environment(None), ["--compare-redaction"] if compare_redaction else []), rev: (environment(unpack(rev, Path(tmp))), [])}
+        runs: dict[str, list[dict[str, float]]] = {name: [] for name in sides}
+        for i in range(pairs):
+            for name in list(sides)[i % 2 :] + list(sides)[: i % 2]:
+                env, extra = sides[name]
+                done = subprocess.run([sys.executable, __file__, *common, *extra, "--json"], env=env, capture_output=True, text=True)
+                if done.returncode:
+                    raise SystemExit(f"{name}'s run failed:\n{done.stderr[-3000:]}")
+                runs[name].append(json.loads(done.stdout.splitlines()[-1]))
+                print(f"run {i + 1}/{pairs} {name}: export {runs[name][-1]['driftline_cpu']:,.0f}, bare {runs[name][-1]['bare_cpu']:,.0f} spans per CPU-second",
+                      flush=True)  # fmt: skip
+    median = {name: {key: statistics.median(run[key] for run in taken) for key in taken[0]} for name, taken in runs.items()}
+    ours, base = median["this code"], median[rev]
+    result = {"export_ratio": ours["driftline_cpu"] / base["driftline_cpu"], "bare_ratio": ours["bare_cpu"] / base["bare_cpu"]}
+    print(f"exporter: {ours['driftline_cpu']:,.0f} against {base['driftline_cpu']:,.0f} spans per CPU-second ({result['export_ratio']:.2f}x {rev})")
+    if compare_redaction:
+        result["unmasked_ratio"] = ours["unmasked_cpu"] / base["driftline_cpu"]
+        print(f"  ... this code with redaction off: {ours['unmasked_cpu']:,.0f} ({result['unmasked_ratio']:.2f}x {rev})")
+    print(f"bare insert (engine + views only): {ours['bare_cpu']:,.0f} against {base['bare_cpu']:,.0f} ({result['bare_ratio']:.2f}x {rev})")
     return result
 
 

@@ -21,7 +21,15 @@ masked / unmasked (goal >= 0.9); the ceiling line then also shows the receiver's
 --content gives every span the prompt and completion an app recording content sends (an e-mail
 planted in one in 20), so the detectors have something to scan.
 
+--baseline REV runs the sustained phase instead, --rounds times, alternating this code's serve with
+REV's (unpacked from git, run from its own PYTHONPATH; same clients, same payloads), and prints
+each one's median spans/s stored and serve's CPU time per 100,000 stored spans (process CPU from
+/proc over the measured window: steadier than the rate on a shared machine), with the ratios.
+With --compare-redaction this code also runs with --no-redaction, like with like for a baseline
+that predates redaction.
+
 Run: .venv/bin/python bench/bench_serve.py [--seconds 40] [--content] [--compare-redaction]
+     .venv/bin/python bench/bench_serve.py --baseline 19d3829 --rounds 4 --seconds 30 --compare-redaction
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import argparse
 import http.client
 import itertools
 import os
+import statistics
 import sys
 import tempfile
 import threading
@@ -41,6 +50,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from _baseline import environment, unpack
 from bench_export import content
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -247,32 +257,43 @@ def phase(server: ServeProcess, senders: list[Resender], clients: int, seconds: 
         thread.start()
     time.sleep(min(10.0, seconds / 4))  # warm-up: the benchmark window, not synchronisation
     offered0, t0, answers0 = tally["offered"], time.perf_counter(), dict(tally)
-    stored_per_s = stored_rate(server, seconds)
+    stored_per_s, cpu_per_100k = stored_rate(server, seconds)
     offered1, t1 = tally["offered"], time.perf_counter()
     stop.set()
     for thread in threads:
         thread.join()
     window = {k: tally.get(k, 0) - answers0.get(k, 0) for k in ("200", "503", "429")}
-    return {"stored_per_s": stored_per_s, "offered_per_s": (offered1 - offered0) / (t1 - t0), **window}
+    return {"stored_per_s": stored_per_s, "cpu_per_100k": cpu_per_100k, "offered_per_s": (offered1 - offered0) / (t1 - t0), **window}
 
 
-def stored_rate(server: ServeProcess, seconds: float, every: float = 0.25) -> float:
-    """Spans/s stored over the next `seconds`, timed from the first to the last insert seen in them.
+def stored_rate(server: ServeProcess, seconds: float, every: float = 0.25) -> tuple[float, float]:
+    """(spans/s stored, serve's CPU seconds per 100,000 of them) over the next `seconds`, timed from
+    the first to the last insert seen in them.
 
     The counter moves a whole group (~80,000 spans) at a time, so counting between the window's
     ends would be off by up to a group (5% of 40 s at 40,000 spans/s); sampling every `every`
     seconds puts each insert within that of when it landed."""
-    changes: list[tuple[float, float]] = []
+    changes: list[tuple[float, float, float]] = []
     last = None
     deadline = time.perf_counter() + seconds
     while (now := time.perf_counter()) < deadline:
         stored = server.metrics()["driftline_serve_stored_total"]
         if stored != last:
-            changes.append((now, stored))
+            changes.append((now, stored, process_cpu(server)))
             last = stored
         time.sleep(every)  # sampling interval
-    (start_t, start), (end_t, end) = changes[1] if len(changes) > 2 else changes[0], changes[-1]  # [0]: the value at the start
-    return (end - start) / (end_t - start_t) if end_t > start_t else 0.0
+    (start_t, start, start_cpu), (end_t, end, end_cpu) = changes[1] if len(changes) > 2 else changes[0], changes[-1]  # [0]: the value at the start
+    if end_t <= start_t:
+        return 0.0, 0.0
+    return (end - start) / (end_t - start_t), (end_cpu - start_cpu) / (end - start) * 100_000
+
+
+def process_cpu(process: ServeProcess) -> float:
+    """CPU seconds (user + system, all threads: Python and the engine) the serve process has used."""
+    assert process.proc is not None
+    stat = Path(f"/proc/{process.proc.pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()  # the name in parentheses may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss(process: ServeProcess) -> int:
@@ -283,10 +304,12 @@ def peak_rss(process: ServeProcess) -> int:
     return 0
 
 
-def end_to_end(bodies: list[bytes], seconds: float, *extra: str, flood: bool = True) -> tuple[dict[str, float], dict[str, float], int]:
-    """(sustained, flood, peak RSS) of one serve started with `extra` flags; without `flood`, that phase is skipped (empty)."""
+def end_to_end(bodies: list[bytes], seconds: float, *extra: str, flood: bool = True,
+               env: dict[str, str] | None = None) -> tuple[dict[str, float], dict[str, float], int]:  # fmt: skip
+    """(sustained, flood, peak RSS) of one serve started with `extra` flags (in `env`, default this
+    process's); without `flood`, that phase is skipped (empty)."""
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
-        server = ServeProcess(Path(tmp), "--grpc-port", "-1", "--spool-max-mb", "256", "--log-format", "text", *extra).start()
+        server = ServeProcess(Path(tmp), "--grpc-port", "-1", "--spool-max-mb", "256", "--log-format", "text", *extra, env=env).start()
         senders = [Resender(body) for body in bodies]
         try:
             sustained = phase(server, senders, 4, seconds, honour_retry_after=True)
@@ -303,10 +326,15 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=12, help=f"distinct requests of {SPANS_PER_REQUEST} spans")
     parser.add_argument("--content", action="store_true", help="spans carry a prompt and a completion (~1 KiB), an e-mail in one in 20")
     parser.add_argument("--compare-redaction", action="store_true", help="also measure sustained on a serve with --no-redaction (first)")
+    parser.add_argument("--baseline", metavar="REV", help="instead: sustained only, alternating this code's serve with git revision REV's")
+    parser.add_argument("--rounds", type=int, default=3, help="with --baseline: sustained runs of each serve (median taken)")
     args = parser.parse_args()
     bodies = payloads(args.requests, with_content=args.content)
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start (other work shares the cores)")
     print(f"payload: {args.requests} requests x {SPANS_PER_REQUEST} GenAI spans, {sum(map(len, bodies)) / len(bodies) / 1024:.0f} KiB each")
+    if args.baseline:
+        against_baseline(bodies, args.baseline, rounds=args.rounds, seconds=args.seconds, unmasked=args.compare_redaction)
+        return
     parse_rate, decode_rate = ceiling(bodies)
     print(f"ceiling (this process, 1 thread): receiver protobuf parse {parse_rate:,.0f} spans/s; writer decode to columns {decode_rate:,.0f} spans/s")
     if args.compare_redaction:
@@ -320,7 +348,7 @@ def main() -> None:
     unmasked = end_to_end(bodies, args.seconds, "--no-redaction", flood=False)[0]["stored_per_s"] if args.compare_redaction else 0.0
     sustained, flood, rss = end_to_end(bodies, args.seconds)
     rate = sustained["stored_per_s"]
-    print(f"sustained, OTLP/HTTP protobuf -> driftline serve -> embedded chDB: {rate:,.0f} spans/s stored"
+    print(f"sustained, OTLP/HTTP protobuf -> driftline serve -> embedded chDB: {rate:,.0f} spans/s stored, {sustained['cpu_per_100k']:.2f} CPU-s per 100k"
           f" (4 clients honouring Retry-After; answers {sustained['200']:.0f} x 200, {sustained['503']:.0f} x 503, {sustained['429']:.0f} x 429)")  # fmt: skip
     print(f"flood: 16 clients ignoring Retry-After offered {flood['offered_per_s']:,.0f} spans/s ({flood['offered_per_s'] / max(rate, 1):.1f}x the sustained rate);"
           f" answers {flood['200']:.0f} x 200, {flood['503']:.0f} x 503, {flood['429']:.0f} x 429; still stored {flood['stored_per_s']:,.0f} spans/s")  # fmt: skip
@@ -330,6 +358,30 @@ def main() -> None:
               f" (goal >= 0.9{', payload with content' if args.content else ''})")
     print(f"ratio sustained / engine writer ceiling: {rate / engine_rate:.2f}; / Python decode ceiling: {rate / decode_rate:.2f};"
           f" vs the 40,000 spans/s goal: {rate / 40_000:.2f}")
+
+def against_baseline(bodies: list[bytes], rev: str, *, rounds: int, seconds: float, unmasked: bool) -> None:
+    """The sustained phase `rounds` times for this code's serve and for `rev`'s, taking turns going
+    first (and, with `unmasked`, this code with --no-redaction too); prints medians and ratios."""
+    with tempfile.TemporaryDirectory(prefix="bench-serve-baseline-") as tmp:
+        baseline = environment(unpack(rev, Path(tmp)))
+        contenders: dict[str, tuple[tuple[str, ...], dict[str, str] | None]] = {"this code": ((), None), f"{rev}": ((), baseline)}
+        if unmasked:
+            contenders["this code, --no-redaction"] = (("--no-redaction",), None)
+        runs: dict[str, list[dict[str, float]]] = {name: [] for name in contenders}
+        for i in range(rounds):
+            order = list(contenders)[i % len(contenders) :] + list(contenders)[: i % len(contenders)]
+            for name in order:
+                extra, env = contenders[name]
+                runs[name].append(end_to_end(bodies, seconds, *extra, flood=False, env=env)[0])
+                print(f"round {i + 1}/{rounds} {name}: {runs[name][-1]['stored_per_s']:,.0f} spans/s stored,"
+                      f" {runs[name][-1]['cpu_per_100k']:.2f} CPU-s per 100k spans", flush=True)  # fmt: skip
+    median = {name: {key: statistics.median(run[key] for run in taken) for key in ("stored_per_s", "cpu_per_100k")} for name, taken in runs.items()}
+    base = median[rev]
+    for name, figures in median.items():
+        print(f"{name:>28}: median {figures['stored_per_s']:,.0f} spans/s stored, {figures['cpu_per_100k']:.2f} CPU-s per 100k spans;"
+              f" vs {rev}: {figures['stored_per_s'] / base['stored_per_s']:.2f}x the rate, {base['cpu_per_100k'] / figures['cpu_per_100k']:.2f}x"
+              f" in CPU per span (above 1: cheaper)")  # fmt: skip
+
 
 if __name__ == "__main__":
     main()

@@ -36,10 +36,15 @@ def wait_for(condition: Callable[[], Any], *, timeout: float = 60.0, what: str =
 
 
 class ServeProcess:
-    """One `driftline serve` subprocess; start() waits until it answers /healthz."""
+    """One `driftline serve` subprocess; start() waits until it answers /healthz.
 
-    def __init__(self, workdir: Path, *extra: str, store: str | None = None, token: str | None = None) -> None:
+    `env` is the environment it starts in (default this process's), e.g. one whose PYTHONPATH puts
+    another revision of driftline first (bench_serve --baseline)."""
+
+    def __init__(self, workdir: Path, *extra: str, store: str | None = None, token: str | None = None,
+                 env: dict[str, str] | None = None) -> None:  # fmt: skip
         self.workdir = workdir
+        self.env = env
         self.store = store or f"chdb://{workdir / 'store'}"
         self.extra = list(extra)
         self.token = token
@@ -68,7 +73,7 @@ class ServeProcess:
                 "--ready-file", str(ready_file), *self.extra]  # fmt: skip
         if self.token and "--token-file" not in self.extra:
             args += ["--token", self.token]
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("DRIFTLINE_", "OTEL_"))}
+        env = {k: v for k, v in (self.env or os.environ).items() if not k.startswith(("DRIFTLINE_", "OTEL_"))}
         # temporary files the store writes go with the test's folder, not into /tmp; it is also where
         # test_serve_security looks for files a request must not leave behind
         env["TMPDIR"] = str(self.workdir)
