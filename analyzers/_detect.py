@@ -120,7 +120,8 @@ def detect(store: Store, window: Window, *, filters: Filters = Filters(), signal
         else:
             quiet.append((spec, parts))
     moments = _moments(store, window, filters, settings) if unsliced or quiet else []
-    steps = _share_steps(store, scan, window, bucket, filters, settings) if unsliced else []
+    steps = _share_steps(store, scan, window, bucket, filters, settings) if unsliced or any(s.of_inputs for s, _ in quiet) else []
+    quiet = _with_tenants(store, scan, bucket, filters, quiet, steps)
     for spec, parts in _quality_slices(store, scan, bucket, filters, unsliced, moments, steps):
         regression = _slice_regression(spec, parts, window.start, settings)
         if regression is not None:
@@ -264,8 +265,9 @@ _Mix = tuple[Signal, ShareStep, Composition]
 
 
 def _mix_tests(steps: Sequence[ShareStep], quiet: Sequence[tuple[Signal, dict[Slice, pandas.DataFrame]]], settings: DetectionSettings) -> list[_Mix]:
-    """The composition test of each quiet score at each share step, where both the tenant's scored
-    calls and the others' number `min_bucket_calls` on each side (`_mix.composition`)."""
+    """The composition test of each quiet score, and quiet signal of the calls' inputs, at each share
+    step, where both the tenant's calls with a value and the others' number `min_bucket_calls` on
+    each side (`_mix.composition`)."""
     out = []
     for spec, parts in quiet if steps else ():
         for i, step in enumerate(steps):
@@ -356,6 +358,18 @@ def _quality_slices(store: Store, window: Window, bucket: timedelta, filters: Fi
     (changes, bound), (tenants, shares) = segment_columns(moments), mix_columns(list(steps))
     parts = sliced_series(store, [ALL_SCORES], window, bucket, filters, by_evaluation=True, segments=({**changes, **tenants}, {**bound, **shares}))
     return [(get_signal(n), parts[n]) for n in names if n in parts]
+
+
+def _with_tenants(store: Store, window: Window, bucket: timedelta, filters: Filters, quiet: list[tuple[Signal, dict[Slice, pandas.DataFrame]]],
+                  steps: Sequence[ShareStep]) -> list[tuple[Signal, dict[Slice, pandas.DataFrame]]]:  # fmt: skip
+    """The quiet signals, those of the calls' inputs (`Signal.of_inputs`) with each stepped tenant's
+    calls and the others' (`mix_columns`) for `_mixed`, as `_quality_slices` reads them for the
+    scores: one more scan of the calls, only when a tenant's share stepped."""
+    wanted = [spec for spec, _ in quiet if spec.of_inputs]
+    if not steps or not wanted:
+        return quiet
+    frames = sliced_series(store, wanted, window, bucket, filters, sliced=False, segments=mix_columns(list(steps)))
+    return [(spec, {**parts, **{k: f for k, f in frames.get(spec.name, {}).items() if k != WHOLE}}) for spec, parts in quiet]
 
 
 def merge_thin_buckets(frame: pandas.DataFrame, min_calls: int) -> pandas.DataFrame:

@@ -7,7 +7,8 @@ aggregate's own shift (a hundredth or two, on a few hundred scored calls) is wit
 Its share of calls, counted over every call, steps far beyond its noise, so the step is a moment
 found before any score is looked at; at it, the move the step explains (the share's change times
 the tenant's gap to the other calls after it) is measured on all the scored calls of both sides,
-with a far smaller standard error than the aggregate's shift.
+with a far smaller standard error than the aggregate's shift. The calls' input confidence is
+tested the same way (`Signal.of_inputs`): a tenant with poorer scans moves it as it moves a score.
 """
 
 from __future__ import annotations

@@ -52,6 +52,10 @@ class Signal:
     """Per-call values spread over orders of magnitude (a latency, a token count, a cost): the
     percentile or mean moves a tenth with load, prompt growth or the mix of routes in an ordinary
     day, so detection asks a larger relative shift of it (`DetectionSettings.min_relative_heavy`)."""
+    of_inputs: bool = False
+    """It measures what came in (a transcript's or a scan's confidence), not what the model did:
+    a tenant whose inputs are poorer growing moves it with no call worse than before, as it moves
+    a score, so it gets the tenant-mix test (`_mix`) where latency and cost do not."""
 
     @property
     def value_sql(self) -> str:
@@ -136,9 +140,9 @@ _CALL_SIGNALS: tuple[Signal, ...] = (
     Signal("validation_failure_rate", "share of structured outputs that failed validation", "up",
            "validation != 'ok'", "validation IS NOT NULL", binary=True),  # fmt: skip
     Signal("low_confidence_share", f"share of ASR/OCR inputs with mean word confidence under {LOW_CONFIDENCE}", "up",
-           f"confidence_mean < {LOW_CONFIDENCE}", "confidence_mean IS NOT NULL", column="confidence_mean", binary=True),  # fmt: skip
+           f"confidence_mean < {LOW_CONFIDENCE}", "confidence_mean IS NOT NULL", column="confidence_mean", binary=True, of_inputs=True),  # fmt: skip
     Signal("input_confidence", "mean word confidence of ASR/OCR inputs (0-1)", "down", "confidence_mean", "confidence_mean IS NOT NULL",
-           column="confidence_mean"),  # fmt: skip
+           column="confidence_mean", of_inputs=True),  # fmt: skip
 )
 CALL_SIGNALS: dict[str, Signal] = {s.name: s for s in _CALL_SIGNALS}
 

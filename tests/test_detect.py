@@ -538,12 +538,14 @@ def test_a_harmless_snapshot_behind_several_routes_raises_nothing(store: Store, 
 
 
 def _tenant_surge(store: Store, rng: np.random.Generator, *, gap: float, growth: float = 1.0, share: float = 0.04, climb: bool = False,
-                  lasting: float = 2.0) -> datetime:  # fmt: skip
+                  lasting: float = 2.0, scans: bool = False) -> datetime:  # fmt: skip
     """Six hours of judged calls on /chat, 10 a minute over four tenants, `share` of them tenant
     `small`, whose answers always score `gap` lower (0.85 against 0.85 - gap, sd 0.15); from hour
     four, for `lasting` hours, `small` sends `growth` times its calls (the extra on top of the others', or fewer). With
     `climb`, its share instead climbs steadily from 2% to 12% over the six hours. Nobody's answers
-    get worse. Judge scores come two minutes after their calls. Returns the step's time."""
+    get worse. Judge scores come two minutes after their calls. With `scans`, the calls read
+    scanned documents instead, unjudged: the OCR's mean word confidence is 0.88 (sd 0.06), `gap`
+    lower on `small`'s (poorer scans). Returns the step's time."""
     change, n = T0 + timedelta(hours=4), 6 * 60 * 10
     offsets = np.sort(rng.uniform(0, 6 * 3600, n))
     small = rng.random(n) < (0.02 + 0.10 * offsets / (6 * 3600) if climb else share)
@@ -553,6 +555,9 @@ def _tenant_surge(store: Store, rng: np.random.Generator, *, gap: float, growth:
     tenants = tenants[kept]
     offsets, tenants = np.concatenate([offsets[kept], extra]), np.concatenate([tenants, np.full(len(extra), "small")])
     times, total = [T0 + timedelta(seconds=float(s)) for s in offsets], len(offsets)
+    if scans:
+        _insert_calls(store, times, tenant=list(tenants), confidence_mean=list(np.clip(rng.normal(np.where(tenants == "small", 0.88 - gap, 0.88), 0.06), 0, 1)))
+        return change
     _insert_calls(store, times, tenant=list(tenants))
     scores = np.clip(rng.normal(np.where(tenants == "small", 0.85 - gap, 0.85), 0.15), 0, 1)
     judged = {"time": [t + timedelta(minutes=2) for t in times], "trace_id": [f"t{i}" for i in range(total)],
@@ -625,6 +630,35 @@ def test_a_weak_tenants_share_climbing_all_day_raises_nothing(store: Store, seed
     """From 2% to 12% of the calls in six hours: the halves of the day differ by more than twice,
     no moment does."""
     _tenant_surge(store, np.random.default_rng(seed), gap=0.18, climb=True)
+    assert detect(store, Window(T0, T0 + timedelta(hours=6))) == []
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_tenant_with_poorer_scans_growing_is_found_in_input_confidence_where_its_share_stepped(store: Store, seed: int) -> None:
+    """A tenant whose scans read 0.1 less sure grows from 4% to 14% of the calls (a backlog upload):
+    every call's confidence, not a sample of judged ones, shows the move its share step explains,
+    about 0.01, far under any test of the mean alone. Confidence measures what came in, so like a
+    score it gets the tenant-mix test (latency and cost do not)."""
+    change = _tenant_surge(store, np.random.default_rng(seed), gap=0.1, growth=4, scans=True)
+    window = Window(T0, T0 + timedelta(hours=6))
+    assert detect(store, window, settings=DetectionSettings(anchored_alpha=0)) == []
+    [found] = detect(store, window)
+    assert found.signal == "input_confidence" and found.anchor == "tenant=small" and found.current < found.baseline
+    assert abs(found.started_at - change) <= timedelta(minutes=5) and found.share_step is not None
+    before, after = found.share_step
+    assert 0.03 < before < 0.05 and 0.11 < after < 0.17
+
+
+def test_the_report_names_the_tenant_whose_poorer_scans_grew(store: Store) -> None:
+    _tenant_surge(store, np.random.default_rng(5), gap=0.1, growth=4, scans=True)
+    [finding] = incident_report(store, Window(T0, T0 + timedelta(hours=6))).findings
+    assert finding.regression.signal == "input_confidence" and finding.regression.share_step is not None
+    assert finding.attribution is not None and finding.attribution.suspects[0].values == ("small",)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_tenant_with_scans_as_good_as_the_others_growing_raises_nothing(store: Store, seed: int) -> None:
+    _tenant_surge(store, np.random.default_rng(seed), gap=0.0, growth=4, scans=True)
     assert detect(store, Window(T0, T0 + timedelta(hours=6))) == []
 
 
