@@ -373,8 +373,11 @@ def _with_tenants(store: Store, window: Window, bucket: timedelta, filters: Filt
 
 
 def merge_thin_buckets(frame: pandas.DataFrame, min_calls: int) -> pandas.DataFrame:
-    """When over a quarter of the buckets with calls hold fewer than `min_calls`, merge neighbours
-    until three quarters do (bucket size adapts to volume).
+    """When over a quarter of the buckets with calls hold fewer than `min_calls`, each run of thin
+    buckets is merged with its neighbours until it holds `min_calls` (bucket size adapts to
+    volume): a night's buckets are read in groups, the busy hours' one by one, so a step in the
+    busy hours keeps every bucket of its evidence (one merge factor for the whole series, set by
+    the night, left a busy hour's step three buckets, under the search's bar).
 
     Values are merged weighted by calls (exact for rates and means, an approximation for
     percentiles), so low-volume services and slices are judged on buckets that mean something
@@ -384,13 +387,9 @@ def merge_thin_buckets(frame: pandas.DataFrame, min_calls: int) -> pandas.DataFr
 
     calls = frame["calls"].to_numpy()
     busy = calls[calls > 0]
-    low = float(np.quantile(busy, 0.25)) if len(busy) else 0.0
-    if not len(busy) or low >= min_calls:
+    if not len(busy) or float(np.quantile(busy, 0.25)) >= min_calls:
         return frame
-    factor = min(math.ceil(min_calls / max(low, 1.0)), max(1, len(frame) // 12))
-    if factor <= 1:
-        return frame
-    group = np.arange(len(frame)) // factor
+    group = _groups(calls, min_calls, longest=max(1, len(frame) // 12))
     merged = np.bincount(group, weights=calls)
     weighted = np.bincount(group, weights=np.nan_to_num(frame["value"].to_numpy(dtype=float)) * calls)
     squares = frame["squares"].to_numpy(dtype=float)
@@ -399,6 +398,19 @@ def merge_thin_buckets(frame: pandas.DataFrame, min_calls: int) -> pandas.DataFr
     starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
     return pd.DataFrame({"time": frame["time"].iloc[starts].reset_index(drop=True), "value": value, "calls": merged.astype(int),
                          "squares": np.bincount(group, weights=squares) if np.isfinite(squares).all() else np.full(len(starts), np.nan)})  # fmt: skip
+
+
+def _groups(calls: np.ndarray, min_calls: int, *, longest: int) -> np.ndarray:
+    """Each bucket's group: consecutive buckets, a group closed once it holds `min_calls` calls or
+    spans `longest` buckets (a series thin all along keeps a dozen groups, too thin to judge)."""
+    group, index, held, span = np.zeros(len(calls), dtype=int), 0, 0, 0
+    for i, count in enumerate(calls):
+        group[i], held, span = index, held + int(count), span + 1
+        if held >= min_calls or span >= longest:
+            index, held, span = index + 1, 0, 0
+    if 0 < held < min_calls and index > 0:  # the last group fell short: it joins the one before
+        group[group == index] = index - 1
+    return group
 
 
 def min_calls(spec: Signal, settings: DetectionSettings) -> int:

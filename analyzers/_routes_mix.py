@@ -84,11 +84,13 @@ def shows_within(regression: Regression, cells: list[pandas.DataFrame], *, usabl
     moved by less than MIX_SHARE of `floor` (the smallest relative shift the signal reports) is
     as it was. A cell too thin to read on either side whose share of the calls at least doubled
     (or that only opened) is where the traffic moved: its calls count, with no change of their
-    own read. Other cells too thin to read do not count; it holds where those that count hold
-    under half the regression's calls, or there are no cells."""
+    own read. Other cells too thin to read do not count. Where those that count hold under half
+    the regression's calls, a mean or a rate holds, and a percentile does not: a tail over cells
+    each too thin to read (a p99 asks 200 calls a bucket) may be any one cell's, or the mix's, and
+    the slices judge it on their own calls. Where there are no cells (one kind of call) it holds."""
     within, relative, weight = _within(regression, cells, usable_calls=usable_calls, percentile=percentile, floor=floor)
     if weight < regression.calls / 2:
-        return True
+        return not (percentile and cells)
     shift = regression.current - regression.baseline
     if within / weight * np.sign(shift) < MIX_SHARE * abs(shift):
         return False
