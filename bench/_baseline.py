@@ -38,6 +38,13 @@ def _git(*args: str) -> bytes:
         raise SystemExit(f"--baseline: git {' '.join(args[:2])}: {exc.stderr.decode().strip()}") from None
 
 
+def in_turn(names: list[str], round_: int) -> list[str]:
+    """`names` rotated so that each goes first in turn, round after round (whoever runs first
+    meets a colder machine)."""
+    turn = round_ % len(names)
+    return names[turn:] + names[:turn]
+
+
 def environment(pythonpath: Path | None) -> dict[str, str]:
     """This process's environment, with `pythonpath` (a baseline) first on the module path."""
     env = dict(os.environ)

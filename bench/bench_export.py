@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from _baseline import environment, unpack
+from _baseline import environment, in_turn, unpack
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -187,7 +187,7 @@ def against_baseline(rev: str, pairs: int, common: list[str], *, compare_redacti
         sides = {"this code": (environment(None), ["--compare-redaction"] if compare_redaction else []), rev: (environment(unpack(rev, Path(tmp))), [])}
         runs: dict[str, list[dict[str, float]]] = {name: [] for name in sides}
         for i in range(pairs):
-            for name in list(sides)[i % 2 :] + list(sides)[: i % 2]:
+            for name in in_turn(list(sides), i):
                 env, extra = sides[name]
                 done = subprocess.run([sys.executable, __file__, *common, *extra, "--json"], env=env, capture_output=True, text=True)
                 if done.returncode:

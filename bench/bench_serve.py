@@ -50,7 +50,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from _baseline import environment, unpack
+from _baseline import environment, in_turn, unpack
 from bench_export import content
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -279,29 +279,13 @@ def stored_rate(server: ServeProcess, seconds: float, every: float = 0.25) -> tu
     while (now := time.perf_counter()) < deadline:
         stored = server.metrics()["driftline_serve_stored_total"]
         if stored != last:
-            changes.append((now, stored, process_cpu(server)))
+            changes.append((now, stored, server.cpu_seconds()))
             last = stored
         time.sleep(every)  # sampling interval
     (start_t, start, start_cpu), (end_t, end, end_cpu) = changes[1] if len(changes) > 2 else changes[0], changes[-1]  # [0]: the value at the start
     if end_t <= start_t:
         return 0.0, 0.0
     return (end - start) / (end_t - start_t), (end_cpu - start_cpu) / (end - start) * 100_000
-
-
-def process_cpu(process: ServeProcess) -> float:
-    """CPU seconds (user + system, all threads: Python and the engine) the serve process has used."""
-    assert process.proc is not None
-    stat = Path(f"/proc/{process.proc.pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()  # the name in parentheses may hold spaces
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def peak_rss(process: ServeProcess) -> int:
-    assert process.proc is not None
-    for line in Path(f"/proc/{process.proc.pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 def end_to_end(bodies: list[bytes], seconds: float, *extra: str, flood: bool = True,
@@ -314,7 +298,7 @@ def end_to_end(bodies: list[bytes], seconds: float, *extra: str, flood: bool = T
         try:
             sustained = phase(server, senders, 4, seconds, honour_retry_after=True)
             flooded = phase(server, senders, 16, seconds / 2, honour_retry_after=False) if flood else {}
-            rss = peak_rss(server)
+            rss = server.rss_bytes("VmHWM")
         finally:
             server.stop(timeout=600)
     return sustained, flooded, rss
@@ -359,18 +343,18 @@ def main() -> None:
     print(f"ratio sustained / engine writer ceiling: {rate / engine_rate:.2f}; / Python decode ceiling: {rate / decode_rate:.2f};"
           f" vs the 40,000 spans/s goal: {rate / 40_000:.2f}")
 
+
 def against_baseline(bodies: list[bytes], rev: str, *, rounds: int, seconds: float, unmasked: bool) -> None:
     """The sustained phase `rounds` times for this code's serve and for `rev`'s, taking turns going
     first (and, with `unmasked`, this code with --no-redaction too); prints medians and ratios."""
     with tempfile.TemporaryDirectory(prefix="bench-serve-baseline-") as tmp:
         baseline = environment(unpack(rev, Path(tmp)))
-        contenders: dict[str, tuple[tuple[str, ...], dict[str, str] | None]] = {"this code": ((), None), f"{rev}": ((), baseline)}
+        contenders: dict[str, tuple[tuple[str, ...], dict[str, str] | None]] = {"this code": ((), None), rev: ((), baseline)}
         if unmasked:
             contenders["this code, --no-redaction"] = (("--no-redaction",), None)
         runs: dict[str, list[dict[str, float]]] = {name: [] for name in contenders}
         for i in range(rounds):
-            order = list(contenders)[i % len(contenders) :] + list(contenders)[: i % len(contenders)]
-            for name in order:
+            for name in in_turn(list(contenders), i):
                 extra, env = contenders[name]
                 runs[name].append(end_to_end(bodies, seconds, *extra, flood=False, env=env)[0])
                 print(f"round {i + 1}/{rounds} {name}: {runs[name][-1]['stored_per_s']:,.0f} spans/s stored,"

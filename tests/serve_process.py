@@ -137,6 +137,13 @@ class ServeProcess:
         self.proc.wait(30)
         self.proc = None
 
+    def cpu_seconds(self) -> float:
+        """CPU time it has used so far (user + system, all threads: Python and the engine)."""
+        assert self.proc is not None
+        stat = Path(f"/proc/{self.proc.pid}/stat").read_text()
+        fields = stat[stat.rindex(")") + 2 :].split()  # the name in parentheses may hold spaces
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def rss_bytes(self, field: str = "VmRSS") -> int:
         """Resident memory now (VmRSS), or its peak so far (field="VmHWM")."""
         assert self.proc is not None
