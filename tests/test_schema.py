@@ -214,15 +214,19 @@ WHERE (trace_id, span_id) NOT IN (SELECT trace_id, span_id FROM llm_calls)"""
 
 
 @contextlib.contextmanager
-def before_0008() -> Iterator[None]:
-    """Migrations as driftline had them at schema version 7: up to 0007, the older llm_calls_columns.sql
-    (which priced calls itself) and its backfill, by position."""
-    read, known = _migrate._read, migrations()[:7]
-    older = {"llm_calls_columns.sql": COLUMNS_0007, "llm_calls_backfill.sql": BACKFILL_0007}
+def as_at(version: int, older: dict[str, str]) -> Iterator[None]:
+    """Migrations as driftline had them at schema `version`: those up to it, with the `older` text of
+    the files it names."""
+    read, known = _migrate._read, migrations()[:version]
     with pytest.MonkeyPatch.context() as patched:
         patched.setattr(_migrate, "_read", lambda name: older.get(name) or read(name))
         patched.setattr(_migrate, "migrations", lambda: known)
         yield
+
+
+def before_0008() -> contextlib.AbstractContextManager[None]:
+    """At schema version 7: the older llm_calls_columns.sql (which priced calls itself) and its backfill."""
+    return as_at(7, {"llm_calls_columns.sql": COLUMNS_0007, "llm_calls_backfill.sql": BACKFILL_0007})
 
 
 def varied_rows(first: int, count: int) -> list[list[Any]]:
@@ -304,6 +308,26 @@ def test_llm_calls_view_gives_every_column_the_value_the_sql_before_0008_gave(st
     assert {"app", "reported", "vendor", "openlit", ""} < set(sources[0]) and any(s.startswith("genai-prices") for s in sources[0]) and sources[1] > 0
 
 
+# --- 0011: first_seen's view groups the calls before spreading them into a row per dimension -----
+
+FIRST_SEEN_0010 = Path(__file__).with_name("first_seen_select_0010.sql").read_text(encoding="utf-8")
+
+
+def test_first_seen_counts_every_call_once_across_0011_as_the_view_before_it_did(collector_store: Store) -> None:
+    with as_at(10, {"first_seen_select.sql": FIRST_SEEN_0010}):
+        assert [m.version for m in migrate(collector_store)] == list(range(1, 11))
+    spans = varied_spans()
+    StoreSpanExporter(collector_store).export(spans[:500])  # through version 10's view: a row per call and dimension
+    assert [m.version for m in migrate(collector_store)] == [11]
+    StoreSpanExporter(collector_store).export(spans[500:])  # through 0011's
+    (older,) = Migration(0, "view", FIRST_SEEN_0010).statements(ttl_days=0, database=collector_store.client.database)
+    every = "dimension, scope, value, service"
+    stored = collector_store.rows(f"SELECT {every}, min(first_seen), max(last_seen), sum(calls) FROM first_seen GROUP BY {every} ORDER BY {every}")
+    assert stored == collector_store.rows(f"SELECT * FROM ({older}) ORDER BY {every}")
+    assert {row[0] for row in stored} == {"request_model", "response_model", "service_version"}
+    assert sum(row[-1] for row in stored if row[0] == "request_model") == len(spans) + 6  # and the Collector's six calls
+
+
 def schema(store: Store) -> dict[str, str]:
     """Every table and view of the store's database as its CREATE statement, the database's name left out."""
     rows = store.rows("SELECT name, create_table_query FROM system.tables WHERE database = currentDatabase()")
@@ -314,7 +338,7 @@ def test_a_new_store_skips_the_upgrade_only_migrations_and_gets_the_schema_runni
     store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     every = migrations()
-    assert [m.version for m in every if m.upgrade_only] == [6, 8, 9]
+    assert [m.version for m in every if m.upgrade_only] == [6, 8, 9, 11]
     with connect(store_url) as new, connect(f"{store_url}_stepped") as stepped:
         assert [m.version for m in migrate(new)] == [m.version for m in every]
         for version in range(1, len(every) + 1):  # one at a time: only the first finds the store empty

@@ -1,15 +1,24 @@
 -- Inferred changes: the first time each value of a change-bearing dimension was seen, per service.
 -- `scope` says what the value belongs to (the requested model for a response model, the prompt
 -- name for a prompt version, the index name for an index version).
+-- The calls are grouped by their dimensions first, and only the groups (a handful per insert) are
+-- spread into a row per dimension, not every call six times over (migration 0011; over 21,000 calls
+-- read back from llm_calls, 11 ms of CPU instead of 16).
 SELECT
     d.1 AS dimension,
     d.2 AS scope,
     assumeNotNull(d.3) AS value,
     service,
-    min(time) AS first_seen,
-    max(time) AS last_seen,
-    count() AS calls
-FROM llm_calls
+    min(group_first_seen) AS first_seen,
+    max(group_last_seen) AS last_seen,
+    sum(group_calls) AS calls
+FROM (
+    SELECT service, provider, request_model, response_model, system_fingerprint, prompt_name, prompt_version, index_name,
+           index_version, service_version, min(time) AS group_first_seen, max(time) AS group_last_seen, count() AS group_calls
+    FROM llm_calls
+    GROUP BY service, provider, request_model, response_model, system_fingerprint, prompt_name, prompt_version, index_name,
+             index_version, service_version
+)
 ARRAY JOIN [
     ('request_model', ifNull(provider, ''), request_model),
     ('response_model', ifNull(request_model, ''), response_model),
