@@ -11,7 +11,7 @@ import click
 from driftline.collector._config import store_url as resolve_store_url
 from driftline.collector._errors import ConfigError
 from driftline.collector.store._forget import Subject
-from driftline.collector.store._migrate import migrate
+from driftline.collector.store._migrate import Migration, migrate
 from driftline.collector.store._prices import refresh_prices
 from driftline.collector.store._retention import RETENTION_TABLES, retention, set_retention
 from driftline.collector.store._status import status
@@ -54,13 +54,17 @@ def migrate_command(store_url: str | None, ttl_days: int, raw_days: int | None, 
     with opened(store_url) as store:
         done = migrate(store, ttl_days=ttl_days)
         for m in done:
-            click.echo(f"applied {m.version:04d}_{m.name}")
+            click.echo(f"applied {m.version:04d}_{m.name}" if m.ran else f"recorded {m.version:04d}_{m.name} ({_why_recorded(m)}: nothing to run)")
         click.echo(f"schema is up to date in {store.url}" + ("" if done else " (nothing to do)"))
         prices = refresh_prices(store)
         if prices:
             click.echo(f"loaded the price table {prices} (costs of calls that report none are computed from it)")
         if raw_days is not None or typed_days is not None:
             _echo_retention(set_retention(store, raw_days=raw_days, typed_days=typed_days))
+
+
+def _why_recorded(migration: Migration) -> str:
+    return "embedded store only" if migration.embedded_only else "a new store is created in its latest shape"
 
 
 def _echo_retention(days: dict[str, int]) -> None:

@@ -19,7 +19,7 @@ repaired by running `migrate` again.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from importlib import resources
 
@@ -45,6 +45,8 @@ class Migration:
     version: int
     name: str
     text: str
+    ran: bool = True
+    """False when `migrate` only recorded it: an upgrade step on a new store, an embedded tuning on a server."""
 
     @property
     def upgrade_only(self) -> bool:
@@ -129,7 +131,7 @@ def require_schema(store: Store) -> None:
 def migrate(store: Store, *, ttl_days: int = 0) -> list[Migration]:
     """Apply every pending migration in order; returns those applied. Safe to run twice. On a store
     with none applied yet, `{upgrade only}` migrations are recorded without running; on a ClickHouse
-    server, `{embedded only}` ones."""
+    server, `{embedded only}` ones (`Migration.ran` says which)."""
     if ttl_days < 0:
         raise ConfigError(f"ttl_days must be 0 (keep forever) or positive, not {ttl_days}")
     _ensure_table(store)
@@ -143,7 +145,7 @@ def migrate(store: Store, *, ttl_days: int = 0) -> list[Migration]:
             for statement in migration.statements(ttl_days=ttl_days, database=database):
                 store.command(statement)
         store.insert(MIGRATIONS_TABLE, [[migration.version], [migration.name], [datetime.now(UTC)]], ["version", "name", "applied_at"])
-        done.append(migration)
+        done.append(replace(migration, ran=not skipped))
     return done
 
 
