@@ -362,9 +362,18 @@ def against_baseline(bodies: list[bytes], rev: str, *, rounds: int, seconds: flo
     median = {name: {key: statistics.median(run[key] for run in taken) for key in ("stored_per_s", "cpu_per_100k")} for name, taken in runs.items()}
     base = median[rev]
     for name, figures in median.items():
+        rate, cpu = paired_ratios(runs[name], runs[rev])
         print(f"{name:>28}: median {figures['stored_per_s']:,.0f} spans/s stored, {figures['cpu_per_100k']:.2f} CPU-s per 100k spans;"
               f" vs {rev}: {figures['stored_per_s'] / base['stored_per_s']:.2f}x the rate, {base['cpu_per_100k'] / figures['cpu_per_100k']:.2f}x"
-              f" in CPU per span (above 1: cheaper)")  # fmt: skip
+              f" in CPU per span (above 1: cheaper); paired by round: {rate:.2f}x, {cpu:.2f}x")  # fmt: skip
+
+
+def paired_ratios(runs: list[dict[str, float]], baseline: list[dict[str, float]]) -> tuple[float, float]:
+    """(rate, CPU per span) against the baseline as the median of each round's own ratio: the
+    machine's load drifts from round to round, and a round's two runs, back to back, share it."""
+    rates = [run["stored_per_s"] / base["stored_per_s"] for run, base in zip(runs, baseline, strict=True)]
+    cpus = [base["cpu_per_100k"] / run["cpu_per_100k"] for run, base in zip(runs, baseline, strict=True)]
+    return statistics.median(rates), statistics.median(cpus)
 
 
 if __name__ == "__main__":
