@@ -34,6 +34,7 @@ from driftline.collector import (
     ReleaseContextProcessor,
     Store,
     annotate,
+    connect,
     current_release,
     instrument,
     llm_call,
@@ -108,6 +109,16 @@ def test_a_call_the_app_did_not_price_is_priced_from_the_stores_price_table_and_
     # genai-prices 0.2.3 for gpt-4o-mini: $0.15 per million input tokens, cached ones at their own $0.075, output $0.60.
     assert row["cost_usd"] == pytest.approx((600 * 0.15 + 400 * 0.075 + 100 * 0.60) / 1e6)
     assert (row["cost_currency"], row["cost_source"], row["cost_computed"]) == ("USD", "genai-prices 0.2.3", True)
+
+
+def test_instrument_on_an_embedded_store_loads_the_price_table_so_its_calls_get_a_computed_cost(store_url: str) -> None:
+    handle = instrument("priced-app", store=store_url)  # a new store: no `db migrate` loaded prices into it
+    with llm_call(provider="openai", model="gpt-4o-mini") as call:
+        call.response(model="gpt-4o-mini-2024-07-18", input_tokens=1000, output_tokens=100)
+    handle.shutdown()
+    with connect(store_url) as store:
+        row = only_call(store, "cost_usd", "cost_source", "cost_computed")
+    assert row == {"cost_usd": pytest.approx((1000 * 0.15 + 100 * 0.60) / 1e6), "cost_source": "genai-prices 0.2.3", "cost_computed": True}
 
 
 def test_the_cancellation_tax_is_priced_at_the_output_rate(store: Store, traced: TracerProvider) -> None:

@@ -51,12 +51,15 @@ class Instrumentation:
 
 def _store_exporter(store: str | None, redaction: RedactionPolicy | str | Path | bool | None) -> SpanExporter:
     from driftline.collector.store._migrate import migrate
+    from driftline.collector.store._prices import refresh_prices
     from driftline.collector.store._store import connect
 
     from ._exporter import StoreSpanExporter
 
     opened = connect(store)
     migrate(opened)
+    if opened.capabilities.embedded:  # the app owns it, as serve owns its own: `db migrate` may never run on it
+        refresh_prices(opened)
     return StoreSpanExporter(opened, redaction=redaction)
 
 
@@ -107,7 +110,8 @@ def instrument(
 
     Give `endpoint` (OTLP receiver or collector, e.g. http://127.0.0.1:4318) or `store`
     (chdb:///dir or http://…:8123; default DRIFTLINE_STORE, then ./.driftline), or your own
-    `exporter`. Returns a handle whose `shutdown()` flushes.
+    `exporter`. Returns a handle whose `shutdown()` flushes. A store gets the schema it needs, and an
+    embedded one the price table calls without a reported cost are priced from (`prices` extra).
 
     `redaction` (with `store`): the policy masking secrets and personal data before the insert, a
     `RedactionPolicy` or a TOML file; False for none; default $DRIFTLINE_REDACTION, else the
