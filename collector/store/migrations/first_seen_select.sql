@@ -1,6 +1,4 @@
 -- Inferred changes: the first time each value of a change-bearing dimension was seen, per service.
--- `scope` says what the value belongs to (the requested model for a response model, the prompt
--- name for a prompt version, the index name for an index version).
 -- The calls are grouped by their dimensions first, and only the groups (a handful per insert) are
 -- spread into a row per dimension, not every call six times over (migration 0011; over 21,000 calls
 -- read back from llm_calls, 11 ms of CPU instead of 16).
@@ -19,13 +17,6 @@ FROM (
     GROUP BY service, provider, request_model, response_model, system_fingerprint, prompt_name, prompt_version, index_name,
              index_version, service_version
 )
-ARRAY JOIN [
-    ('request_model', ifNull(provider, ''), request_model),
-    ('response_model', ifNull(request_model, ''), response_model),
-    ('system_fingerprint', ifNull(response_model, ''), system_fingerprint),
-    ('prompt_version', ifNull(prompt_name, ''), prompt_version),
-    ('index_version', ifNull(index_name, ''), index_version),
-    ('service_version', '', service_version)
-] AS d
+ARRAY JOIN {include: first_seen_dimensions} AS d
 WHERE d.3 IS NOT NULL
 GROUP BY dimension, scope, value, service
