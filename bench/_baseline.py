@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import statistics
 import subprocess
 import tarfile
 import tomllib
@@ -51,3 +52,8 @@ def environment(pythonpath: Path | None) -> dict[str, str]:
     if pythonpath is not None:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(pythonpath), env.get("PYTHONPATH")]))
     return env
+
+
+def medians(runs: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, float]]:
+    """Each contender's median of each figure over its runs."""
+    return {name: {key: statistics.median(run[key] for run in taken) for key in taken[0]} for name, taken in runs.items()}

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from _baseline import environment, in_turn, unpack
+from _baseline import environment, in_turn, medians, unpack
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -195,7 +195,7 @@ def against_baseline(rev: str, pairs: int, common: list[str], *, compare_redacti
                 runs[name].append(json.loads(done.stdout.splitlines()[-1]))
                 print(f"run {i + 1}/{pairs} {name}: export {runs[name][-1]['driftline_cpu']:,.0f}, bare {runs[name][-1]['bare_cpu']:,.0f} spans per CPU-second",
                       flush=True)  # fmt: skip
-    median = {name: {key: statistics.median(run[key] for run in taken) for key in taken[0]} for name, taken in runs.items()}
+    median = medians(runs)
     ours, base = median["this code"], median[rev]
     result = {"export_ratio": ours["driftline_cpu"] / base["driftline_cpu"], "bare_ratio": ours["bare_cpu"] / base["bare_cpu"]}
     print(f"exporter: {ours['driftline_cpu']:,.0f} against {base['driftline_cpu']:,.0f} spans per CPU-second ({result['export_ratio']:.2f}x {rev})")

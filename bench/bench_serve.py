@@ -50,7 +50,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from _baseline import environment, in_turn, unpack
+from _baseline import environment, in_turn, medians, unpack
 from bench_export import content
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -359,7 +359,7 @@ def against_baseline(bodies: list[bytes], rev: str, *, rounds: int, seconds: flo
                 runs[name].append(end_to_end(bodies, seconds, *extra, flood=False, env=env)[0])
                 print(f"round {i + 1}/{rounds} {name}: {runs[name][-1]['stored_per_s']:,.0f} spans/s stored,"
                       f" {runs[name][-1]['cpu_per_100k']:.2f} CPU-s per 100k spans", flush=True)  # fmt: skip
-    median = {name: {key: statistics.median(run[key] for run in taken) for key in ("stored_per_s", "cpu_per_100k")} for name, taken in runs.items()}
+    median = medians(runs)
     base = median[rev]
     for name, figures in median.items():
         rate, cpu = paired_ratios(runs[name], runs[rev])
